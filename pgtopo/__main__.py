@@ -1,0 +1,5 @@
+"""`python -m pgtopo` runs the CLI."""
+
+from pgtopo.cli import main
+
+main()

@@ -1,0 +1,80 @@
+"""The typed actions a plan is made of, each with its node and a reason a person can read.
+
+Made by plan.py; printed by render.py; carried out by execute.py (dispatch with `match` on
+`Kind`).  A plan is a list of waves: every wave runs after the previous one has finished, and
+inside a wave each node's actions run in order while different nodes run in parallel.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Kind(enum.Enum):
+    CREATE_NETWORK = "create-network"
+    CREATE_STATE = "create-state"
+    REMOVE_JOB = "remove-job"
+    CREATE_VOLUME = "create-volume"
+    INIT = "init"
+    CLONE = "clone"
+    CREATE = "create"
+    RECREATE = "recreate"
+    START = "start"
+    CREATE_ROLE = "create-role"
+    CONFIGURE = "configure"
+    RESTART = "restart"
+    REPOINT = "repoint"
+    CREATE_SLOT = "create-slot"
+    DROP_SLOT = "drop-slot"
+    REMOVE = "remove"
+
+    @property
+    def symbol(self) -> str:
+        """+ create, ~ change, - remove (destructive actions get '!' from the action itself)."""
+        if self in (Kind.REMOVE, Kind.DROP_SLOT, Kind.REMOVE_JOB):
+            return "-"
+        if self in (Kind.CREATE_NETWORK, Kind.CREATE_STATE, Kind.CREATE_VOLUME, Kind.INIT, Kind.CLONE,
+                    Kind.CREATE, Kind.CREATE_ROLE, Kind.CREATE_SLOT):
+            return "+"
+        return "~"
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: Kind
+    node: str  # the node acted on ("" for cluster-wide actions)
+    reason: str
+    wave: int = 0
+    upstream: str | None = None  # clone/repoint source; the slot holder for slot actions
+    settings: tuple[tuple[str, str | None], ...] = ()  # configure: name -> value (None: reset)
+    slot: str | None = None
+    target: str | None = None  # a Docker object's name, for actions on one (a left-over job)
+    destructive: bool = False
+
+    def describe(self) -> str:
+        """`replica2: clone — <reason>`, the line diff and apply print."""
+        who = self.node or "cluster"
+        return f"{who}: {self.kind.value} — {self.reason}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...] = ()
+    refusals: tuple[str, ...] = ()  # why apply must not start; nothing is changed when any exist
+    notes: tuple[str, ...] = field(default=())  # what is in sync, and why nothing is done there
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions and not self.refusals
+
+    @property
+    def destructive(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.destructive)
+
+    def waves(self) -> list[list[Action]]:
+        """Actions grouped by wave, in wave order, keeping the plan's order inside each wave."""
+        grouped: dict[int, list[Action]] = {}
+        for action in self.actions:
+            grouped.setdefault(action.wave, []).append(action)
+        return [grouped[w] for w in sorted(grouped)]

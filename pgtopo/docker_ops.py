@@ -1,0 +1,296 @@
+"""Thin, typed calls to the Docker engine; every docker-py error is translated to DockerError.
+
+Called by observe.py, state.py, lock.py and execute.py.  Nothing here decides anything: it lists,
+creates, starts, stops and removes what it is told to, always with argument lists (never a
+shell line built from user input) and always stamping pgtopo's labels.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterator
+
+from pgtopo.errors import DockerError
+
+if TYPE_CHECKING:
+    import docker
+
+
+@dataclass(frozen=True)
+class Mount:
+    volume: str
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything needed to create a container."""
+
+    name: str
+    image: str
+    command: list[str]
+    labels: dict[str, str]
+    mounts: tuple[Mount, ...] = ()
+    network: str | None = None
+    aliases: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    user: str = "postgres"
+    publish: int | None = None  # container port published on 127.0.0.1
+    host_port: int | None = None  # None: an ephemeral host port
+    restart: bool = False
+    stop_signal: str = "SIGINT"
+
+
+def connect(timeout: int = 120) -> "docker.DockerClient":
+    """A client for the engine named by DOCKER_HOST (or the local socket)."""
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.api.ping()
+    except DockerException as exc:
+        raise DockerError(
+            f"cannot reach the Docker engine: {_short(exc)}",
+            hint="start Docker (or set DOCKER_HOST to a running engine) and run again",
+        ) from exc
+    return client
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Turn any docker-py or connection error raised inside into a DockerError about `what`."""
+    from docker.errors import DockerException
+    from requests.exceptions import RequestException
+
+    try:
+        yield
+    except (DockerException, RequestException, ConnectionError) as exc:
+        raise DockerError(f"Docker failed to {what}: {_short(exc)}", hint=_hint(exc)) from exc
+
+
+def _hint(exc: BaseException) -> str:
+    text = str(exc)
+    if "No such image" in text or "pull access denied" in text or "not found" in text:
+        return "build or pull the image named in the file (pgtopo never pulls)"
+    return "check that the Docker engine is running and reachable, then run again"
+
+
+def list_containers(client: "docker.DockerClient", name_prefix: str) -> list[dict]:
+    """One listing of every container whose name starts with `name_prefix` (any labels)."""
+    with translated("list containers"):
+        found = client.api.containers(all=True, filters={"name": f"^/{name_prefix}"})
+    return [c for c in found if any(n.lstrip("/").startswith(name_prefix) for n in c.get("Names", []))]
+
+
+def list_volumes(client: "docker.DockerClient", name_prefix: str) -> list[dict]:
+    with translated("list volumes"):
+        found = client.api.volumes(filters={"name": name_prefix}).get("Volumes") or []
+    return [v for v in found if v["Name"].startswith(name_prefix)]
+
+
+def inspect_network(client: "docker.DockerClient", name: str) -> dict | None:
+    with translated(f"list networks named {name}"):
+        for net in client.api.networks(names=[name]):
+            if net["Name"] == name:
+                return net
+    return None
+
+
+def create_network(client: "docker.DockerClient", name: str, labels: dict[str, str]) -> dict:
+    with translated(f"create network {name}"):
+        client.api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
+    net = inspect_network(client, name)
+    if net is None:
+        raise DockerError(f"network {name} vanished right after it was created")
+    return net
+
+
+def create_volume(client: "docker.DockerClient", name: str, labels: dict[str, str]) -> None:
+    with translated(f"create volume {name}"):
+        client.api.create_volume(name=name, driver="local", labels=labels)
+
+
+def create_container(client: "docker.DockerClient", spec: ContainerSpec) -> str:
+    """Create (not start) a container; returns its id."""
+    api = client.api
+    with translated(f"create container {spec.name}"):
+        host_config = api.create_host_config(
+            mounts=[_mount(m) for m in spec.mounts],
+            port_bindings={spec.publish: ("127.0.0.1", spec.host_port)} if spec.publish else None,
+            restart_policy={"Name": "unless-stopped"} if spec.restart else None,
+            network_mode=spec.network or "none",
+        )
+        networking = None
+        if spec.network:
+            networking = api.create_networking_config(
+                {spec.network: api.create_endpoint_config(aliases=list(spec.aliases) or None)}
+            )
+        created = api.create_container(
+            image=spec.image,
+            command=spec.command,
+            name=spec.name,
+            user=spec.user,
+            labels=spec.labels,
+            environment=spec.env,
+            ports=[spec.publish] if spec.publish else None,
+            host_config=host_config,
+            networking_config=networking,
+            stop_signal=spec.stop_signal,
+        )
+    return created["Id"]
+
+
+def _mount(m: Mount) -> dict:
+    from docker.types import Mount as DockerMount
+
+    return DockerMount(target=m.target, source=m.volume, type="volume", read_only=m.read_only)
+
+
+def start(client: "docker.DockerClient", container: str) -> None:
+    with translated(f"start container {container}"):
+        client.api.start(container)
+
+
+def stop(client: "docker.DockerClient", container: str, timeout: int = 60) -> None:
+    with translated(f"stop container {container}"):
+        client.api.stop(container, timeout=timeout)
+
+
+def remove_container(client: "docker.DockerClient", container: str) -> None:
+    from docker.errors import NotFound
+
+    try:
+        with translated(f"remove container {container}"):
+            client.api.remove_container(container, force=True, v=False)
+    except DockerError as exc:
+        if isinstance(exc.__cause__, NotFound):
+            return
+        raise
+
+
+def remove_volume(client: "docker.DockerClient", name: str) -> None:
+    with translated(f"remove volume {name}"):
+        client.api.remove_volume(name, force=False)
+
+
+def remove_network(client: "docker.DockerClient", name: str) -> None:
+    with translated(f"remove network {name}"):
+        client.api.remove_network(name)
+
+
+def inspect_container(client: "docker.DockerClient", container: str) -> dict:
+    with translated(f"inspect container {container}"):
+        return client.api.inspect_container(container)
+
+
+def host_port(client: "docker.DockerClient", container: str, port: int) -> int | None:
+    """The 127.0.0.1 port Docker published for `port` of a running container."""
+    info = inspect_container(client, container)
+    bindings = (info.get("NetworkSettings", {}).get("Ports") or {}).get(f"{port}/tcp") or []
+    for binding in bindings:
+        if binding.get("HostPort"):
+            return int(binding["HostPort"])
+    return None
+
+
+def run_job(client: "docker.DockerClient", spec: ContainerSpec, timeout: float = 3600) -> str:
+    """Run a one-shot container to completion; return its output, raise DockerError on failure."""
+    cid = create_container(client, spec)
+    try:
+        start(client, cid)
+        with translated(f"wait for {spec.name}"):
+            result = client.api.wait(cid, timeout=timeout)
+            output = client.api.logs(cid, stdout=True, stderr=True).decode(errors="replace")
+        if result.get("StatusCode") != 0:
+            tail = "\n".join(output.strip().splitlines()[-8:])
+            raise DockerError(
+                f"{spec.name} failed (exit {result.get('StatusCode')}):\n{tail}",
+                hint="fix the cause shown above and run apply again; it resumes where it stopped",
+            )
+        return output
+    finally:
+        remove_container(client, cid)
+
+
+def read_file(client: "docker.DockerClient", container: str, path: str) -> bytes | None:
+    """The bytes of one file inside a container (running or not); None when it does not exist."""
+    from docker.errors import NotFound
+
+    try:
+        with translated(f"read {path} from {container}"):
+            stream, _ = client.api.get_archive(container, path)
+            blob = b"".join(stream)
+    except DockerError as exc:
+        if isinstance(exc.__cause__, NotFound):
+            return None
+        raise
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        member = tar.next()
+        if member is None or not member.isfile():
+            return None
+        handle = tar.extractfile(member)
+        return handle.read() if handle else None
+
+
+def read_dir(client: "docker.DockerClient", container: str, path: str) -> dict[str, bytes] | None:
+    """The regular files directly inside a directory of a container; None when it does not exist."""
+    from docker.errors import NotFound
+
+    try:
+        with translated(f"read {path} from {container}"):
+            stream, _ = client.api.get_archive(container, path)
+            blob = b"".join(stream)
+    except DockerError as exc:
+        if isinstance(exc.__cause__, NotFound):
+            return None
+        raise
+    files: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            handle = tar.extractfile(member) if member.isfile() and len(parts) == 2 else None
+            if handle is not None:
+                files[parts[1]] = handle.read()
+    return files
+
+
+def write_files(
+    client: "docker.DockerClient", container: str, directory: str, files: dict[str, bytes], uid: int, gid: int
+) -> None:
+    """Write files with mode 0600 owned by uid:gid into `directory` of a (created) container."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.uid, info.gid, info.mtime = len(content), 0o600, uid, gid, int(time.time())
+            tar.addfile(info, io.BytesIO(content))
+    with translated(f"write files into {container}:{directory}"):
+        client.api.put_archive(container, directory, buf.getvalue())
+
+
+@contextmanager
+def helper(client: "docker.DockerClient", image: str, mounts: tuple[Mount, ...], labels: dict[str, str]) -> Iterator[str]:
+    """A created, never started container that gives file access to volumes; removed after use."""
+    api = client.api
+    with translated("create a helper container"):
+        cid = api.create_container(
+            image=image,
+            command=["true"],
+            labels=labels,
+            host_config=api.create_host_config(mounts=[_mount(m) for m in mounts], network_mode="none"),
+        )["Id"]
+    try:
+        yield cid
+    finally:
+        remove_container(client, cid)

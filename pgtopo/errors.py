@@ -1,0 +1,77 @@
+"""The one exception tree of pgtopo; the CLI maps each class to an exit code and one message.
+
+    PgtopoError                      exit 2 unless a subclass says otherwise
+    ├── SpecError                    the topology file is wrong (FILE:LINE:COL lines)
+    ├── DockerError                  the engine is unreachable or refused a call
+    ├── PostgresError                a server refused a command or could not be reached
+    ├── ForeignObjectError           an object with a pgtopo name lacks pgtopo's labels
+    ├── SafetyRefusal                exit 1: doing this could lose data; nothing was changed
+    ├── NotConverged                 exit 1: apply ran but the cluster does not match the file
+    ├── LockTimeout                  exit 1: another apply holds the cluster's lock
+    └── TransientError               a condition that a later retry can clear
+
+Every error carries a `hint`: what the user should do next.  Library errors are translated at
+the boundary with `raise ... from exc`, so a user never sees a traceback.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_CHANGES = 1
+EXIT_ERROR = 2
+
+
+class PgtopoError(Exception):
+    """Root of every error pgtopo reports to a user."""
+
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SpecError(PgtopoError):
+    """The topology file is invalid; `problems` holds one `FILE:LINE:COL: message` per error."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems), hint=None)
+        self.problems = problems
+
+
+class DockerError(PgtopoError):
+    """The Docker engine could not be reached or refused an operation."""
+
+
+class PostgresError(PgtopoError):
+    """A PostgreSQL server refused a command or could not be reached."""
+
+
+class ForeignObjectError(PgtopoError):
+    """A Docker object carries a name pgtopo would use, but not pgtopo's labels."""
+
+
+class SafetyRefusal(PgtopoError):
+    """Doing what the file asks could lose data; pgtopo changed nothing."""
+
+    exit_code = EXIT_CHANGES
+
+
+class NotConverged(PgtopoError):
+    """Apply finished its actions but the cluster still differs from the file."""
+
+    exit_code = EXIT_CHANGES
+
+
+class LockTimeout(PgtopoError):
+    """Another pgtopo holds the cluster's lock for longer than --lock-timeout."""
+
+    exit_code = EXIT_CHANGES
+
+
+class TransientError(PgtopoError):
+    """A condition that may clear by itself (a server still starting, a busy engine)."""

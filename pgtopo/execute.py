@@ -1,0 +1,191 @@
+"""Carry out one action against Docker and Postgres.
+
+Called by reconcile.py, which runs the waves of a plan (nodes of a wave in parallel).  Each
+action is idempotent where it can be (a re-run after an interruption finds work half done and
+finishes it), and every wait polls briefly (100 ms) instead of sleeping a fixed time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pgtopo import desired, docker_ops, labels as L, pg_ops, state as cluster_state
+from pgtopo.actions import Action, Kind
+from pgtopo.errors import PgtopoError, SafetyRefusal
+from pgtopo.observe import Snapshot
+from pgtopo.spec import Topology
+
+if TYPE_CHECKING:
+    import docker
+
+READY_TIMEOUT = 120.0
+POLL = 0.1
+
+
+@dataclass
+class Context:
+    """What execution shares between actions of one apply (guarded by a lock across threads)."""
+
+    client: "docker.DockerClient"
+    topo: Topology
+    snapshot: Snapshot
+    base_dir: Path
+    subnet: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.names = desired.names(self.topo)
+        if self.snapshot.observed.network is not None:
+            self.subnet = self.snapshot.observed.network.subnet
+
+    @property
+    def password(self) -> str:
+        if self.snapshot.state is None:
+            raise PgtopoError("the cluster's credentials are not known yet", hint="run apply again")
+        return self.snapshot.state.superuser_password
+
+    def endpoint(self, node: str) -> pg_ops.Endpoint:
+        ep = self.snapshot.endpoints.get(node)
+        if ep is None:
+            raise PgtopoError(f"{node}: the server is not running or its port is not published",
+                              hint=f"check `docker ps -a --filter name={self.names.container(node)}`")
+        return ep
+
+
+def execute(ctx: Context, action: Action) -> None:
+    """Run one action; raises a PgtopoError subclass when it cannot be done."""
+    node = action.node
+    match action.kind:
+        case Kind.CREATE_NETWORK:
+            net = docker_ops.create_network(ctx.client, ctx.topo.network_name, L.labels(ctx.topo.cluster, "network"))
+            ctx.subnet = next((c.get("Subnet") for c in (net.get("IPAM") or {}).get("Config") or []), None)
+        case Kind.CREATE_STATE:
+            _create_state(ctx)
+        case Kind.REMOVE_JOB | Kind.REMOVE:
+            docker_ops.remove_container(ctx.client, action.target or ctx.names.container(node))
+        case Kind.CREATE_VOLUME:
+            docker_ops.create_volume(ctx.client, ctx.names.volume(node), L.labels(ctx.topo.cluster, "node", node))
+        case Kind.INIT:
+            _init(ctx, node)
+        case Kind.CLONE:
+            _clone(ctx, action)
+        case Kind.CREATE:
+            _create(ctx, node)
+        case Kind.RECREATE:
+            _stop(ctx, node)
+            docker_ops.remove_container(ctx.client, ctx.names.container(node))
+            _create(ctx, node)
+        case Kind.START:
+            docker_ops.start(ctx.client, ctx.names.container(node))
+            _await_server(ctx, node)
+        case Kind.RESTART:
+            _stop(ctx, node)
+            docker_ops.start(ctx.client, ctx.names.container(node))
+            _await_server(ctx, node)
+        case Kind.CREATE_ROLE:
+            replication = ctx.snapshot.state.replication_password if ctx.snapshot.state else ""
+            pg_ops.ensure_replication_role(ctx.endpoint(node), ctx.topo.auth.replication_user, replication)
+        case Kind.CONFIGURE:
+            pg_ops.alter_system(ctx.endpoint(node), dict(action.settings))
+        case Kind.REPOINT:
+            _ensure_slot(ctx, action)
+            pg_ops.set_replication_source(ctx.endpoint(node), desired.conninfo(ctx.topo, node), action.slot or "")
+        case Kind.CREATE_SLOT:
+            _ensure_slot(ctx, action)
+        case Kind.DROP_SLOT:
+            pg_ops.drop_slot(ctx.endpoint(node), action.slot or "")
+
+
+def _create_state(ctx: Context) -> None:
+    superuser, replication = cluster_state.desired_passwords(ctx.topo, ctx.base_dir)
+    new = cluster_state.ClusterState(
+        superuser_password=superuser or cluster_state.generate_password(),
+        replication_password=replication or cluster_state.generate_password(),
+    )
+    if ctx.snapshot.observed.state_volume is None:
+        docker_ops.create_volume(ctx.client, ctx.names.state_volume, L.labels(ctx.topo.cluster, "state"))
+    cluster_state.write(ctx.client, ctx.topo.image, ctx.names.state_volume, ctx.topo.cluster, new,
+                        ctx.topo.auth.replication_user)
+    ctx.snapshot.state = new
+
+
+def _init(ctx: Context, node: str) -> None:
+    """initdb into the node's volume, then record the new cluster's system identifier."""
+    docker_ops.run_job(ctx.client, desired.init_job(ctx.topo, node, ctx.subnet))
+    mounts = (docker_ops.Mount(ctx.names.volume(node), L.DATA_MOUNT, read_only=True),)
+    with docker_ops.helper(ctx.client, ctx.topo.image, mounts, L.labels(ctx.topo.cluster, "helper")) as cid:
+        control = docker_ops.read_file(ctx.client, cid, f"{L.PGDATA}/global/pg_control")
+    if not control:
+        raise PgtopoError(f"{node}: initdb finished but left no pg_control", hint="see the init job's output")
+    sysid = int.from_bytes(control[:8], "little")
+    assert ctx.snapshot.state is not None
+    updated = cluster_state.ClusterState(ctx.snapshot.state.superuser_password,
+                                         ctx.snapshot.state.replication_password, sysid)
+    cluster_state.write(ctx.client, ctx.topo.image, ctx.names.state_volume, ctx.topo.cluster, updated,
+                        ctx.topo.auth.replication_user)
+    ctx.snapshot.state = updated
+
+
+def _clone(ctx: Context, action: Action) -> None:
+    """pg_basebackup from the upstream, after checking it serves this very cluster."""
+    upstream = action.upstream or ctx.topo.primary
+    ep = ctx.endpoint(upstream)
+    facts = pg_ops.probe(ep)
+    expected = ctx.snapshot.state.system_identifier if ctx.snapshot.state else None
+    if expected is not None and facts.system_identifier != expected:
+        raise SafetyRefusal(
+            f"{action.node}: refusing to clone from {upstream}: it serves another cluster "
+            f"(system identifier {facts.system_identifier}, this cluster is {expected})",
+            hint=f"fix {upstream} first; pgtopo never clones from a server of another cluster",
+        )
+    _ensure_slot(ctx, action)
+    _stop(ctx, action.node)
+    docker_ops.run_job(ctx.client, desired.clone_job(ctx.topo, action.node))
+
+
+def _ensure_slot(ctx: Context, action: Action) -> None:
+    if action.upstream and action.slot:
+        pg_ops.create_slot(ctx.endpoint(action.upstream), action.slot)
+
+
+def _stop(ctx: Context, node: str) -> None:
+    """Fast shutdown of a node's container when it runs (SIGINT is the containers' stop signal)."""
+    name = ctx.names.container(node)
+    facts = ctx.snapshot.observed.node(node).container
+    if facts is not None:
+        docker_ops.stop(ctx.client, name, timeout=120)
+    with ctx.lock:
+        ctx.snapshot.endpoints.pop(node, None)
+
+
+def _create(ctx: Context, node: str) -> None:
+    spec = desired.node_container(ctx.topo, node)
+    cid = docker_ops.create_container(ctx.client, spec)
+    docker_ops.start(ctx.client, cid)
+    _await_server(ctx, node)
+
+
+def _await_server(ctx: Context, node: str) -> None:
+    """Learn the published port of a started node, then wait until its server answers."""
+    name = ctx.names.container(node)
+    port = docker_ops.host_port(ctx.client, name, L.PG_PORT)
+    if port is None:
+        raise PgtopoError(f"{node}: Docker published no port for {name}", hint=f"see `docker logs {name}`")
+    ep = pg_ops.Endpoint(node, port, ctx.password)
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        try:
+            pg_ops.wait_ready(ep, min(deadline, time.monotonic() + 2.0), POLL)
+            break
+        except PgtopoError:
+            info = docker_ops.inspect_container(ctx.client, name)
+            if not info["State"].get("Running") or time.monotonic() >= deadline:
+                logs = ctx.client.api.logs(name, tail=8).decode(errors="replace").strip()
+                raise PgtopoError(f"{node}: the server did not come up:\n{logs}",
+                                  hint=f"see `docker logs {name}`") from None
+    with ctx.lock:
+        ctx.snapshot.endpoints[node] = ep

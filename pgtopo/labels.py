@@ -1,0 +1,78 @@
+"""Names and labels of every Docker object pgtopo makes, and the config hash that detects drift.
+
+Used by observe (to find and classify objects), by the planner (to compare hashes) and by the
+Docker operations (to stamp objects).  Pure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from pgtopo import __version__
+
+PREFIX = "io.pgtopo"
+CLUSTER = f"{PREFIX}.cluster"
+NODE = f"{PREFIX}.node"
+ROLE = f"{PREFIX}.role"  # node | job | lock | state | helper
+VERSION = f"{PREFIX}.version"
+CONFIG_HASH = f"{PREFIX}.config-hash"
+JOB = f"{PREFIX}.job"  # for role=job: init | clone | rewind
+
+DATA_MOUNT = "/var/lib/postgresql/data"
+PGDATA = f"{DATA_MOUNT}/pgdata"
+STATE_MOUNT = "/run/pgtopo"
+PASSFILE = f"{STATE_MOUNT}/pgpass"
+PG_PORT = 5432
+
+
+@dataclass(frozen=True)
+class Names:
+    """Docker names for one cluster."""
+
+    cluster: str
+    network: str
+
+    def container(self, node: str) -> str:
+        return f"{self.cluster}-{node}"
+
+    def volume(self, node: str) -> str:
+        return f"{self.cluster}-{node}-data"
+
+    def job(self, node: str, job: str) -> str:
+        return f"{self.cluster}-{node}-{job}"
+
+    @property
+    def state_volume(self) -> str:
+        return f"{self.cluster}-pgtopo-state"
+
+    @property
+    def lock(self) -> str:
+        return f"{self.cluster}-pgtopo-lock"
+
+
+def slot_name(node: str) -> str:
+    """The physical replication slot a replica uses on its upstream."""
+    return "pgtopo_" + node.replace("-", "_")
+
+
+def labels(cluster: str, role: str, node: str | None = None, **extra: str) -> dict[str, str]:
+    """Labels for a new object; every object pgtopo makes carries cluster, role and version."""
+    out = {CLUSTER: cluster, ROLE: role, VERSION: __version__}
+    if node is not None:
+        out[NODE] = node
+    for key, value in extra.items():
+        out[f"{PREFIX}.{key.replace('_', '-')}"] = value
+    return out
+
+
+def cluster_filter(cluster: str) -> dict[str, list[str]]:
+    """A Docker list filter for every object of one cluster."""
+    return {"label": [f"{CLUSTER}={cluster}"]}
+
+
+def config_hash(config: dict[str, object]) -> str:
+    """sha256 of the sorted JSON of a container's desired configuration (docker compose's idea)."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()

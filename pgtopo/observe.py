@@ -1,0 +1,186 @@
+"""Observation: Docker listings and Postgres probes → `Observed` (read-only, parallel).
+
+Called by reconcile.py and the CLI's status.  One container listing (by name prefix, so objects
+without pgtopo's labels that would collide are seen too), one volume listing and one network
+lookup, run concurrently; then the state volume is read and every running node is probed in
+parallel.  Volume contents are read (pg_control) only for nodes whose server cannot answer.
+"""
+
+from __future__ import annotations
+
+import struct
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pgtopo import docker_ops, labels as L, pg_ops, state as cluster_state
+from pgtopo.errors import PgtopoError
+from pgtopo.observed import ContainerFacts, DataFacts, NetworkFacts, NodeFacts, Observed, VolumeFacts
+from pgtopo.spec import Topology
+
+if TYPE_CHECKING:
+    import docker
+
+    from pgtopo.state import ClusterState
+
+
+@dataclass
+class Snapshot:
+    """Observation plus what execution needs to reach the servers (not part of the pure plan input)."""
+
+    observed: Observed
+    state: "ClusterState | None"
+    endpoints: dict[str, pg_ops.Endpoint] = field(default_factory=dict)
+
+
+def observe(client: "docker.DockerClient", topo: Topology) -> Snapshot:
+    names = L.Names(topo.cluster, topo.network_name)
+    prefix = f"{topo.cluster}-"
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        f_containers = pool.submit(docker_ops.list_containers, client, prefix)
+        f_volumes = pool.submit(docker_ops.list_volumes, client, prefix)
+        f_network = pool.submit(docker_ops.inspect_network, client, names.network)
+        containers, volumes, network = f_containers.result(), f_volumes.result(), f_network.result()
+
+    parts = _classify(topo, names, [_container(c) for c in containers], volumes)
+    state = _read_state(client, topo, parts)
+    endpoints = _endpoints(parts.containers, state)
+    facts = _probe_all(client, topo, parts, endpoints)
+    observed = Observed(
+        cluster=topo.cluster,
+        network=_network(network),
+        state_volume=parts.state_volume,
+        system_identifier=state.system_identifier if state else None,
+        credentials=state is not None,
+        nodes=facts,
+        foreign=tuple(sorted(parts.foreign)),
+        lock_holder=parts.lock,
+    )
+    return Snapshot(observed=observed, state=state, endpoints=endpoints)
+
+
+@dataclass
+class _Parts:
+    containers: dict[str, ContainerFacts] = field(default_factory=dict)
+    volumes: dict[str, VolumeFacts] = field(default_factory=dict)
+    jobs: dict[str, list[ContainerFacts]] = field(default_factory=dict)
+    state_volume: VolumeFacts | None = None
+    foreign: list[str] = field(default_factory=list)
+    lock: str | None = None
+
+
+def _container(raw: dict) -> ContainerFacts:
+    port = None
+    for p in raw.get("Ports") or []:
+        if p.get("PrivatePort") == L.PG_PORT and p.get("PublicPort") and p.get("IP") in ("127.0.0.1", "0.0.0.0", None):
+            port = int(p["PublicPort"])
+    return ContainerFacts(
+        id=raw["Id"],
+        name=raw["Names"][0].lstrip("/"),
+        state=raw.get("State", "unknown"),
+        image=raw.get("Image", ""),
+        labels=raw.get("Labels") or {},
+        host_port=port,
+    )
+
+
+def _classify(topo: Topology, names: L.Names, containers: list[ContainerFacts], volumes: list[dict]) -> _Parts:
+    parts = _Parts()
+    wanted_containers = {names.container(n): n for n in topo.nodes}
+    for c in containers:
+        ours = c.labels.get(L.CLUSTER) == topo.cluster
+        role, node = c.labels.get(L.ROLE), c.labels.get(L.NODE)
+        if not ours:
+            if c.name in wanted_containers or c.name == names.lock:
+                parts.foreign.append(f"container {c.name}")
+        elif role == "node" and node:
+            parts.containers[node] = c
+        elif role == "job" and node:
+            parts.jobs.setdefault(node, []).append(c)
+        elif role == "lock":
+            parts.lock = c.name
+    wanted_volumes = {names.volume(n): n for n in topo.nodes}
+    for raw in volumes:
+        vol = VolumeFacts(name=raw["Name"], labels=raw.get("Labels") or {})
+        ours = vol.labels.get(L.CLUSTER) == topo.cluster
+        if vol.name == names.state_volume:
+            if ours:
+                parts.state_volume = vol
+            else:
+                parts.foreign.append(f"volume {vol.name}")
+        elif not ours:
+            if vol.name in wanted_volumes:
+                parts.foreign.append(f"volume {vol.name}")
+        elif vol.labels.get(L.ROLE) == "node" and vol.labels.get(L.NODE):
+            parts.volumes[vol.labels[L.NODE]] = vol
+    return parts
+
+
+def _network(raw: dict | None) -> NetworkFacts | None:
+    if raw is None:
+        return None
+    configs = (raw.get("IPAM") or {}).get("Config") or []
+    subnet = next((c.get("Subnet") for c in configs if c.get("Subnet")), None)
+    return NetworkFacts(
+        name=raw["Name"], id=raw["Id"], subnet=subnet, owned=(raw.get("Labels") or {}).get(L.CLUSTER) is not None
+    )
+
+
+def _read_state(client: "docker.DockerClient", topo: Topology, parts: _Parts) -> "ClusterState | None":
+    if parts.state_volume is None:
+        return None
+    for c in parts.containers.values():
+        found = cluster_state.read_from(client, c.id)
+        if found is not None:
+            return found
+    return cluster_state.read(client, topo.image, parts.state_volume.name, topo.cluster)
+
+
+def _endpoints(containers: dict[str, ContainerFacts], state: "ClusterState | None") -> dict[str, pg_ops.Endpoint]:
+    if state is None:
+        return {}
+    return {
+        node: pg_ops.Endpoint(node, c.host_port, state.superuser_password)
+        for node, c in containers.items()
+        if c.running and c.host_port
+    }
+
+
+def _probe_all(client: "docker.DockerClient", topo: Topology, parts: _Parts,
+               endpoints: dict[str, pg_ops.Endpoint]) -> dict[str, NodeFacts]:
+    every = sorted(set(topo.nodes) | set(parts.containers) | set(parts.volumes) | set(parts.jobs))
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(every)))) as pool:
+        futures = {n: pool.submit(_probe_node, client, topo.image, n, parts, endpoints.get(n)) for n in every}
+        return {n: f.result() for n, f in futures.items()}
+
+
+def _probe_node(client: "docker.DockerClient", image: str, node: str, parts: _Parts,
+                endpoint: pg_ops.Endpoint | None) -> NodeFacts:
+    container, volume = parts.containers.get(node), parts.volumes.get(node)
+    pg = pg_error = data = None
+    if endpoint is not None:
+        try:
+            pg = pg_ops.probe(endpoint)
+        except PgtopoError as exc:
+            pg_error = exc.message
+    elif container is not None and container.running:
+        pg_error = "no published port or no password known"
+    if pg is None and volume is not None:
+        data = _read_data(client, image, container, volume, parts.jobs.get(node, []))
+    return NodeFacts(name=node, container=container, volume=volume, data=data, pg=pg, pg_error=pg_error,
+                     jobs=tuple(parts.jobs.get(node, [])))
+
+
+def _read_data(client: "docker.DockerClient", image: str, container: ContainerFacts | None,
+               volume: VolumeFacts, jobs: list[ContainerFacts]) -> DataFacts:
+    """Does the volume hold a PGDATA, and of which cluster (pg_control's system identifier)?"""
+    path = f"{L.PGDATA}/global/pg_control"
+    if container is not None:
+        raw = docker_ops.read_file(client, container.id, path)
+    else:
+        mounts = (docker_ops.Mount(volume.name, L.DATA_MOUNT, read_only=True),)
+        with docker_ops.helper(client, image, mounts, L.labels(volume.labels.get(L.CLUSTER, ""), "helper")) as cid:
+            raw = docker_ops.read_file(client, cid, path)
+    if raw is None or len(raw) < 8:
+        return DataFacts(has_pgdata=False)
+    return DataFacts(has_pgdata=True, system_identifier=struct.unpack("<Q", raw[:8])[0])

@@ -1,0 +1,148 @@
+"""What exists: the observed state of a cluster, as plain frozen values (no I/O).
+
+Built by `observe.py`, read by `plan.py` and `render.py`.  Unit tests build these by hand to
+describe a situation and check the plan for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+from pgtopo import labels as L
+
+
+@dataclass(frozen=True)
+class ContainerFacts:
+    """One container found by the listing."""
+
+    id: str
+    name: str
+    state: str  # created | running | restarting | paused | exited | dead
+    image: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    host_port: int | None = None
+    exit_code: int | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def owned(self) -> bool:
+        return L.CLUSTER in self.labels
+
+    @property
+    def config_hash(self) -> str | None:
+        return self.labels.get(L.CONFIG_HASH)
+
+
+@dataclass(frozen=True)
+class VolumeFacts:
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def owned(self) -> bool:
+        return L.CLUSTER in self.labels
+
+
+@dataclass(frozen=True)
+class NetworkFacts:
+    name: str
+    id: str
+    subnet: str | None
+    owned: bool
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """What a data volume holds, read from its files without starting Postgres."""
+
+    has_pgdata: bool
+    system_identifier: int | None = None
+
+
+@dataclass(frozen=True)
+class WalReceiver:
+    status: str
+    upstream: str | None  # the host in primary_conninfo: a node name (network alias)
+    slot: str | None
+
+
+@dataclass(frozen=True)
+class Downstream:
+    """One row of pg_stat_replication on a node."""
+
+    application_name: str
+    state: str
+    lag_bytes: int | None
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class PgFacts:
+    """Facts read from a running server through its published port."""
+
+    server_version: int
+    system_identifier: int
+    in_recovery: bool
+    timeline: int | None
+    lsn: int | None  # current (primary) or replayed (standby) WAL position
+    receiver: WalReceiver | None = None
+    downstreams: tuple[Downstream, ...] = ()
+    slots: tuple[Slot, ...] = ()
+    pending_restart: tuple[str, ...] = ()
+    auto_conf: Mapping[str, str] = field(default_factory=dict)  # postgresql.auto.conf entries
+    replication_roles: tuple[str, ...] = ()
+    restart_settings: frozenset[str] = frozenset()  # settings that only a restart applies
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """Everything observed about one node name (in the file, or found by label)."""
+
+    name: str
+    container: ContainerFacts | None = None
+    volume: VolumeFacts | None = None
+    data: DataFacts | None = None  # None: not read (Postgres answered, or no volume)
+    pg: PgFacts | None = None
+    pg_error: str | None = None  # why the probe failed, when the container runs
+    jobs: tuple[ContainerFacts, ...] = ()  # one-shot containers left by an interrupted apply
+
+    @property
+    def has_data(self) -> bool:
+        """The node's volume holds a PGDATA, as far as observation could tell."""
+        return self.pg is not None or (self.data is not None and self.data.has_pgdata)
+
+    @property
+    def system_identifier(self) -> int | None:
+        if self.pg is not None:
+            return self.pg.system_identifier
+        return self.data.system_identifier if self.data else None
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The whole observed state of one cluster."""
+
+    cluster: str
+    network: NetworkFacts | None = None
+    state_volume: VolumeFacts | None = None
+    system_identifier: int | None = None  # recorded at initdb in the state volume
+    credentials: bool = False  # the state volume holds the cluster's passwords
+    nodes: Mapping[str, NodeFacts] = field(default_factory=dict)
+    foreign: tuple[str, ...] = ()  # objects with pgtopo names but without pgtopo labels
+    lock_holder: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", MappingProxyType(dict(self.nodes)))
+
+    def node(self, name: str) -> NodeFacts:
+        return self.nodes.get(name) or NodeFacts(name=name)

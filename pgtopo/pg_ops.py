@@ -1,0 +1,221 @@
+"""PostgreSQL through psycopg 3: the probe that observation runs, and the commands execute sends.
+
+Called by observe.py (probe) and execute.py (slots, settings, waits).  Every name and value goes
+through `psycopg.sql`; rows come back typed from the driver.  pgtopo connects only to ports
+published on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+from pgtopo.errors import PostgresError
+from pgtopo.observed import Downstream, PgFacts, Slot, WalReceiver
+
+if TYPE_CHECKING:
+    import psycopg
+
+T = TypeVar("T")
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """How pgtopo reaches one server: a loopback port and the superuser password."""
+
+    node: str
+    port: int
+    password: str
+
+
+def connect(ep: Endpoint, timeout: float = 3.0) -> "psycopg.Connection":
+    import psycopg
+
+    try:
+        return psycopg.connect(
+            host=HOST,
+            port=ep.port,
+            user="postgres",
+            password=ep.password,
+            dbname="postgres",
+            connect_timeout=max(1, int(timeout)),
+            autocommit=True,
+            application_name="pgtopo",
+        )
+    except psycopg.Error as exc:
+        raise PostgresError(f"{ep.node}: cannot connect on {HOST}:{ep.port}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def run(ep: Endpoint, fn: Callable[["psycopg.Connection"], T], what: str) -> T:
+    """Open a connection, run `fn` on it, close it; errors become PostgresError about `what`."""
+    import psycopg
+
+    conn = connect(ep)
+    try:
+        with conn:
+            return fn(conn)
+    except psycopg.Error as exc:
+        raise PostgresError(f"{ep.node}: {what} failed: {_first_line(exc)}") from exc
+
+
+def _lsn(value: Any) -> int | None:
+    """pg_lsn text '16/B374D848' → an integer byte position."""
+    if value is None:
+        return None
+    hi, lo = str(value).split("/")
+    return (int(hi, 16) << 32) + int(lo, 16)
+
+
+PROBE_SQL = """
+SELECT current_setting('server_version_num')::int,
+       (SELECT system_identifier FROM pg_control_system()),
+       pg_is_in_recovery(),
+       CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END,
+       CASE WHEN pg_is_in_recovery()
+            THEN COALESCE((SELECT received_tli FROM pg_stat_wal_receiver),
+                          (SELECT timeline_id FROM pg_control_checkpoint()))
+            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
+       ARRAY(SELECT name FROM pg_settings WHERE pending_restart ORDER BY name)
+"""
+RECEIVER_SQL = "SELECT status, sender_host, slot_name FROM pg_stat_wal_receiver"
+DOWNSTREAM_SQL = """
+SELECT application_name, state,
+       CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END - replay_lsn
+FROM pg_stat_replication ORDER BY application_name
+"""
+SLOTS_SQL = "SELECT slot_name, active FROM pg_replication_slots WHERE slot_type = 'physical' ORDER BY slot_name"
+RESTART_SQL = "SELECT name FROM pg_settings WHERE context = 'postmaster' ORDER BY name"
+ROLES_SQL = "SELECT rolname FROM pg_roles WHERE rolreplication AND rolcanlogin ORDER BY rolname"
+AUTO_CONF_SQL = """
+SELECT name, setting FROM pg_file_settings
+WHERE sourcefile LIKE '%postgresql.auto.conf' AND error IS NULL ORDER BY seqno
+"""
+
+
+def probe(ep: Endpoint) -> PgFacts:
+    """Read-only facts about one server, in a single connection."""
+
+    def query(conn: "psycopg.Connection") -> PgFacts:
+        with conn.cursor() as cur:
+            version, sysid, in_recovery, lsn, timeline, pending = cur.execute(PROBE_SQL).fetchone()
+            recv = cur.execute(RECEIVER_SQL).fetchone()
+            downs = cur.execute(DOWNSTREAM_SQL).fetchall()
+            slots = cur.execute(SLOTS_SQL).fetchall()
+            auto = cur.execute(AUTO_CONF_SQL).fetchall()
+            roles = cur.execute(ROLES_SQL).fetchall()
+            restart = cur.execute(RESTART_SQL).fetchall()
+        return PgFacts(
+            server_version=version,
+            system_identifier=int(sysid),
+            in_recovery=bool(in_recovery),
+            timeline=timeline,
+            lsn=_lsn(lsn),
+            receiver=WalReceiver(status=recv[0], upstream=recv[1], slot=recv[2]) if recv else None,
+            downstreams=tuple(Downstream(a, s, int(lag) if lag is not None else None) for a, s, lag in downs),
+            slots=tuple(Slot(name, bool(active)) for name, active in slots),
+            pending_restart=tuple(pending or ()),
+            auto_conf={name: setting for name, setting in auto},
+            replication_roles=tuple(r[0] for r in roles),
+            restart_settings=frozenset(r[0] for r in restart),
+        )
+
+    return run(ep, query, "probe")
+
+
+def create_slot(ep: Endpoint, slot: str) -> None:
+    """Create a physical slot unless it exists; it reserves WAL from now on."""
+    from psycopg import sql
+
+    def go(conn: "psycopg.Connection") -> None:
+        exists = conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("SELECT pg_create_physical_replication_slot({}, true)").format(sql.Literal(slot)))
+
+    run(ep, go, f"create slot {slot}")
+
+
+def drop_slot(ep: Endpoint, slot: str) -> None:
+    def go(conn: "psycopg.Connection") -> None:
+        conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s AND NOT active",
+            (slot,),
+        )
+
+    run(ep, go, f"drop slot {slot}")
+
+
+def alter_system(ep: Endpoint, settings: dict[str, str | None]) -> list[str]:
+    """ALTER SYSTEM SET (or RESET, for None) each setting, reload; returns those pending a restart."""
+    from psycopg import sql
+
+    def go(conn: "psycopg.Connection") -> list[str]:
+        for name, value in settings.items():
+            if value is None:
+                conn.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)))
+            else:
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+        conn.execute("SELECT pg_reload_conf()")
+        return pending_restart(conn, list(settings))
+
+    return run(ep, go, "ALTER SYSTEM")
+
+
+def pending_restart(conn: "psycopg.Connection", names: list[str]) -> list[str]:
+    """Which of `names` wait for a restart; polls briefly since a reload is asynchronous."""
+    deadline = time.monotonic() + 2.0
+    rows: list[str] = []
+    while True:
+        applied = conn.execute(
+            "SELECT count(*) FROM pg_file_settings WHERE applied IS FALSE AND error IS NULL AND name = ANY(%s)",
+            (names,),
+        ).fetchone()[0]
+        rows = [r[0] for r in conn.execute("SELECT name FROM pg_settings WHERE pending_restart AND name = ANY(%s)", (names,))]
+        if rows or applied == 0 or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
+
+
+def ensure_replication_role(ep: Endpoint, role: str, password: str) -> None:
+    """Create (or fix) the replication role with a scram-sha-256 password."""
+    from psycopg import sql
+
+    def go(conn: "psycopg.Connection") -> None:
+        conn.execute("SET password_encryption = 'scram-sha-256'")
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        conn.execute(
+            sql.SQL(verb + " ROLE {} WITH REPLICATION LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+        )
+
+    run(ep, go, f"create replication role {role}")
+
+
+def set_replication_source(ep: Endpoint, conninfo: str, slot: str) -> None:
+    """Point a standby at another upstream; PostgreSQL 13+ applies this on reload."""
+    alter_system(ep, {"primary_conninfo": conninfo, "primary_slot_name": slot})
+
+
+def wait_ready(ep: Endpoint, deadline: float, poll: float = 0.1) -> None:
+    """Wait until the server accepts connections (or raise at the monotonic `deadline`)."""
+    import psycopg
+
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with psycopg.connect(
+                host=HOST, port=ep.port, user="postgres", password=ep.password, dbname="postgres", connect_timeout=1
+            ) as conn:
+                conn.execute("SELECT 1")
+                return
+        except psycopg.Error as exc:
+            last = _first_line(exc)
+        time.sleep(poll)
+    raise PostgresError(f"{ep.node}: did not accept connections in time ({last})",
+                        hint="see `docker logs` of the node's container")

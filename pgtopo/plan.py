@@ -1,0 +1,247 @@
+"""plan(topology, observed) -> Plan: what to do so the cluster matches the file.  Pure.
+
+No side effects: no Docker, no Postgres, no clock.  Called by reconcile.py and the CLI's diff;
+tested with plain values in tests/unit/test_plan.py.  Every rule is here with its reason string,
+so "why did apply clone replica2?" is answered by reading this file.
+
+Waves: 0 cluster-wide objects; 1 + depth for each node (the primary first, then its replicas,
+then cascaded ones, so an upstream is up before its downstreams clone from it); restarts run in
+late waves deepest-first, primary last; removals and slot clean-up run at the end.
+"""
+
+from __future__ import annotations
+
+from pgtopo import desired, labels as L
+from pgtopo.actions import Action, Kind, Plan
+from pgtopo.observed import NodeFacts, Observed
+from pgtopo.spec import Topology
+
+RESTART_WAVE = 100  # restarts run in wave RESTART_WAVE - depth: replicas before the primary
+REMOVE_WAVE = 200
+SLOT_WAVE = 201
+REPLICATION_KEYS = ("primary_conninfo", "primary_slot_name")
+
+
+def plan(topo: Topology, obs: Observed) -> Plan:
+    """The actions that bring `obs` to what `topo` says, or the refusals that forbid trying."""
+    refusals = _refusals(topo, obs)
+    if refusals:
+        return Plan(refusals=tuple(refusals))
+    actions = _cluster_actions(topo, obs)
+    notes: list[str] = []
+    for node in sorted(topo.nodes, key=lambda n: (topo.depth(n), n)):
+        node_actions = _node_actions(topo, obs, node)
+        actions += node_actions
+        if not node_actions:
+            notes.append(_in_sync_note(topo, obs.node(node)))
+    actions += _stray_actions(topo, obs)
+    actions += _slot_cleanup(topo, obs)
+    return Plan(actions=tuple(actions), notes=tuple(notes))
+
+
+def cluster_system_identifier(topo: Topology, obs: Observed) -> int | None:
+    """The cluster's identity: recorded at initdb, else the primary's data."""
+    return obs.system_identifier or obs.node(topo.primary).system_identifier
+
+
+def _refusals(topo: Topology, obs: Observed) -> list[str]:
+    refusals = [
+        f"{name} exists but was not made by pgtopo for cluster {topo.cluster!r} (no pgtopo labels); "
+        "pgtopo never touches it: rename or remove it, or choose another cluster name"
+        for name in obs.foreign
+    ]
+    primary = obs.node(topo.primary)
+    holders = sorted(n.name for n in obs.nodes.values() if n.name != topo.primary and n.has_data)
+    if not primary.has_data and holders:
+        refusals.append(
+            f"{topo.primary}: the primary has no data but {', '.join(holders)} still hold this cluster's data; "
+            f"pgtopo never initdbs a new primary while the cluster's data exists. Make one of them the primary "
+            f"in the file (primary: {holders[0]}) and apply again"
+        )
+    expected = obs.system_identifier
+    if expected and primary.system_identifier and primary.system_identifier != expected:
+        refusals.append(
+            f"{topo.primary}: its data belongs to another cluster (system identifier {primary.system_identifier}, "
+            f"this cluster is {expected}); move that volume away or fix the file"
+        )
+    if not obs.credentials and obs.state_volume is not None and (primary.has_data or holders):
+        refusals.append(
+            f"the state volume {L.Names(topo.cluster, '').state_volume} holds no credentials while the cluster has "
+            "data; restore it, or set auth.superuser_password / auth.replication_password in the file"
+        )
+    refusals += _role_refusals(topo, obs)
+    return refusals
+
+
+def _role_refusals(topo: Topology, obs: Observed) -> list[str]:
+    out = []
+    primary = obs.node(topo.primary).pg
+    if primary is not None and primary.in_recovery:
+        out.append(
+            f"{topo.primary}: the file names it the primary but it runs as a standby; "
+            "promoting a standby is not supported yet: put the current primary back in the file"
+        )
+    for name in topo.replicas():
+        pg = obs.node(name).pg
+        if pg is not None and not pg.in_recovery:
+            out.append(
+                f"{name}: the file names it a replica but it accepts writes (promoted by hand?); "
+                "rewinding it is not supported yet: stop it or remove its container, then apply"
+            )
+    return out
+
+
+def _cluster_actions(topo: Topology, obs: Observed) -> list[Action]:
+    actions = []
+    if obs.network is None:
+        actions.append(Action(Kind.CREATE_NETWORK, "", f"network {topo.network_name} does not exist", wave=0))
+    if obs.state_volume is None or not obs.credentials:
+        actions.append(Action(Kind.CREATE_STATE, "", "no stored credentials yet: keep the passwords in the state volume", wave=0))
+    return actions
+
+
+def _node_actions(topo: Topology, obs: Observed, node: str) -> list[Action]:
+    facts = obs.node(node)
+    wave = 1 + topo.depth(node)
+    actions = [
+        Action(Kind.REMOVE_JOB, node, f"job container {job.name} was left by an interrupted apply", wave=wave,
+               target=job.name)
+        for job in facts.jobs
+    ]
+    if node == topo.primary:
+        actions += _primary_data(topo, facts, wave)
+    else:
+        actions += _replica_data(topo, obs, facts, wave)
+    data_rebuilt = any(a.kind in (Kind.INIT, Kind.CLONE) for a in actions)
+    container = _container_action(topo, facts, wave, data_rebuilt)
+    if container is not None:
+        actions.append(container)
+    if data_rebuilt and node == topo.primary:
+        actions.append(Action(Kind.CREATE_ROLE, node, f"create the replication role {topo.auth.replication_user}", wave=wave))
+    elif facts.pg is not None and not data_rebuilt:
+        actions += _server_actions(topo, obs, facts, wave)
+    return actions
+
+
+def _primary_data(topo: Topology, facts: NodeFacts, wave: int) -> list[Action]:
+    if facts.has_data:
+        return []
+    actions = []
+    if facts.volume is None:
+        actions.append(Action(Kind.CREATE_VOLUME, facts.name, "no data volume", wave=wave))
+    actions.append(Action(Kind.INIT, facts.name, "no data anywhere in the cluster: initdb with data checksums", wave=wave))
+    return actions
+
+
+def _replica_data(topo: Topology, obs: Observed, facts: NodeFacts, wave: int) -> list[Action]:
+    upstream = topo.upstream_of(facts.name)
+    expected = cluster_system_identifier(topo, obs)
+    if not facts.has_data:
+        why, destructive = ("volume holds no data" if facts.volume else "no data volume"), False
+    elif expected and facts.system_identifier and facts.system_identifier != expected:
+        why = f"its data belongs to another cluster (system identifier {facts.system_identifier}, this cluster is {expected})"
+        destructive = True
+    else:
+        return []
+    actions = []
+    if facts.volume is None:
+        actions.append(Action(Kind.CREATE_VOLUME, facts.name, "no data volume", wave=wave))
+    actions.append(Action(Kind.CLONE, facts.name, f"{why}: pg_basebackup from {upstream}", wave=wave,
+                          upstream=upstream, slot=L.slot_name(facts.name), destructive=destructive))
+    return actions
+
+
+def _container_action(topo: Topology, facts: NodeFacts, wave: int, data_rebuilt: bool) -> Action | None:
+    c, node = facts.container, facts.name
+    if c is None:
+        why = "no container; starting on the existing data volume" if facts.has_data else "no container"
+        return Action(Kind.CREATE, node, why, wave=wave)
+    if c.config_hash != desired.node_hash(topo, node):
+        change = f"image {c.image} → {topo.image}" if c.image != topo.image else "container configuration changed"
+        return Action(Kind.RECREATE, node, f"{change}; the data volume is kept", wave=wave)
+    if data_rebuilt or not c.running:
+        return Action(Kind.START, node, f"container is {c.state}" if not c.running else "start on the new data", wave=wave)
+    return None
+
+
+def _server_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: int) -> list[Action]:
+    pg, node = facts.pg, facts.name
+    assert pg is not None
+    actions: list[Action] = []
+    if node == topo.primary and topo.auth.replication_user not in pg.replication_roles:
+        actions.append(Action(Kind.CREATE_ROLE, node, f"replication role {topo.auth.replication_user} is missing", wave=wave))
+    if node != topo.primary:
+        actions += _replication_actions(topo, obs, facts, wave)
+    changes = _setting_changes(topo, facts)
+    if changes:
+        names = ", ".join(f"{k}={v}" if v is not None else f"reset {k}" for k, v in changes)
+        actions.append(Action(Kind.CONFIGURE, node, f"ALTER SYSTEM {names}", wave=wave, settings=changes))
+    pending = sorted(set(pg.pending_restart) | {k for k, _ in changes if k in pg.restart_settings})
+    if pending:
+        actions.append(Action(Kind.RESTART, node, f"{', '.join(pending)} only apply after a restart",
+                              wave=RESTART_WAVE - topo.depth(node)))
+    return actions
+
+
+def _setting_changes(topo: Topology, facts: NodeFacts) -> tuple[tuple[str, str | None], ...]:
+    assert facts.pg is not None
+    want = desired.settings(topo, facts.name)
+    have = {k: v for k, v in facts.pg.auto_conf.items() if k not in REPLICATION_KEYS}
+    changes: list[tuple[str, str | None]] = [(k, v) for k, v in want.items() if have.get(k) != v]
+    changes += [(k, None) for k in sorted(have) if k not in want]
+    return tuple(changes)
+
+
+def _replication_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: int) -> list[Action]:
+    pg, node = facts.pg, facts.name
+    assert pg is not None
+    upstream = topo.upstream_of(node)
+    slot = L.slot_name(node)
+    want = desired.replication_settings(topo, node)
+    have = {k: pg.auto_conf.get(k) for k in REPLICATION_KEYS}
+    if have != want:
+        now = pg.receiver.upstream if pg.receiver else None
+        why = (f"streams from {now}; the file says {upstream}" if now and now != upstream
+               else "primary_conninfo / primary_slot_name differ from the file")
+        return [Action(Kind.REPOINT, node, why, wave=wave, upstream=upstream, slot=slot)]
+    up = obs.node(upstream).pg if upstream else None
+    if up is not None and slot not in {s.name for s in up.slots}:
+        return [Action(Kind.CREATE_SLOT, node, f"slot {slot} is missing on {upstream}", wave=wave,
+                       upstream=upstream, slot=slot)]
+    return []
+
+
+def _stray_actions(topo: Topology, obs: Observed) -> list[Action]:
+    actions = []
+    for name, facts in sorted(obs.nodes.items()):
+        if name in topo.nodes:
+            continue
+        if facts.container is not None:
+            keep = f"; volume {facts.volume.name} is kept" if facts.volume else ""
+            actions.append(Action(Kind.REMOVE, name, f"not in the file: remove its container{keep}",
+                                  wave=REMOVE_WAVE, target=facts.container.name, destructive=True))
+        actions += [Action(Kind.REMOVE_JOB, name, f"job container {j.name} of a removed node", wave=REMOVE_WAVE,
+                           target=j.name) for j in facts.jobs]
+    return actions
+
+
+def _slot_cleanup(topo: Topology, obs: Observed) -> list[Action]:
+    """Drop slots pgtopo made (pgtopo_*) that no node of the file uses on that server."""
+    wanted = {(topo.upstream_of(r), L.slot_name(r)) for r in topo.replicas()}
+    actions = []
+    for name, facts in sorted(obs.nodes.items()):
+        if facts.pg is None or name not in topo.nodes:
+            continue
+        for slot in facts.pg.slots:
+            if slot.name.startswith("pgtopo_") and (name, slot.name) not in wanted:
+                actions.append(Action(Kind.DROP_SLOT, name, f"slot {slot.name} is used by no node of the file",
+                                      wave=SLOT_WAVE, upstream=name, slot=slot.name))
+    return actions
+
+
+def _in_sync_note(topo: Topology, facts: NodeFacts) -> str:
+    pg = facts.pg
+    if pg is None:
+        return f"{facts.name}: no change planned ({facts.pg_error or 'server not observed'})"
+    role = "primary" if not pg.in_recovery else f"replica of {topo.upstream_of(facts.name)}"
+    return f"{facts.name}: in sync ({role}, timeline {pg.timeline})"

@@ -1,0 +1,168 @@
+"""observe → plan → execute, until the plan is empty and every replica streams.
+
+Called by the CLI's apply.  Owns the order of things: refusals stop everything before any
+change; destructive actions need the caller's consent before the first action; the lock is
+taken only when there is something to do (a no-op apply stays fast and lock-free); each wave
+runs its nodes in parallel.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from pgtopo import lock as cluster_lock, pg_ops
+from pgtopo.actions import Action, Kind, Plan
+from pgtopo.errors import NotConverged, PgtopoError, SafetyRefusal
+from pgtopo.execute import Context, execute
+from pgtopo.observe import Snapshot, observe
+from pgtopo.plan import plan
+from pgtopo.spec import Topology
+
+if TYPE_CHECKING:
+    import docker
+
+MAX_ROUNDS = 4
+STREAM_TIMEOUT = 120.0
+POLL = 0.1
+
+
+@dataclass
+class Events:
+    """Callbacks through which the CLI shows progress; all optional."""
+
+    started: Callable[[Action], None] = lambda a: None
+    finished: Callable[[Action, float], None] = lambda a, s: None
+    info: Callable[[str], None] = lambda m: None
+
+
+@dataclass
+class Outcome:
+    done: list[tuple[Action, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, kind: Kind) -> int:
+        return sum(1 for a, _ in self.done if a.kind is kind)
+
+
+def diff(client: "docker.DockerClient", topo: Topology) -> tuple[Plan, Snapshot]:
+    snapshot = observe(client, topo)
+    return plan(topo, snapshot.observed), snapshot
+
+
+def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, consent: Callable[[Plan], bool],
+          lock_timeout: float, events: Events | None = None) -> Outcome:
+    """Make the cluster match `topo`; raises SafetyRefusal, NotConverged or another PgtopoError."""
+    events = events or Events()
+    started = time.monotonic()
+    outcome = Outcome()
+    first, snapshot = diff(client, topo)
+    _check(first, consent)
+    if first.actions:
+        with cluster_lock.cluster_lock(client, topo.cluster, topo.image, lock_timeout, events.info):
+            snapshot = _converge(client, topo, base_dir, consent, events, outcome)
+    wait_streaming(topo, snapshot, STREAM_TIMEOUT)
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+def _check(p: Plan, consent: Callable[[Plan], bool]) -> None:
+    if p.refusals:
+        raise SafetyRefusal("refusing to apply; nothing was changed:\n" + "\n".join(f"  {r}" for r in p.refusals))
+    if p.destructive and not consent(p):
+        listed = "\n".join(f"  ! {a.describe()}" for a in p.destructive)
+        raise SafetyRefusal(f"the plan has destructive actions; nothing was changed:\n{listed}",
+                            hint="review them with `pgtopo diff`, then run apply with --yes")
+
+
+def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, consent: Callable[[Plan], bool],
+              events: Events, outcome: Outcome) -> Snapshot:
+    for _ in range(MAX_ROUNDS):
+        p, snapshot = diff(client, topo)  # again, under the lock: the world may have moved
+        _check(p, consent)
+        if not p.actions:
+            return snapshot
+        ctx = Context(client=client, topo=topo, snapshot=snapshot, base_dir=base_dir)
+        for wave in p.waves():
+            outcome.done += _run_wave(ctx, wave, events)
+    p, snapshot = diff(client, topo)
+    if p.actions:
+        pending = "\n".join(f"  {a.describe()}" for a in p.actions)
+        raise NotConverged(f"still not in sync after {MAX_ROUNDS} rounds:\n{pending}",
+                           hint="see the errors above and `pgtopo status`")
+    return snapshot
+
+
+def _run_wave(ctx: Context, wave: list[Action], events: Events) -> list[tuple[Action, float]]:
+    """Each node's actions in order; different nodes in parallel.  The first error is raised
+    after every other chain of the wave has finished, so nothing is left half-way unseen."""
+    chains: dict[str, list[Action]] = {}
+    for action in wave:
+        chains.setdefault(action.node, []).append(action)
+
+    def run_chain(chain: list[Action]) -> list[tuple[Action, float]]:
+        done = []
+        for action in chain:
+            events.started(action)
+            t0 = time.monotonic()
+            execute(ctx, action)
+            seconds = time.monotonic() - t0
+            events.finished(action, seconds)
+            done.append((action, seconds))
+        return done
+
+    results: list[tuple[Action, float]] = []
+    errors: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(chains)))) as pool:
+        futures = [pool.submit(run_chain, chain) for chain in chains.values()]
+        for f in futures:
+            try:
+                results += f.result()
+            except PgtopoError as exc:
+                errors.append(exc)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def wait_streaming(topo: Topology, snapshot: Snapshot, timeout: float) -> None:
+    """Wait until every replica's WAL receiver streams from its upstream (100 ms polls)."""
+    deadline = time.monotonic() + timeout
+    waiting = set(topo.replicas())
+    last: dict[str, str] = {}
+    while waiting:
+        for node in sorted(waiting):
+            ok, why = _streams(topo, snapshot, node)
+            if ok:
+                waiting.discard(node)
+            else:
+                last[node] = why
+        if not waiting:
+            return
+        if time.monotonic() >= deadline:
+            lines = "\n".join(f"  {n}: {last.get(n, 'not streaming')}" for n in sorted(waiting))
+            raise NotConverged(f"replicas not streaming after {timeout:.0f} s:\n{lines}",
+                               hint="see `pgtopo status` and `docker logs` of those nodes")
+        time.sleep(POLL)
+
+
+def _streams(topo: Topology, snapshot: Snapshot, node: str) -> tuple[bool, str]:
+    ep = snapshot.endpoints.get(node)
+    if ep is None:
+        return False, "not running"
+    try:
+        row = pg_ops.run(ep, lambda c: c.execute(
+            "SELECT status, sender_host FROM pg_stat_wal_receiver").fetchone(), "read pg_stat_wal_receiver")
+    except PgtopoError as exc:
+        return False, exc.message
+    if row is None:
+        return False, "no WAL receiver"
+    status, host = row
+    if status != "streaming":
+        return False, f"WAL receiver is {status}"
+    if host != topo.upstream_of(node):
+        return False, f"streams from {host}, not {topo.upstream_of(node)}"
+    return True, "streaming"

@@ -1,0 +1,214 @@
+"""The topology model: what a cluster must be, as the file says it (frozen pydantic v2).
+
+Built by `loader.load_topology`; read by the planner and the CLI.  Pure: no I/O here, not even
+resolving secrets (that is `secrets.py`).  Cross-field checks report every problem at once, each
+with the location of the key it is about, so the loader can print `FILE:LINE:COL` for each.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,29}$"
+ROLE_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
+PARAM_PATTERN = r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$"
+NETWORK_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"
+IMAGE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.:/@-]{0,254}$"
+
+# Settings pgtopo owns: a user value would break replication or pgtopo's access to the server.
+MANAGED_PARAMETERS = frozenset(
+    {
+        "primary_conninfo",
+        "primary_slot_name",
+        "port",
+        "listen_addresses",
+        "data_directory",
+        "hba_file",
+        "ident_file",
+        "config_file",
+        "unix_socket_directories",
+        "cluster_name",
+    }
+)
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+ParamName = Annotated[str, StringConstraints(pattern=PARAM_PATTERN, max_length=63)]
+ParamText = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$", max_length=1024)]
+ParamValue = Union[bool, int, float, ParamText]
+Parameters = dict[ParamName, ParamValue]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EnvSecret(_Frozen):
+    """A secret read from an environment variable of the pgtopo process."""
+
+    env: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class FileSecret(_Frozen):
+    """A secret read from a file (relative paths are relative to the topology file)."""
+
+    file: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+SecretRef = Union[EnvSecret, FileSecret]
+
+
+class Auth(_Frozen):
+    """Roles and passwords. Passwords are optional: absent ones are generated and kept by pgtopo."""
+
+    replication_user: Annotated[str, StringConstraints(pattern=ROLE_PATTERN)] = "repuser"
+    superuser_password: SecretRef | None = None
+    replication_password: SecretRef | None = None
+
+
+class Node(_Frozen):
+    """One PostgreSQL server: the primary, or a replica streaming from `upstream`."""
+
+    port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        default=None, description="Host port published on 127.0.0.1; an ephemeral one when absent."
+    )
+    upstream: Name | None = Field(
+        default=None, description="The node this replica streams from; the primary when absent."
+    )
+    parameters: Parameters = Field(default_factory=dict, description="Overrides cluster parameters.")
+
+
+class TopologyProblems(ValueError):
+    """Cross-field problems of a topology, each as (location, message)."""
+
+    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+        super().__init__("; ".join(msg for _, msg in problems))
+        self.problems = problems
+
+
+class Topology(_Frozen):
+    """A whole cluster: the file's `version: 1` document."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={"title": "pgtopo topology file, version 1"},
+    )
+
+    version: Literal[1]
+    cluster: Name = Field(description="Prefixes every Docker object: <cluster>-<node>.")
+    image: Annotated[str, StringConstraints(pattern=IMAGE_PATTERN)] = Field(
+        description="An image with PostgreSQL >= 13 server binaries on PATH and a postgres user."
+    )
+    network: Annotated[str, StringConstraints(pattern=NETWORK_PATTERN)] | None = Field(
+        default=None, description='A bridge network; "<cluster>-net" when absent.'
+    )
+    primary: Name = Field(description="The node that must be the primary.")
+    auth: Auth = Field(default_factory=Auth)
+    parameters: Parameters = Field(default_factory=dict, description="Cluster-wide settings.")
+    nodes: Annotated[dict[Name, Node], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> "Topology":
+        problems = topology_problems(self)
+        if problems:
+            raise TopologyProblems(problems)
+        return self
+
+    # Derived views: pure functions of the model.
+
+    @property
+    def network_name(self) -> str:
+        return self.network or f"{self.cluster}-net"
+
+    def upstream_of(self, node: str) -> str | None:
+        """The node `node` streams from; None for the primary."""
+        if node == self.primary:
+            return None
+        return self.nodes[node].upstream or self.primary
+
+    def replicas(self) -> list[str]:
+        return [name for name in self.nodes if name != self.primary]
+
+    def depth(self, node: str) -> int:
+        """0 for the primary, 1 for its direct replicas, 2 for cascaded ones, ..."""
+        hops, current = 0, node
+        while (up := self.upstream_of(current)) is not None:
+            hops, current = hops + 1, up
+        return hops
+
+    def downstreams(self, node: str) -> list[str]:
+        return [name for name in self.nodes if self.upstream_of(name) == node]
+
+    def parameters_of(self, node: str) -> dict[str, ParamValue]:
+        """Cluster parameters with the node's own overrides on top."""
+        return {**self.parameters, **self.nodes[node].parameters}
+
+
+def topology_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every cross-field problem of `topo`, with the location of the key it is about."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    nodes = topo.nodes
+    if topo.primary not in nodes:
+        problems.append((("primary",), f"primary {topo.primary!r} is not one of the nodes ({', '.join(nodes)})"))
+    for name, node in nodes.items():
+        if name.startswith("pgtopo"):
+            problems.append((("nodes", name), f"node name {name!r} is reserved (names starting with 'pgtopo')"))
+        if node.upstream is None:
+            continue
+        if name == topo.primary:
+            problems.append((("nodes", name, "upstream"), f"the primary {name!r} cannot have an upstream"))
+        elif node.upstream == name:
+            problems.append((("nodes", name, "upstream"), f"node {name!r} cannot stream from itself"))
+        elif node.upstream not in nodes:
+            problems.append((("nodes", name, "upstream"), f"upstream {node.upstream!r} of node {name!r} is not a node"))
+    problems.extend(_chain_problems(topo))
+    problems.extend(_port_problems(topo))
+    problems.extend(_parameter_problems(topo))
+    return problems
+
+
+def _chain_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str]]:
+    """Upstream cycles, and chains that do not reach the primary."""
+    if topo.primary not in topo.nodes:
+        return []
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for name in topo.nodes:
+        seen = [name]
+        current = name
+        while current != topo.primary:
+            up = topo.nodes[current].upstream or topo.primary
+            if up not in topo.nodes or up == current:
+                break  # reported by the per-node checks
+            if up in seen:
+                cycle = " -> ".join([*seen[seen.index(up):], up])
+                problems.append((("nodes", name, "upstream"), f"upstream cycle: {cycle}; a chain must end at the primary"))
+                break
+            seen.append(up)
+            current = up
+    return problems
+
+
+def _port_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str]]:
+    owners: dict[int, str] = {}
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for name, node in topo.nodes.items():
+        if node.port is None:
+            continue
+        if node.port in owners:
+            problems.append((("nodes", name, "port"), f"host port {node.port} is also used by node {owners[node.port]!r}"))
+        else:
+            owners[node.port] = name
+    return problems
+
+
+def _parameter_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str]]:
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    places: list[tuple[tuple[str | int, ...], Parameters]] = [(("parameters",), topo.parameters)]
+    places += [(("nodes", name, "parameters"), node.parameters) for name, node in topo.nodes.items()]
+    for loc, params in places:
+        for key in params:
+            if key in MANAGED_PARAMETERS:
+                problems.append(((*loc, key), f"parameter {key!r} is managed by pgtopo and cannot be set"))
+    return problems

@@ -1,0 +1,139 @@
+"""The cluster's own state, kept in the Docker engine: passwords and the system identifier.
+
+Called by observe.py (read) and execute.py (write).  The state lives in the labelled volume
+`<cluster>-pgtopo-state`, mounted read-only at /run/pgtopo in every node container, so any later
+run through the same engine (a fresh CI runner included) finds it, and only those who can
+already use that engine can read it.  Files are 0600 and owned by the image's postgres user;
+nothing secret is ever put in labels, environment, command lines or output.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pgtopo import docker_ops, labels as L
+from pgtopo.errors import DockerError, SpecError
+from pgtopo.spec import EnvSecret, FileSecret, SecretRef, Topology
+
+if TYPE_CHECKING:
+    import docker
+
+SUPERUSER_FILE = "superuser_password"
+REPLICATION_FILE = "replication_password"
+SYSID_FILE = "system_identifier"
+PGPASS_FILE = "pgpass"
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    superuser_password: str
+    replication_password: str
+    system_identifier: int | None = None
+
+    def __repr__(self) -> str:  # never print a secret, not even in a debugger or a log
+        return f"ClusterState(system_identifier={self.system_identifier})"
+
+
+def generate_password() -> str:
+    """32 URL-safe random characters from `secrets` (no ':' or '\\', so pgpass needs no escaping)."""
+    return secrets.token_urlsafe(24)
+
+
+def _pgpass_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def encode(state: ClusterState, replication_user: str) -> dict[str, bytes]:
+    """The files of the state volume."""
+    pgpass = (
+        f"*:*:*:postgres:{_pgpass_escape(state.superuser_password)}\n"
+        f"*:*:*:{replication_user}:{_pgpass_escape(state.replication_password)}\n"
+    )
+    files = {
+        SUPERUSER_FILE: state.superuser_password.encode(),
+        REPLICATION_FILE: state.replication_password.encode(),
+        PGPASS_FILE: pgpass.encode(),
+    }
+    if state.system_identifier is not None:
+        files[SYSID_FILE] = str(state.system_identifier).encode()
+    return files
+
+
+def read_from(client: "docker.DockerClient", container: str) -> ClusterState | None:
+    """Read the state through a container that mounts the state volume at /run/pgtopo."""
+    files = docker_ops.read_dir(client, container, L.STATE_MOUNT) or {}
+    return decode(files)
+
+
+def decode(files: dict[str, bytes]) -> ClusterState | None:
+    """The state from the volume's files; None when the passwords are not there (yet)."""
+    superuser, replication = files.get(SUPERUSER_FILE), files.get(REPLICATION_FILE)
+    if not superuser or not replication:
+        return None
+    sysid = files.get(SYSID_FILE)
+    return ClusterState(
+        superuser_password=superuser.decode(),
+        replication_password=replication.decode(),
+        system_identifier=int(sysid.decode()) if sysid else None,
+    )
+
+
+def read(client: "docker.DockerClient", image: str, volume: str, cluster: str) -> ClusterState | None:
+    """Read the state volume through a short-lived helper container."""
+    mounts = (docker_ops.Mount(volume, L.STATE_MOUNT, read_only=True),)
+    with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper")) as cid:
+        return read_from(client, cid)
+
+
+def write(client: "docker.DockerClient", image: str, volume: str, cluster: str,
+          state: ClusterState, replication_user: str) -> None:
+    """Write the state files (0600, owned by the image's postgres user) into the state volume."""
+    mounts = (docker_ops.Mount(volume, L.STATE_MOUNT),)
+    with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper")) as cid:
+        uid, gid = _postgres_ids(client, cid, image)
+        docker_ops.write_files(client, cid, L.STATE_MOUNT, encode(state, replication_user), uid, gid)
+
+
+def _postgres_ids(client: "docker.DockerClient", container: str, image: str) -> tuple[int, int]:
+    passwd = docker_ops.read_file(client, container, "/etc/passwd") or b""
+    for line in passwd.decode(errors="replace").splitlines():
+        fields = line.split(":")
+        if len(fields) >= 4 and fields[0] == "postgres":
+            return int(fields[2]), int(fields[3])
+    raise DockerError(
+        f"image {image} has no 'postgres' user",
+        hint="use an image with PostgreSQL server binaries on PATH and a postgres user (e.g. postgres:17)",
+    )
+
+
+def desired_passwords(topo: Topology, base_dir: Path, env: dict[str, str] | None = None) -> tuple[str | None, str | None]:
+    """Passwords the file asks for (None where it leaves them to pgtopo)."""
+    env = dict(os.environ) if env is None else env
+    auth = topo.auth
+    return (_resolve(auth.superuser_password, "auth.superuser_password", base_dir, env),
+            _resolve(auth.replication_password, "auth.replication_password", base_dir, env))
+
+
+def _resolve(ref: SecretRef | None, where: str, base_dir: Path, env: dict[str, str]) -> str | None:
+    match ref:
+        case None:
+            return None
+        case EnvSecret(env=name):
+            value = env.get(name)
+            if not value:
+                raise SpecError([f"{where}: environment variable {name} is not set or empty"])
+            return value
+        case FileSecret(file=name):
+            path = (base_dir / name).expanduser()
+            try:
+                value = path.read_text().strip()
+            except OSError as exc:
+                raise SpecError([f"{where}: cannot read {path}: {exc.strerror}"]) from exc
+            if not value:
+                raise SpecError([f"{where}: {path} is empty"])
+            return value
+    return None
