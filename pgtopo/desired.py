@@ -57,10 +57,15 @@ def auto_conf(topo: Topology, node: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def hba_conf(topo: Topology, subnet: str | None) -> str:
-    """pg_hba.conf: trust only on the local socket; scram-sha-256 for every TCP connection."""
+def hba_conf(topo: Topology) -> str:
+    """pg_hba.conf: trust only on the local socket; scram-sha-256 for every TCP connection.
+
+    Replication is allowed from `samenet`: the subnets the server's interfaces are on, i.e. the
+    cluster network (a node has no other), and it stays right when the network is recreated
+    with another subnet.
+    """
     repl = topo.auth.replication_user
-    source = subnet or "samenet"
+    source = "samenet"
     return "\n".join(
         [
             "# Written by pgtopo. TCP always needs scram-sha-256; replication only for the",
@@ -157,8 +162,8 @@ def _job(topo: Topology, node: str, job: str, argv: list[str], network: bool) ->
     )
 
 
-def init_job(topo: Topology, node: str, subnet: str | None) -> ContainerSpec:
-    argv = ["sh", "-c", INIT_SCRIPT, "pgtopo-init", L.PGDATA, auto_conf(topo, node), hba_conf(topo, subnet)]
+def init_job(topo: Topology, node: str) -> ContainerSpec:
+    argv = ["sh", "-c", INIT_SCRIPT, "pgtopo-init", L.PGDATA, auto_conf(topo, node), hba_conf(topo)]
     return _job(topo, node, "init", argv, network=False)
 
 

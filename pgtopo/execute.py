@@ -34,13 +34,10 @@ class Context:
     topo: Topology
     snapshot: Snapshot
     base_dir: Path
-    subnet: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.names = desired.names(self.topo)
-        if self.snapshot.observed.network is not None:
-            self.subnet = self.snapshot.observed.network.subnet
 
     @property
     def password(self) -> str:
@@ -61,8 +58,7 @@ def execute(ctx: Context, action: Action) -> None:
     node = action.node
     match action.kind:
         case Kind.CREATE_NETWORK:
-            net = docker_ops.create_network(ctx.client, ctx.topo.network_name, L.labels(ctx.topo.cluster, "network"))
-            ctx.subnet = next((c.get("Subnet") for c in (net.get("IPAM") or {}).get("Config") or []), None)
+            docker_ops.create_network(ctx.client, ctx.topo.network_name, L.labels(ctx.topo.cluster, "network"))
         case Kind.CREATE_STATE:
             _create_state(ctx)
         case Kind.REMOVE_JOB | Kind.REMOVE:
@@ -115,7 +111,7 @@ def _create_state(ctx: Context) -> None:
 
 def _init(ctx: Context, node: str) -> None:
     """initdb into the node's volume, then record the new cluster's system identifier."""
-    docker_ops.run_job(ctx.client, desired.init_job(ctx.topo, node, ctx.subnet))
+    docker_ops.run_job(ctx.client, desired.init_job(ctx.topo, node))
     mounts = (docker_ops.Mount(ctx.names.volume(node), L.DATA_MOUNT, read_only=True),)
     with docker_ops.helper(ctx.client, ctx.topo.image, mounts, L.labels(ctx.topo.cluster, "helper")) as cid:
         control = docker_ops.read_file(ctx.client, cid, f"{L.PGDATA}/global/pg_control")

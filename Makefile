@@ -1,0 +1,51 @@
+# pgtopo — `make test` (unit + integration on a real Docker engine), `make demo`, `make bench`.
+# On a machine with no Docker engine (as root on Debian/Ubuntu) the engine is installed and
+# started, and the local PostgreSQL images are built without a registry; all cached.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_IMAGE ?= $(or $(PGTOPO_IMAGE),pgtopo-local/postgres:17)
+
+.PHONY: test unit integration demo demo-down engine images schema bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+venv: $(STAMP)
+
+engine:
+	@bash scripts/engine-up.sh
+
+images: engine
+	@bash scripts/images.sh
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -q
+
+integration: $(STAMP) images
+	$(BIN)/python -m pytest tests/integration -q
+
+test: $(STAMP) images
+	$(BIN)/python -m pytest tests -q
+
+demo: $(STAMP) engine
+	@if [ -z "$(PGTOPO_IMAGE)" ]; then PGTOPO_TEST_MAJORS=17 bash scripts/images.sh; fi
+	PGTOPO_IMAGE=$(DEMO_IMAGE) $(BIN)/pgtopo apply examples/seed.yaml
+	PGTOPO_IMAGE=$(DEMO_IMAGE) $(BIN)/pgtopo status examples/seed.yaml
+	@echo
+	@echo "Connect:   docker exec -it pg-primary psql -U postgres"
+	@echo "Check:     docker exec pg-primary psql -U postgres -x -c 'SELECT * FROM pg_stat_replication'"
+	@echo "Tear down: PGTOPO_IMAGE=$(DEMO_IMAGE) $(BIN)/pgtopo destroy examples/seed.yaml --yes [--volumes]"
+
+demo-down: $(STAMP)
+	PGTOPO_IMAGE=$(DEMO_IMAGE) $(BIN)/pgtopo destroy examples/seed.yaml --yes --volumes
+
+schema: $(STAMP)
+	$(BIN)/python -c "from pgtopo.schema import schema_text; print(schema_text(), end='')" > schemas/topology.schema.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,245 @@
+"""The `pgtopo` command: parses arguments, calls the pipeline, renders, maps errors to exit codes.
+
+No decisions are made here.  Exit codes (see README):
+  validate  0 valid            2 invalid file
+  diff      0 in sync          1 changes pending (or apply would refuse)   2 error
+  apply     0 converged        1 refused / not converged / lock timeout    2 error in file or environment
+  status    0 observed         2 error
+  destroy   0 removed          1 not confirmed                             2 error
+Heavy libraries (docker, psycopg, rich) are imported only by the commands that need them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, NoReturn
+
+import click
+
+from pgtopo import __version__
+from pgtopo.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, PgtopoError, SafetyRefusal
+
+if TYPE_CHECKING:
+    from pgtopo.actions import Plan
+    from pgtopo.spec import Topology
+
+FILE = click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+
+
+def common(fn: Callable) -> Callable:
+    fn = click.option("-v", "--verbose", is_flag=True, help="Log every step (structlog) on stderr.")(fn)
+    fn = click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
+                      show_default=True, help="Log format on stderr; json for CI.")(fn)
+    return fn
+
+
+def _setup(verbose: bool, log_format: str) -> None:
+    from pgtopo import log
+
+    log.configure(verbose=verbose, fmt=log_format)
+
+
+def _load(file: Path) -> "Topology":
+    from pgtopo.loader import load_topology
+
+    return load_topology(file)
+
+
+def _client():  # -> docker.DockerClient
+    from pgtopo import docker_ops
+
+    return docker_ops.connect()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="pgtopo")
+def cli() -> None:
+    """Declarative PostgreSQL streaming replication on plain Docker.
+
+    A YAML file says what the cluster must be; `diff` shows what would change, `apply` makes it so.
+
+    \b
+    Example:
+      pgtopo validate cluster.yaml && pgtopo diff cluster.yaml && pgtopo apply cluster.yaml
+    """
+
+
+@cli.command()
+@FILE
+@common
+def validate(file: Path, verbose: bool, log_format: str) -> None:
+    """Check a topology file; exit 0 when valid, 2 with FILE:LINE:COL errors otherwise.
+
+    \b
+    Example:  pgtopo validate examples/seed.yaml
+    """
+    _setup(verbose, log_format)
+    topo = _load(file)
+    click.echo(f"{file}: valid (cluster {topo.cluster}, {len(topo.nodes)} node(s), primary {topo.primary})")
+
+
+@cli.command()
+@FILE
+@common
+def diff(file: Path, verbose: bool, log_format: str) -> None:
+    """Show what apply would do. Exit 0 in sync, 1 changes pending, 2 error.
+
+    \b
+    Example:  pgtopo diff cluster.yaml || echo "changes pending"
+    """
+    from pgtopo import reconcile, render
+
+    _setup(verbose, log_format)
+    topo = _load(file)
+    plan, _ = reconcile.diff(_client(), topo)
+    render.print_plan(render.console(), topo, plan)
+    sys.exit(EXIT_OK if plan.empty else EXIT_CHANGES)
+
+
+@cli.command()
+@FILE
+@common
+@click.option("-y", "--yes", is_flag=True, help="Carry out destructive actions without asking (needed in CI).")
+@click.option("--lock-timeout", type=float, default=600.0, show_default=True,
+              help="Seconds to wait for another apply of the same cluster.")
+def apply(file: Path, verbose: bool, log_format: str, yes: bool, lock_timeout: float) -> None:
+    """Make the cluster match the file; wait until every replica streams.
+
+    Exit 0 converged, 1 refused or not converged, 2 error in the file or environment.
+
+    \b
+    Example:  pgtopo apply cluster.yaml --yes
+    """
+    from pgtopo import log, reconcile, render
+    from pgtopo.actions import Kind
+
+    _setup(verbose, log_format)
+    topo = _load(file)
+    out = render.console()
+    events = reconcile.Events(
+        started=lambda a: log.action_started(topo.cluster, a),
+        finished=lambda a, s: (out.print(f"{render.action_line(a)}  [dim]{a.node or 'cluster'} · {s:.2f} s[/]"),
+                               log.action_done(topo.cluster, a, s)),
+        info=lambda m: out.print(f"[dim]{m}[/]"),
+    )
+    outcome = reconcile.apply(_client(), topo, file.parent, consent=lambda p: _consent(p, yes),
+                              lock_timeout=lock_timeout, events=events)
+    if not outcome.done:
+        out.print(f"cluster {topo.cluster}: in sync with the file, nothing to do")
+        return
+    out.print(
+        f"applied {len(outcome.done)} action(s) in {outcome.seconds:.1f} s "
+        f"(clones {outcome.count(Kind.CLONE)}, inits {outcome.count(Kind.INIT)}, "
+        f"restarts {outcome.count(Kind.RESTART)}); every replica streams"
+    )
+
+
+def _consent(plan: "Plan", yes: bool) -> bool:
+    if yes:
+        return True
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return False
+    from pgtopo import render
+
+    out = render.console()
+    out.print("[bold red]The plan has destructive actions:[/]")
+    for action in plan.destructive:
+        out.print(f"  {render.action_line(action)}  [dim]{action.node}[/]")
+    return click.confirm("Carry them out?", default=False)
+
+
+@cli.command()
+@FILE
+@common
+def status(file: Path, verbose: bool, log_format: str) -> None:
+    """Show each node: container, role, upstream, replication state, lag, timeline.
+
+    \b
+    Example:  pgtopo status cluster.yaml
+    """
+    from pgtopo import render
+    from pgtopo.observe import observe
+
+    _setup(verbose, log_format)
+    topo = _load(file)
+    snapshot = observe(_client(), topo)
+    render.print_status(render.console(), topo, snapshot.observed)
+
+
+@cli.command()
+@FILE
+@common
+@click.option("--volumes", is_flag=True, help="Also delete the data volumes and the stored credentials.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (needed when not on a terminal).")
+def destroy(file: Path, verbose: bool, log_format: str, volumes: bool, yes: bool) -> None:
+    """Remove the cluster's containers (and the network pgtopo created); keep volumes unless --volumes.
+
+    \b
+    Example:  pgtopo destroy cluster.yaml --yes
+    """
+    from pgtopo import destroy as teardown, render
+
+    _setup(verbose, log_format)
+    topo = _load(file)
+    what = "containers, network" + (" AND DATA VOLUMES" if volumes else " (volumes are kept)")
+    if not yes:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            raise SafetyRefusal(f"destroy of cluster {topo.cluster} needs confirmation; nothing was removed",
+                                hint="pass --yes when not on a terminal")
+        if not click.confirm(f"Remove cluster {topo.cluster}: {what}?", default=False):
+            raise SafetyRefusal("not confirmed; nothing was removed")
+    removed = teardown.destroy(_client(), topo, volumes=volumes)
+    out = render.console()
+    for name in removed:
+        out.print(f"[red]-[/] {render._escape(name)}")
+    out.print(f"cluster {topo.cluster}: removed {len(removed)} object(s)" + ("" if volumes else "; volumes kept"))
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of the topology file.
+
+    \b
+    Example:  pgtopo schema > topology.schema.json
+    """
+    from pgtopo.schema import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
+def main() -> NoReturn:
+    """Entry point: run the CLI and turn every error into one message and an exit code."""
+    try:
+        cli.main(standalone_mode=False)
+    except PgtopoError as exc:
+        _fail(exc)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_CHANGES)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        click.echo("interrupted; run apply again to finish what was started", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for -v
+        if "-v" in sys.argv or "--verbose" in sys.argv:
+            raise
+        click.echo(f"internal error (a bug in pgtopo, please report it): {type(exc).__name__}: {exc}", err=True)
+        click.echo("hint: run again with -v for the traceback", err=True)
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_OK)
+
+
+def _fail(exc: PgtopoError) -> NoReturn:
+    from pgtopo.errors import SpecError
+
+    if isinstance(exc, SpecError):
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+    else:
+        click.echo(f"error: {exc.message}", err=True)
+    if exc.hint:
+        click.echo(f"hint: {exc.hint}", err=True)
+    sys.exit(exc.exit_code)

@@ -1,0 +1,38 @@
+"""Tear a cluster down: every container pgtopo made for it, its network, and (asked) its volumes.
+
+Called by the CLI's destroy.  Only objects that carry this cluster's labels are removed; an
+unlabelled network the file merely names is left alone.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pgtopo import docker_ops, labels as L
+from pgtopo.lock import cluster_lock
+from pgtopo.spec import Topology
+
+if TYPE_CHECKING:
+    import docker
+
+
+def destroy(client: "docker.DockerClient", topo: Topology, volumes: bool, lock_timeout: float = 60.0) -> list[str]:
+    """Remove the cluster's objects; returns what was removed, by kind and name."""
+    removed: list[str] = []
+    with cluster_lock(client, topo.cluster, topo.image, lock_timeout):
+        lock_name = L.Names(topo.cluster, "").lock
+        for c in docker_ops.list_containers(client, f"{topo.cluster}-"):
+            name = c["Names"][0].lstrip("/")
+            if (c.get("Labels") or {}).get(L.CLUSTER) == topo.cluster and name != lock_name:
+                docker_ops.remove_container(client, c["Id"])
+                removed.append(f"container {name}")
+        net = docker_ops.inspect_network(client, topo.network_name)
+        if net is not None and (net.get("Labels") or {}).get(L.CLUSTER) == topo.cluster:
+            docker_ops.remove_network(client, topo.network_name)
+            removed.append(f"network {topo.network_name}")
+        if volumes:
+            for v in docker_ops.list_volumes(client, f"{topo.cluster}-"):
+                if (v.get("Labels") or {}).get(L.CLUSTER) == topo.cluster:
+                    docker_ops.remove_volume(client, v["Name"])
+                    removed.append(f"volume {v['Name']}")
+    return removed

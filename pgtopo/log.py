@@ -1,0 +1,41 @@
+"""structlog set-up, and the one event per action that apply logs (cluster, node, action, reason, duration).
+
+Called by the CLI.  Logs go to stderr: console lines for people (warnings only unless -v), JSON
+lines for CI with --log-format json.  Nothing secret is ever passed to a log call.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from pgtopo.actions import Action
+
+
+def configure(verbose: bool, fmt: str) -> None:
+    level = logging.DEBUG if verbose else (logging.INFO if fmt == "json" else logging.WARNING)
+    renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _fields(cluster: str, action: Action) -> dict[str, object]:
+    return {"cluster": cluster, "node": action.node or None, "action": action.kind.value, "reason": action.reason}
+
+
+def action_started(cluster: str, action: Action) -> None:
+    structlog.get_logger("pgtopo").debug("action started", **_fields(cluster, action))
+
+
+def action_done(cluster: str, action: Action, seconds: float) -> None:
+    structlog.get_logger("pgtopo").info("action done", duration=round(seconds, 3), **_fields(cluster, action))

@@ -1,0 +1,108 @@
+"""Plans, progress and status for people (rich; plain when not a terminal or with NO_COLOR).
+
+Called by the CLI only.  Rich is imported when something is printed, not when pgtopo starts.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from pgtopo.actions import Action, Plan
+from pgtopo.observed import NodeFacts, Observed
+from pgtopo.spec import Topology
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+STYLE = {"+": "green", "~": "yellow", "-": "red", "!": "bold red"}
+
+
+def console(stderr: bool = False) -> "Console":
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def symbol(action: Action) -> str:
+    return "!" if action.destructive else action.kind.symbol
+
+
+def action_line(action: Action) -> str:
+    sym = symbol(action)
+    return f"[{STYLE[sym]}]{sym}[/] {action.kind.value:<14} {_escape(action.reason)}"
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def print_plan(out: "Console", topo: Topology, p: Plan) -> None:
+    """The plan grouped by node, in the order apply will run it."""
+    if p.refusals:
+        out.print("[bold red]apply would refuse; nothing would be changed:[/]")
+        for refusal in p.refusals:
+            out.print(f"  [red]✗[/] {_escape(refusal)}")
+        return
+    if not p.actions:
+        out.print(f"cluster {topo.cluster}: in sync with the file, nothing to do")
+        for note in p.notes:
+            out.print(f"  {_escape(note)}")
+        return
+    groups: dict[str, list[Action]] = {}
+    for action in p.actions:
+        groups.setdefault(action.node or f"cluster {topo.cluster}", []).append(action)
+    for node, actions in groups.items():
+        out.print(f"[bold]{_escape(node)}[/]")
+        for action in actions:
+            out.print(f"  {action_line(action)}")
+    counts = f"{len(p.actions)} action(s)"
+    if p.destructive:
+        counts += f", [bold red]{len(p.destructive)} destructive (!)[/]"
+    out.print(f"plan: {counts}")
+
+
+def print_status(out: "Console", topo: Topology, obs: Observed) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"cluster {topo.cluster}", title_justify="left", box=None, pad_edge=False)
+    for column in ("node", "container", "role", "upstream", "replication", "lag (bytes)", "timeline"):
+        table.add_column(column, justify="right" if column in ("lag (bytes)", "timeline") else "left")
+    names = list(topo.nodes) + sorted(n for n in obs.nodes if n not in topo.nodes)
+    for name in names:
+        table.add_row(*status_row(topo, obs, obs.node(name)))
+    out.print(table)
+
+
+def status_row(topo: Topology, obs: Observed, facts: NodeFacts) -> list[str]:
+    """node, container, role, upstream, replication, lag, timeline: as the table shows them."""
+    container = facts.container.state if facts.container else "missing"
+    if facts.name not in topo.nodes:
+        container += " (not in file)"
+    pg = facts.pg
+    if pg is None:
+        reason = facts.pg_error or ("has data" if facts.has_data else "no data")
+        return [facts.name, container, "-", "-", _escape(reason), "-", "-"]
+    role = "replica" if pg.in_recovery else "primary"
+    upstream = (pg.receiver.upstream or "-") if pg.receiver else "-"
+    state, lag = "-", "-"
+    if pg.in_recovery:
+        state = pg.receiver.status if pg.receiver else "not connected"
+        row = _downstream_row(obs, upstream, facts.name)
+        if row is not None:
+            state, lag = row.state, str(row.lag_bytes if row.lag_bytes is not None else "-")
+    return [facts.name, container, role, upstream, state, lag, str(pg.timeline or "-")]
+
+
+def _downstream_row(obs: Observed, upstream: str, node: str):  # -> Downstream | None
+    up = obs.nodes.get(upstream)
+    if up is None or up.pg is None:
+        return None
+    return next((d for d in up.pg.downstreams if d.application_name == node), None)
+
+
+def write_plain(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()

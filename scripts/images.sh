@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Make sure the PostgreSQL images the tests use exist: PGTOPO_TEST_IMAGE when set (never pulled),
+# else pgtopo-local/postgres:15 and :17, built without a registry (in parallel, cached by tag).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+if [[ -n ${PGTOPO_TEST_IMAGE:-} ]]; then
+    if ! docker image inspect "$PGTOPO_TEST_IMAGE" >/dev/null 2>&1; then
+        echo "images: PGTOPO_TEST_IMAGE=$PGTOPO_TEST_IMAGE is not present locally; build or pull it first" >&2
+        exit 1
+    fi
+    exit 0
+fi
+
+pids=()
+for major in ${PGTOPO_TEST_MAJORS:-15 17}; do
+    bash "$here/build-image.sh" "$major" &
+    pids+=($!)
+done
+status=0
+for pid in "${pids[@]}"; do
+    wait "$pid" || status=1
+done
+exit $status

@@ -1,0 +1,261 @@
+"""The planner on plain values: (topology, observed state) -> expected actions or refusals.
+
+Each case builds the observed world by hand; no Docker, no Postgres, no mocks.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pgtopo import desired, labels as L
+from pgtopo.actions import Kind
+from pgtopo.observed import (
+    ContainerFacts,
+    DataFacts,
+    NetworkFacts,
+    NodeFacts,
+    Observed,
+    PgFacts,
+    Slot,
+    VolumeFacts,
+    WalReceiver,
+)
+from pgtopo.plan import plan
+from pgtopo.spec import Topology
+
+SYSID = 7000000000000000001
+OTHER = 7000000000000000999
+
+
+def topo(**overrides) -> Topology:
+    doc = {
+        "version": 1,
+        "cluster": "pg",
+        "image": "pgtopo-local/postgres:17",
+        "network": "pg_stream",
+        "primary": "primary",
+        "nodes": {"primary": {}, "replica": {}, "replica2": {"upstream": "replica"}},
+    }
+    doc.update(overrides)
+    return Topology.model_validate(doc)
+
+
+def container(t: Topology, node: str, state: str = "running", image: str | None = None, hash_: str | None = None):
+    return ContainerFacts(
+        id=f"id-{node}", name=f"{t.cluster}-{node}", state=state, image=image or t.image,
+        labels={L.CLUSTER: t.cluster, L.ROLE: "node", L.NODE: node,
+                L.CONFIG_HASH: hash_ or desired.node_hash(t, node)},
+        host_port=40000,
+    )
+
+
+def volume(t: Topology, node: str) -> VolumeFacts:
+    return VolumeFacts(name=f"{t.cluster}-{node}-data", labels={L.CLUSTER: t.cluster, L.ROLE: "node", L.NODE: node})
+
+
+def pg_primary(t: Topology, **kw) -> PgFacts:
+    slots = tuple(Slot(L.slot_name(r), True) for r in t.replicas() if t.upstream_of(r) == t.primary)
+    base = dict(server_version=170000, system_identifier=SYSID, in_recovery=False, timeline=1, lsn=100,
+                slots=slots, auto_conf=desired.settings(t, t.primary), replication_roles=("repuser",),
+                restart_settings=frozenset({"max_connections", "shared_buffers"}))
+    base.update(kw)
+    return PgFacts(**base)
+
+
+def pg_replica(t: Topology, node: str, **kw) -> PgFacts:
+    up = t.upstream_of(node)
+    slots = tuple(Slot(L.slot_name(r), True) for r in t.replicas() if t.upstream_of(r) == node)
+    base = dict(server_version=170000, system_identifier=SYSID, in_recovery=True, timeline=1, lsn=100,
+                receiver=WalReceiver("streaming", up, L.slot_name(node)), slots=slots,
+                auto_conf={**desired.settings(t, node), **desired.replication_settings(t, node)},
+                restart_settings=frozenset({"max_connections", "shared_buffers"}))
+    base.update(kw)
+    return PgFacts(**base)
+
+
+def converged(t: Topology, **node_overrides) -> Observed:
+    """A healthy cluster exactly as `t` describes it; override any node's facts by name."""
+    nodes = {}
+    for name in t.nodes:
+        pg = pg_primary(t) if name == t.primary else pg_replica(t, name)
+        nodes[name] = NodeFacts(name=name, container=container(t, name), volume=volume(t, name), pg=pg)
+    nodes.update(node_overrides)
+    return Observed(
+        cluster=t.cluster,
+        network=NetworkFacts(t.network_name, "net-id", "172.18.0.0/16", owned=True),
+        state_volume=VolumeFacts(f"{t.cluster}-pgtopo-state", {L.CLUSTER: t.cluster}),
+        system_identifier=SYSID,
+        credentials=True,
+        nodes=nodes,
+    )
+
+
+def kinds(p) -> list[tuple[str, str]]:
+    return [(a.node, a.kind.value) for a in p.actions]
+
+
+T = topo()
+
+CASES = [
+    pytest.param(
+        T, Observed(cluster="pg"),
+        [("", "create-network"), ("", "create-state"),
+         ("primary", "create-volume"), ("primary", "init"), ("primary", "create"), ("primary", "create-role"),
+         ("replica", "create-volume"), ("replica", "clone"), ("replica", "create"),
+         ("replica2", "create-volume"), ("replica2", "clone"), ("replica2", "create")],
+        id="empty engine: the whole cluster, primary first, cascade last",
+    ),
+    pytest.param(T, converged(T), [], id="converged: nothing to do"),
+    pytest.param(
+        T, converged(T, replica=NodeFacts("replica", container=None, volume=volume(T, "replica"),
+                                         data=DataFacts(True, SYSID))),
+        [("replica", "create")],
+        id="replica container removed, volume intact: recreate on the same data, no clone",
+    ),
+    pytest.param(
+        T, converged(T, replica=NodeFacts("replica", container=container(T, "replica", "exited"),
+                                         volume=volume(T, "replica"), data=DataFacts(True, SYSID))),
+        [("replica", "start")],
+        id="replica container stopped: start it",
+    ),
+    pytest.param(
+        T, converged(T, replica2=NodeFacts("replica2", container=container(T, "replica2", "exited"),
+                                          volume=volume(T, "replica2"), data=DataFacts(False))),
+        [("replica2", "clone"), ("replica2", "start")],
+        id="replica volume emptied: re-clone from its upstream",
+    ),
+    pytest.param(
+        T, converged(T, replica=NodeFacts("replica", container=container(T, "replica", "exited"),
+                                         volume=volume(T, "replica"), data=DataFacts(True, OTHER))),
+        [("replica", "clone"), ("replica", "start")],
+        id="replica holds another cluster's data: re-clone (destructive)",
+    ),
+    pytest.param(
+        T, converged(T, primary=NodeFacts("primary", container=None, volume=volume(T, "primary"),
+                                         data=DataFacts(True, SYSID))),
+        [("primary", "create")],
+        id="primary container removed, volume intact: recreate, never initdb",
+    ),
+    pytest.param(
+        topo(image="pgtopo-local/postgres:17.1"), converged(T),
+        [("primary", "recreate"), ("replica", "recreate"), ("replica2", "recreate")],
+        id="image changed: recreate containers on their volumes",
+    ),
+]
+
+
+@pytest.mark.parametrize(("t", "observed", "expected"), CASES)
+def test_plan_cases(t: Topology, observed: Observed, expected: list[tuple[str, str]]) -> None:
+    p = plan(t, observed)
+    assert not p.refusals, p.refusals
+    assert kinds(p) == expected
+
+
+def test_every_action_has_a_reason_and_waves_put_upstreams_first() -> None:
+    p = plan(T, Observed(cluster="pg"))
+    assert all(a.reason for a in p.actions)
+    wave_of = {a.node: a.wave for a in p.actions if a.kind is Kind.CLONE or a.kind is Kind.INIT}
+    assert wave_of["primary"] < wave_of["replica"] < wave_of["replica2"]
+
+
+def test_reclone_of_foreign_data_is_destructive_and_fresh_clone_is_not() -> None:
+    other = converged(T, replica=NodeFacts("replica", container=container(T, "replica", "exited"),
+                                          volume=volume(T, "replica"), data=DataFacts(True, OTHER)))
+    assert [a.node for a in plan(T, other).destructive] == ["replica"]
+    assert plan(T, Observed(cluster="pg")).destructive == ()
+
+
+REFUSALS = [
+    pytest.param(
+        converged(T, primary=NodeFacts("primary", volume=volume(T, "primary"), data=DataFacts(False)),
+                  replica=NodeFacts("replica", volume=volume(T, "replica"), data=DataFacts(True, SYSID))),
+        "still hold this cluster's data",
+        id="primary data lost while a replica holds data: never initdb",
+    ),
+    pytest.param(
+        Observed(cluster="pg", foreign=("container pg-primary",)),
+        "container pg-primary exists but was not made by pgtopo",
+        id="an unlabelled object with a node's name",
+    ),
+    pytest.param(
+        converged(T, replica=NodeFacts("replica", container=container(T, "replica"), volume=volume(T, "replica"),
+                                       pg=pg_replica(T, "replica", in_recovery=False, receiver=None))),
+        "accepts writes",
+        id="a node the file calls a replica accepts writes",
+    ),
+    pytest.param(
+        converged(T, primary=NodeFacts("primary", container=container(T, "primary"), volume=volume(T, "primary"),
+                                       pg=pg_primary(T, system_identifier=OTHER))),
+        "belongs to another cluster",
+        id="primary's data is of another cluster",
+    ),
+]
+
+
+@pytest.mark.parametrize(("observed", "message"), REFUSALS)
+def test_refusals_plan_no_action(observed: Observed, message: str) -> None:
+    p = plan(T, observed)
+    assert p.actions == ()
+    assert any(message in r for r in p.refusals), p.refusals
+
+
+def test_parameters_changed_configure_then_restart_replicas_before_primary() -> None:
+    t = topo(parameters={"work_mem": "8MB", "max_connections": 150})
+    p = plan(t, converged(T))
+    configure = [a for a in p.actions if a.kind is Kind.CONFIGURE]
+    assert {a.node for a in configure} == {"primary", "replica", "replica2"}
+    assert dict(configure[0].settings) == {"max_connections": "150", "work_mem": "8MB"}
+    restarts = [a.node for a in sorted(p.actions, key=lambda a: a.wave) if a.kind is Kind.RESTART]
+    assert restarts == ["replica2", "replica", "primary"]
+
+
+def test_parameter_removed_from_file_is_reset() -> None:
+    observed = converged(T, primary=NodeFacts("primary", container=container(T, "primary"),
+                                              volume=volume(T, "primary"),
+                                              pg=pg_primary(T, auto_conf={"work_mem": "8MB"})))
+    [action] = plan(T, observed).actions
+    assert action.kind is Kind.CONFIGURE and action.settings == (("work_mem", None),)
+
+
+def test_node_override_beats_cluster_parameter() -> None:
+    t = topo(parameters={"work_mem": "8MB"},
+             nodes={"primary": {}, "replica": {"parameters": {"work_mem": "16MB"}}})
+    fresh = plan(t, converged(t))
+    assert fresh.actions == ()
+    assert "work_mem = '16MB'" in desired.auto_conf(t, "replica")
+    assert "work_mem = '8MB'" in desired.auto_conf(t, "primary")
+
+
+def test_wrong_upstream_is_repointed_and_old_slot_dropped() -> None:
+    t = topo(nodes={"primary": {}, "replica": {}, "replica2": {}})  # replica2 now straight from the primary
+    observed = converged(T)
+    p = plan(t, observed)
+    assert ("replica2", "repoint") in kinds(p)
+    repoint = next(a for a in p.actions if a.kind is Kind.REPOINT)
+    assert repoint.upstream == "primary" and "streams from replica" in repoint.reason
+    assert ("replica", "drop-slot") in kinds(p)
+
+
+def test_node_removed_from_file_is_removed_and_its_volume_kept() -> None:
+    t = topo(nodes={"primary": {}, "replica": {}})
+    p = plan(t, converged(T))
+    remove = next(a for a in p.actions if a.kind is Kind.REMOVE)
+    assert remove.node == "replica2" and remove.destructive and "is kept" in remove.reason
+    assert ("replica", "drop-slot") in kinds(p)
+    assert max(a.wave for a in p.actions if a.kind is Kind.REMOVE) < max(
+        a.wave for a in p.actions if a.kind is Kind.DROP_SLOT)
+
+
+def test_left_over_job_is_removed_before_the_clone() -> None:
+    job = ContainerFacts(id="j", name="pg-replica-clone", state="exited", image=T.image,
+                         labels={L.CLUSTER: "pg", L.ROLE: "job", L.NODE: "replica"})
+    observed = converged(T, replica=NodeFacts("replica", volume=volume(T, "replica"), data=DataFacts(False),
+                                              jobs=(job,)))
+    assert kinds(plan(T, observed))[:3] == [("replica", "remove-job"), ("replica", "clone"), ("replica", "create")]
+
+
+def test_missing_slot_is_created_on_the_upstream() -> None:
+    observed = converged(T, primary=NodeFacts("primary", container=container(T, "primary"),
+                                              volume=volume(T, "primary"), pg=pg_primary(T, slots=())))
+    [action] = plan(T, observed).actions
+    assert (action.kind, action.node, action.upstream) == (Kind.CREATE_SLOT, "replica", "primary")
