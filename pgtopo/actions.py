@@ -18,6 +18,8 @@ class Kind(enum.Enum):
     CREATE_VOLUME = "create-volume"
     INIT = "init"
     CLONE = "clone"
+    REWIND = "rewind"
+    DEMOTE = "demote"
     CREATE = "create"
     RECREATE = "recreate"
     START = "start"

@@ -119,8 +119,7 @@ def apply(file: Path, verbose: bool, log_format: str, yes: bool, lock_timeout: f
     out = render.console()
     events = reconcile.Events(
         started=lambda a: log.action_started(topo.cluster, a),
-        finished=lambda a, s: (out.print(f"{render.action_line(a)}  [dim]{a.node or 'cluster'} · {s:.2f} s[/]"),
-                               log.action_done(topo.cluster, a, s)),
+        finished=lambda a, s, note: (render.print_done(out, a, s, note), log.action_done(topo.cluster, a, s, note)),
         info=lambda m: out.print(f"[dim]{m}[/]"),
     )
     outcome = reconcile.apply(_client(), topo, file.parent, consent=lambda p: _consent(p, yes),
@@ -130,7 +129,7 @@ def apply(file: Path, verbose: bool, log_format: str, yes: bool, lock_timeout: f
         return
     out.print(
         f"applied {len(outcome.done)} action(s) in {outcome.seconds:.1f} s "
-        f"(clones {outcome.count(Kind.CLONE)}, inits {outcome.count(Kind.INIT)}, "
+        f"(clones {outcome.count(Kind.CLONE)}, rewinds {outcome.count(Kind.REWIND)}, "
         f"restarts {outcome.count(Kind.RESTART)}); every replica streams"
     )
 

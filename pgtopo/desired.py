@@ -149,6 +149,26 @@ rm -rf "$old"
 """
 
 
+REWIND_SCRIPT = r"""
+set -eu
+data="$1"; auto="$2"; source="$3"; marker="$4"
+touch "$marker"
+pg_rewind -D "$data" --source-server="$source"
+printf '%s' "$auto" > "$data/postgresql.auto.conf"
+touch "$data/standby.signal"
+sync
+rm -f "$marker"
+"""
+
+DEMOTE_SCRIPT = r"""
+set -eu
+data="$1"; auto="$2"
+printf '%s' "$auto" > "$data/postgresql.auto.conf"
+touch "$data/standby.signal"
+sync
+"""
+
+
 def _job(topo: Topology, node: str, job: str, argv: list[str], network: bool) -> ContainerSpec:
     n = names(topo)
     return ContainerSpec(
@@ -173,3 +193,18 @@ def clone_job(topo: Topology, node: str) -> ContainerSpec:
     source = f"host={upstream} port={L.PG_PORT} user={topo.auth.replication_user} application_name={node}-clone"
     argv = ["sh", "-c", CLONE_SCRIPT, "pgtopo-clone", L.PGDATA, auto_conf(topo, node), source, L.slot_name(node)]
     return _job(topo, node, "clone", argv, network=True)
+
+
+def rewind_job(topo: Topology, node: str) -> ContainerSpec:
+    """pg_rewind the node's stopped data against its upstream, then make it a standby of it.
+    A marker file outside PGDATA says "rewind under way" until it has finished."""
+    upstream = topo.upstream_of(node)
+    source = f"host={upstream} port={L.PG_PORT} user=postgres dbname=postgres application_name={node}-rewind"
+    argv = ["sh", "-c", REWIND_SCRIPT, "pgtopo-rewind", L.PGDATA, auto_conf(topo, node), source, L.REWIND_MARKER]
+    return _job(topo, node, "rewind", argv, network=True)
+
+
+def demote_job(topo: Topology, node: str) -> ContainerSpec:
+    """Make a cleanly stopped node a standby of its upstream (no rewind needed)."""
+    argv = ["sh", "-c", DEMOTE_SCRIPT, "pgtopo-demote", L.PGDATA, auto_conf(topo, node)]
+    return _job(topo, node, "demote", argv, network=False)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pgtopo import desired, docker_ops, labels as L, pg_ops, state as cluster_state
 from pgtopo.actions import Action, Kind
-from pgtopo.errors import PgtopoError, SafetyRefusal
+from pgtopo.errors import DockerError, PgtopoError, SafetyRefusal
 from pgtopo.observe import Snapshot
 from pgtopo.spec import Topology
 
@@ -53,10 +53,17 @@ class Context:
         return ep
 
 
-def execute(ctx: Context, action: Action) -> None:
-    """Run one action; raises a PgtopoError subclass when it cannot be done."""
+def execute(ctx: Context, action: Action) -> str | None:
+    """Run one action; returns a note when it had to deviate (a failed rewind re-cloned);
+    raises a PgtopoError subclass when it cannot be done."""
     node = action.node
     match action.kind:
+        case Kind.REWIND:
+            return _rewind(ctx, action)
+        case Kind.DEMOTE:
+            _ensure_slot(ctx, action)
+            _stop(ctx, node)
+            docker_ops.run_job(ctx.client, desired.demote_job(ctx.topo, node))
         case Kind.CREATE_NETWORK:
             docker_ops.create_network(ctx.client, ctx.topo.network_name, L.labels(ctx.topo.cluster, "network"))
         case Kind.CREATE_STATE:
@@ -94,6 +101,7 @@ def execute(ctx: Context, action: Action) -> None:
             _ensure_slot(ctx, action)
         case Kind.DROP_SLOT:
             pg_ops.drop_slot(ctx.endpoint(node), action.slot or "")
+    return None
 
 
 def _create_state(ctx: Context) -> None:
@@ -126,18 +134,37 @@ def _init(ctx: Context, node: str) -> None:
     ctx.snapshot.state = updated
 
 
-def _clone(ctx: Context, action: Action) -> None:
-    """pg_basebackup from the upstream, after checking it serves this very cluster."""
-    upstream = action.upstream or ctx.topo.primary
-    ep = ctx.endpoint(upstream)
-    facts = pg_ops.probe(ep)
+def _check_source(ctx: Context, node: str, upstream: str, verb: str) -> None:
+    """Refuse to copy data from a server of another cluster."""
+    facts = pg_ops.probe(ctx.endpoint(upstream))
     expected = ctx.snapshot.state.system_identifier if ctx.snapshot.state else None
     if expected is not None and facts.system_identifier != expected:
         raise SafetyRefusal(
-            f"{action.node}: refusing to clone from {upstream}: it serves another cluster "
+            f"{node}: refusing to {verb} from {upstream}: it serves another cluster "
             f"(system identifier {facts.system_identifier}, this cluster is {expected})",
-            hint=f"fix {upstream} first; pgtopo never clones from a server of another cluster",
+            hint=f"fix {upstream} first; pgtopo never copies from a server of another cluster",
         )
+
+
+def _rewind(ctx: Context, action: Action) -> str | None:
+    """pg_rewind against the upstream; when that fails, re-clone and say so."""
+    upstream = action.upstream or ctx.topo.primary
+    _check_source(ctx, action.node, upstream, "rewind")
+    _ensure_slot(ctx, action)
+    _stop(ctx, action.node)
+    try:
+        docker_ops.run_job(ctx.client, desired.rewind_job(ctx.topo, action.node))
+    except DockerError as exc:
+        docker_ops.run_job(ctx.client, desired.clone_job(ctx.topo, action.node))
+        first = exc.message.splitlines()[-1] if exc.message else "failed"
+        return f"pg_rewind failed ({first}); re-cloned from {upstream} instead"
+    return None
+
+
+def _clone(ctx: Context, action: Action) -> None:
+    """pg_basebackup from the upstream, after checking it serves this very cluster."""
+    upstream = action.upstream or ctx.topo.primary
+    _check_source(ctx, action.node, upstream, "clone")
     _ensure_slot(ctx, action)
     _stop(ctx, action.node)
     docker_ops.run_job(ctx.client, desired.clone_job(ctx.topo, action.node))

@@ -22,6 +22,7 @@ JOB = f"{PREFIX}.job"  # for role=job: init | clone | rewind
 
 DATA_MOUNT = "/var/lib/postgresql/data"
 PGDATA = f"{DATA_MOUNT}/pgdata"
+REWIND_MARKER = f"{DATA_MOUNT}/rewind.incomplete"
 STATE_MOUNT = "/run/pgtopo"
 PASSFILE = f"{STATE_MOUNT}/pgpass"
 PG_PORT = 5432

@@ -37,5 +37,6 @@ def action_started(cluster: str, action: Action) -> None:
     structlog.get_logger("pgtopo").debug("action started", **_fields(cluster, action))
 
 
-def action_done(cluster: str, action: Action, seconds: float) -> None:
-    structlog.get_logger("pgtopo").info("action done", duration=round(seconds, 3), **_fields(cluster, action))
+def action_done(cluster: str, action: Action, seconds: float, note: str | None = None) -> None:
+    extra = {"note": note} if note else {}
+    structlog.get_logger("pgtopo").info("action done", duration=round(seconds, 3), **_fields(cluster, action), **extra)

@@ -166,21 +166,25 @@ def _probe_node(client: "docker.DockerClient", image: str, node: str, parts: _Pa
     elif container is not None and container.running:
         pg_error = "no published port or no password known"
     if pg is None and volume is not None:
-        data = _read_data(client, image, container, volume, parts.jobs.get(node, []))
+        data = _read_data(client, image, container, volume)
     return NodeFacts(name=node, container=container, volume=volume, data=data, pg=pg, pg_error=pg_error,
                      jobs=tuple(parts.jobs.get(node, [])))
 
 
 def _read_data(client: "docker.DockerClient", image: str, container: ContainerFacts | None,
-               volume: VolumeFacts, jobs: list[ContainerFacts]) -> DataFacts:
-    """Does the volume hold a PGDATA, and of which cluster (pg_control's system identifier)?"""
-    path = f"{L.PGDATA}/global/pg_control"
+               volume: VolumeFacts) -> DataFacts:
+    """Does the volume hold a PGDATA, of which cluster (pg_control's system identifier), and did
+    a rewind stop half-way?"""
     if container is not None:
-        raw = docker_ops.read_file(client, container.id, path)
-    else:
-        mounts = (docker_ops.Mount(volume.name, L.DATA_MOUNT, read_only=True),)
-        with docker_ops.helper(client, image, mounts, L.labels(volume.labels.get(L.CLUSTER, ""), "helper")) as cid:
-            raw = docker_ops.read_file(client, cid, path)
+        return _data_facts(client, container.id)
+    mounts = (docker_ops.Mount(volume.name, L.DATA_MOUNT, read_only=True),)
+    with docker_ops.helper(client, image, mounts, L.labels(volume.labels.get(L.CLUSTER, ""), "helper")) as cid:
+        return _data_facts(client, cid)
+
+
+def _data_facts(client: "docker.DockerClient", container: str) -> DataFacts:
+    raw = docker_ops.read_file(client, container, f"{L.PGDATA}/global/pg_control")
     if raw is None or len(raw) < 8:
         return DataFacts(has_pgdata=False)
-    return DataFacts(has_pgdata=True, system_identifier=struct.unpack("<Q", raw[:8])[0])
+    interrupted = docker_ops.read_file(client, container, L.REWIND_MARKER) is not None
+    return DataFacts(has_pgdata=True, system_identifier=struct.unpack("<Q", raw[:8])[0], interrupted=interrupted)

@@ -62,6 +62,7 @@ class DataFacts:
 
     has_pgdata: bool
     system_identifier: int | None = None
+    interrupted: bool = False  # a pg_rewind began and never finished: the data cannot be trusted
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class PgFacts:
     auto_conf: Mapping[str, str] = field(default_factory=dict)  # postgresql.auto.conf entries
     replication_roles: tuple[str, ...] = ()
     restart_settings: frozenset[str] = frozenset()  # settings that only a restart applies
+    history: tuple[tuple[int, int], ...] = ()  # (parent timeline, LSN where it ended)
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,7 @@ def probe(ep: Endpoint) -> PgFacts:
             auto = cur.execute(AUTO_CONF_SQL).fetchall()
             roles = cur.execute(ROLES_SQL).fetchall()
             restart = cur.execute(RESTART_SQL).fetchall()
+        history = _history(conn, timeline)
         return PgFacts(
             server_version=version,
             system_identifier=int(sysid),
@@ -124,9 +125,26 @@ def probe(ep: Endpoint) -> PgFacts:
             auto_conf={name: setting for name, setting in auto},
             replication_roles=tuple(r[0] for r in roles),
             restart_settings=frozenset(r[0] for r in restart),
+            history=history,
         )
 
     return run(ep, query, "probe")
+
+
+def _history(conn: "psycopg.Connection", timeline: int | None) -> tuple[tuple[int, int], ...]:
+    """The server's timeline history (parent timelines and where each ended)."""
+    import psycopg
+
+    from pgtopo.timelines import parse_history
+
+    if not timeline or timeline <= 1:
+        return ()
+    try:
+        row = conn.execute("SELECT pg_read_file('pg_wal/' || lpad(upper(to_hex(%s::int)), 8, '0') || '.history')",
+                           (timeline,)).fetchone()
+    except psycopg.Error:
+        return ()
+    return parse_history(row[0]) if row and row[0] else ()
 
 
 def create_slot(ep: Endpoint, slot: str) -> None:

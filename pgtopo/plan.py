@@ -15,11 +15,13 @@ from pgtopo import desired, labels as L
 from pgtopo.actions import Action, Kind, Plan
 from pgtopo.observed import NodeFacts, Observed
 from pgtopo.spec import Topology
+from pgtopo.timelines import Position, Verdict, decide
 
 RESTART_WAVE = 100  # restarts run in wave RESTART_WAVE - depth: replicas before the primary
 REMOVE_WAVE = 200
 SLOT_WAVE = 201
 REPLICATION_KEYS = ("primary_conninfo", "primary_slot_name")
+DATA_KINDS = (Kind.INIT, Kind.CLONE, Kind.REWIND, Kind.DEMOTE)  # these leave the container stopped
 
 
 def plan(topo: Topology, obs: Observed) -> Plan:
@@ -82,11 +84,11 @@ def _role_refusals(topo: Topology, obs: Observed) -> list[str]:
             "promoting a standby is not supported yet: put the current primary back in the file"
         )
     for name in topo.replicas():
-        pg = obs.node(name).pg
-        if pg is not None and not pg.in_recovery:
+        pg, upstream = obs.node(name).pg, topo.upstream_of(name)
+        if pg is not None and not pg.in_recovery and (upstream is None or obs.node(upstream).pg is None):
             out.append(
-                f"{name}: the file names it a replica but it accepts writes (promoted by hand?); "
-                "rewinding it is not supported yet: stop it or remove its container, then apply"
+                f"{name}: the file names it a replica but it accepts writes, and its upstream {upstream} "
+                "cannot be observed to decide between rewind and re-clone; bring the upstream up first"
             )
     return out
 
@@ -112,7 +114,7 @@ def _node_actions(topo: Topology, obs: Observed, node: str) -> list[Action]:
         actions += _primary_data(topo, facts, wave)
     else:
         actions += _replica_data(topo, obs, facts, wave)
-    data_rebuilt = any(a.kind in (Kind.INIT, Kind.CLONE) for a in actions)
+    data_rebuilt = any(a.kind in DATA_KINDS for a in actions)
     container = _container_action(topo, facts, wave, data_rebuilt)
     if container is not None:
         actions.append(container)
@@ -141,6 +143,10 @@ def _replica_data(topo: Topology, obs: Observed, facts: NodeFacts, wave: int) ->
     elif expected and facts.system_identifier and facts.system_identifier != expected:
         why = f"its data belongs to another cluster (system identifier {facts.system_identifier}, this cluster is {expected})"
         destructive = True
+    elif facts.data is not None and facts.data.interrupted:
+        why, destructive = "a pg_rewind was interrupted, so its data cannot be trusted", True
+    elif facts.pg is not None and not facts.pg.in_recovery:
+        return _rejoin(topo, obs, facts, wave)
     else:
         return []
     actions = []
@@ -149,6 +155,25 @@ def _replica_data(topo: Topology, obs: Observed, facts: NodeFacts, wave: int) ->
     actions.append(Action(Kind.CLONE, facts.name, f"{why}: pg_basebackup from {upstream}", wave=wave,
                           upstream=upstream, slot=L.slot_name(facts.name), destructive=destructive))
     return actions
+
+
+def _rejoin(topo: Topology, obs: Observed, facts: NodeFacts, wave: int) -> list[Action]:
+    """A node the file calls a replica accepts writes: follow, rewind or re-clone, by timelines."""
+    pg, upstream = facts.pg, topo.upstream_of(facts.name)
+    up = obs.node(upstream).pg if upstream else None
+    if pg is None or up is None or pg.timeline is None or pg.lsn is None or up.timeline is None or up.lsn is None:
+        return []  # refused in _role_refusals
+    verdict, why = decide(Position(pg.timeline, pg.lsn, pg.history), Position(up.timeline, up.lsn, up.history))
+    slot, node = L.slot_name(facts.name), facts.name
+    match verdict:
+        case Verdict.FOLLOW:
+            return [Action(Kind.DEMOTE, node, f"accepts writes but {why}: restart it as a standby of {upstream}",
+                           wave=wave, upstream=upstream, slot=slot)]
+        case Verdict.REWIND:
+            return [Action(Kind.REWIND, node, f"accepts writes; {why}: pg_rewind from {upstream} "
+                           "(re-clone if that fails)", wave=wave, upstream=upstream, slot=slot, destructive=True)]
+    return [Action(Kind.CLONE, node, f"accepts writes; {why}: re-clone from {upstream}", wave=wave,
+                   upstream=upstream, slot=slot, destructive=True)]
 
 
 def _container_action(topo: Topology, facts: NodeFacts, wave: int, data_rebuilt: bool) -> Action | None:

@@ -35,7 +35,7 @@ class Events:
     """Callbacks through which the CLI shows progress; all optional."""
 
     started: Callable[[Action], None] = lambda a: None
-    finished: Callable[[Action, float], None] = lambda a, s: None
+    finished: Callable[[Action, float, str | None], None] = lambda a, s, note: None
     info: Callable[[str], None] = lambda m: None
 
 
@@ -108,9 +108,9 @@ def _run_wave(ctx: Context, wave: list[Action], events: Events) -> list[tuple[Ac
         for action in chain:
             events.started(action)
             t0 = time.monotonic()
-            execute(ctx, action)
+            note = execute(ctx, action)
             seconds = time.monotonic() - t0
-            events.finished(action, seconds)
+            events.finished(action, seconds, note)
             done.append((action, seconds))
         return done
 

@@ -39,6 +39,13 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
+def print_done(out: "Console", action: Action, seconds: float, note: str | None) -> None:
+    """One line per finished action: `+ clone  <reason>  replica · 0.70 s`, and its note if any."""
+    out.print(f"{action_line(action)}  [dim]{action.node or 'cluster'} · {seconds:.2f} s[/]")
+    if note:
+        out.print(f"  [yellow]note:[/] {_escape(note)}")
+
+
 def print_plan(out: "Console", topo: Topology, p: Plan) -> None:
     """The plan grouped by node, in the order apply will run it."""
     if p.refusals:

@@ -55,7 +55,7 @@ def volume(t: Topology, node: str) -> VolumeFacts:
 
 def pg_primary(t: Topology, **kw) -> PgFacts:
     slots = tuple(Slot(L.slot_name(r), True) for r in t.replicas() if t.upstream_of(r) == t.primary)
-    base = dict(server_version=170000, system_identifier=SYSID, in_recovery=False, timeline=1, lsn=100,
+    base = dict(server_version=170000, system_identifier=SYSID, in_recovery=False, timeline=1, lsn=0x4000000,
                 slots=slots, auto_conf=desired.settings(t, t.primary), replication_roles=("repuser",),
                 restart_settings=frozenset({"max_connections", "shared_buffers"}))
     base.update(kw)
@@ -178,10 +178,12 @@ REFUSALS = [
         id="an unlabelled object with a node's name",
     ),
     pytest.param(
-        converged(T, replica=NodeFacts("replica", container=container(T, "replica"), volume=volume(T, "replica"),
-                                       pg=pg_replica(T, "replica", in_recovery=False, receiver=None))),
-        "accepts writes",
-        id="a node the file calls a replica accepts writes",
+        converged(T, primary=NodeFacts("primary", container=container(T, "primary", "exited"),
+                                       volume=volume(T, "primary"), data=DataFacts(True, SYSID)),
+                  replica=NodeFacts("replica", container=container(T, "replica"), volume=volume(T, "replica"),
+                                    pg=pg_replica(T, "replica", in_recovery=False, receiver=None))),
+        "cannot be observed to decide between rewind and re-clone",
+        id="a replica accepts writes while its upstream is down",
     ),
     pytest.param(
         converged(T, primary=NodeFacts("primary", container=container(T, "primary"), volume=volume(T, "primary"),
@@ -259,3 +261,29 @@ def test_missing_slot_is_created_on_the_upstream() -> None:
                                               volume=volume(T, "primary"), pg=pg_primary(T, slots=())))
     [action] = plan(T, observed).actions
     assert (action.kind, action.node, action.upstream) == (Kind.CREATE_SLOT, "replica", "primary")
+
+
+def promoted(t: Topology, node: str, timeline: int, lsn: int, history) -> NodeFacts:
+    return NodeFacts(node, container=container(t, node), volume=volume(t, node),
+                     pg=pg_replica(t, node, in_recovery=False, receiver=None, timeline=timeline, lsn=lsn,
+                                   history=history))
+
+
+REJOIN = [
+    pytest.param(promoted(T, "replica", 2, 0x3000200, ((1, 0x3000148),)), Kind.REWIND, "diverged from the upstream at 0/3000148",
+                 id="promoted by hand and written to: rewind"),
+    pytest.param(promoted(T, "replica", 1, 0x9000000, ()), Kind.CLONE, "ahead of its upstream on the same timeline",
+                 id="ahead on the same timeline: re-clone"),
+    pytest.param(promoted(T, "replica", 1, 0x50, ()), Kind.DEMOTE, "restart it as a standby",
+                 id="writable but behind on the same timeline: just follow"),
+]
+
+
+@pytest.mark.parametrize(("facts", "kind", "reason"), REJOIN)
+def test_a_replica_that_accepts_writes_is_brought_back(facts: NodeFacts, kind: Kind, reason: str) -> None:
+    p = plan(T, converged(T, replica=facts))
+    assert not p.refusals
+    first = p.actions[0]
+    assert (first.node, first.kind) == ("replica", kind) and reason in first.reason, first.reason
+    assert first.destructive == (kind is not Kind.DEMOTE)
+    assert ("replica", "start") in kinds(p)
