@@ -30,11 +30,12 @@ class Kind(enum.Enum):
     CREATE_SLOT = "create-slot"
     DROP_SLOT = "drop-slot"
     REMOVE = "remove"
+    REMOVE_VOLUME = "remove-volume"
 
     @property
     def symbol(self) -> str:
         """+ create, ~ change, - remove (destructive actions get '!' from the action itself)."""
-        if self in (Kind.REMOVE, Kind.DROP_SLOT, Kind.REMOVE_JOB):
+        if self in (Kind.REMOVE, Kind.REMOVE_VOLUME, Kind.DROP_SLOT, Kind.REMOVE_JOB):
             return "-"
         if self in (Kind.CREATE_NETWORK, Kind.CREATE_STATE, Kind.CREATE_VOLUME, Kind.INIT, Kind.CLONE,
                     Kind.CREATE, Kind.CREATE_ROLE, Kind.CREATE_SLOT):

@@ -79,10 +79,15 @@ def validate(file: Path, verbose: bool, log_format: str) -> None:
     click.echo(f"{file}: valid (cluster {topo.cluster}, {len(topo.nodes)} node(s), primary {topo.primary})")
 
 
+PRUNE = click.option("--prune-volumes", is_flag=True,
+                     help="Also delete the data volumes of nodes removed from the file (destructive).")
+
+
 @cli.command()
 @FILE
 @common
-def diff(file: Path, verbose: bool, log_format: str) -> None:
+@PRUNE
+def diff(file: Path, verbose: bool, log_format: str, prune_volumes: bool) -> None:
     """Show what apply would do. Exit 0 in sync, 1 changes pending, 2 error.
 
     \b
@@ -92,7 +97,7 @@ def diff(file: Path, verbose: bool, log_format: str) -> None:
 
     _setup(verbose, log_format)
     topo = _load(file)
-    plan, _ = reconcile.diff(_client(), topo)
+    plan, _ = reconcile.diff(_client(), topo, prune_volumes)
     render.print_plan(render.console(), topo, plan)
     sys.exit(EXIT_OK if plan.empty else EXIT_CHANGES)
 
@@ -103,7 +108,8 @@ def diff(file: Path, verbose: bool, log_format: str) -> None:
 @click.option("-y", "--yes", is_flag=True, help="Carry out destructive actions without asking (needed in CI).")
 @click.option("--lock-timeout", type=float, default=600.0, show_default=True,
               help="Seconds to wait for another apply of the same cluster.")
-def apply(file: Path, verbose: bool, log_format: str, yes: bool, lock_timeout: float) -> None:
+@PRUNE
+def apply(file: Path, verbose: bool, log_format: str, yes: bool, lock_timeout: float, prune_volumes: bool) -> None:
     """Make the cluster match the file; wait until every replica streams.
 
     Exit 0 converged, 1 refused or not converged, 2 error in the file or environment.
@@ -123,7 +129,7 @@ def apply(file: Path, verbose: bool, log_format: str, yes: bool, lock_timeout: f
         info=lambda m: out.print(f"[dim]{m}[/]"),
     )
     outcome = reconcile.apply(_client(), topo, file.parent, consent=lambda p: _consent(p, yes),
-                              lock_timeout=lock_timeout, events=events)
+                              lock_timeout=lock_timeout, events=events, prune_volumes=prune_volumes)
     if not outcome.done:
         out.print(f"cluster {topo.cluster}: in sync with the file, nothing to do")
         return

@@ -82,6 +82,7 @@ def execute(ctx: Context, action: Action) -> str | None:
             _stop(ctx, node)
             docker_ops.remove_container(ctx.client, ctx.names.container(node))
             _create(ctx, node)
+            _await_streaming(ctx, node)
         case Kind.START:
             docker_ops.start(ctx.client, ctx.names.container(node))
             _await_server(ctx, node)
@@ -89,6 +90,9 @@ def execute(ctx: Context, action: Action) -> str | None:
             _stop(ctx, node)
             docker_ops.start(ctx.client, ctx.names.container(node))
             _await_server(ctx, node)
+            _await_streaming(ctx, node)
+        case Kind.REMOVE_VOLUME:
+            docker_ops.remove_volume(ctx.client, action.target or ctx.names.volume(node))
         case Kind.CREATE_ROLE:
             replication = ctx.snapshot.state.replication_password if ctx.snapshot.state else ""
             pg_ops.ensure_replication_role(ctx.endpoint(node), ctx.topo.auth.replication_user, replication)
@@ -190,6 +194,13 @@ def _create(ctx: Context, node: str) -> None:
     cid = docker_ops.create_container(ctx.client, spec)
     docker_ops.start(ctx.client, cid)
     _await_server(ctx, node)
+
+
+def _await_streaming(ctx: Context, node: str) -> None:
+    """In rolling changes a replica must stream again before the next node is touched."""
+    upstream = ctx.topo.upstream_of(node)
+    if upstream is not None and upstream in ctx.snapshot.endpoints:
+        pg_ops.wait_streaming(ctx.endpoint(node), upstream, time.monotonic() + READY_TIMEOUT, POLL)
 
 
 def _await_server(ctx: Context, node: str) -> None:

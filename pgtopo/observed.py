@@ -104,6 +104,7 @@ class PgFacts:
     replication_roles: tuple[str, ...] = ()
     restart_settings: frozenset[str] = frozenset()  # settings that only a restart applies
     history: tuple[tuple[int, int], ...] = ()  # (parent timeline, LSN where it ended)
+    limits: Mapping[str, int] = field(default_factory=dict)  # settings a standby needs >= its primary's
 
 
 @dataclass(frozen=True)

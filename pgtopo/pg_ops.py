@@ -92,6 +92,10 @@ FROM pg_stat_replication ORDER BY application_name
 """
 SLOTS_SQL = "SELECT slot_name, active FROM pg_replication_slots WHERE slot_type = 'physical' ORDER BY slot_name"
 RESTART_SQL = "SELECT name FROM pg_settings WHERE context = 'postmaster' ORDER BY name"
+# Settings a standby needs at least as high as its primary's (PostgreSQL checks them on replay).
+HOT_STANDBY_SETTINGS = ("max_connections", "max_worker_processes", "max_wal_senders",
+                        "max_prepared_transactions", "max_locks_per_transaction")
+LIMITS_SQL = "SELECT name, setting::bigint FROM pg_settings WHERE name = ANY(%s)"
 ROLES_SQL = "SELECT rolname FROM pg_roles WHERE rolreplication AND rolcanlogin ORDER BY rolname"
 AUTO_CONF_SQL = """
 SELECT name, setting FROM pg_file_settings
@@ -111,6 +115,7 @@ def probe(ep: Endpoint) -> PgFacts:
             auto = cur.execute(AUTO_CONF_SQL).fetchall()
             roles = cur.execute(ROLES_SQL).fetchall()
             restart = cur.execute(RESTART_SQL).fetchall()
+            limits = cur.execute(LIMITS_SQL, (list(HOT_STANDBY_SETTINGS),)).fetchall()
         history = _history(conn, timeline)
         return PgFacts(
             server_version=version,
@@ -126,6 +131,7 @@ def probe(ep: Endpoint) -> PgFacts:
             replication_roles=tuple(r[0] for r in roles),
             restart_settings=frozenset(r[0] for r in restart),
             history=history,
+            limits={name: int(value) for name, value in limits},
         )
 
     return run(ep, query, "probe")
@@ -218,6 +224,45 @@ def ensure_replication_role(ep: Endpoint, role: str, password: str) -> None:
 def set_replication_source(ep: Endpoint, conninfo: str, slot: str) -> None:
     """Point a standby at another upstream; PostgreSQL 13+ applies this on reload."""
     alter_system(ep, {"primary_conninfo": conninfo, "primary_slot_name": slot})
+
+
+def receiver(ep: Endpoint) -> tuple[str, str | None] | None:
+    """(status, sender host) of the node's WAL receiver; None when it has none."""
+    row = run(ep, lambda c: c.execute("SELECT status, sender_host FROM pg_stat_wal_receiver").fetchone(),
+              "read pg_stat_wal_receiver")
+    return (row[0], row[1]) if row else None
+
+
+def streams_from(ep: Endpoint, upstream: str) -> tuple[bool, str]:
+    """Does the node stream from `upstream` right now?  (answer, why not)"""
+    from pgtopo.errors import PgtopoError
+
+    try:
+        row = receiver(ep)
+    except PgtopoError as exc:
+        return False, exc.message
+    if row is None:
+        return False, "no WAL receiver"
+    status, host = row
+    if status != "streaming":
+        return False, f"WAL receiver is {status}"
+    if host != upstream:
+        return False, f"streams from {host}, not {upstream}"
+    return True, "streaming"
+
+
+def wait_streaming(ep: Endpoint, upstream: str, deadline: float, poll: float = 0.1) -> None:
+    """Wait until the node streams from `upstream` (or raise at the monotonic `deadline`)."""
+    from pgtopo.errors import NotConverged
+
+    while True:
+        ok, why = streams_from(ep, upstream)
+        if ok:
+            return
+        if time.monotonic() >= deadline:
+            raise NotConverged(f"{ep.node}: not streaming from {upstream} in time ({why})",
+                               hint=f"see `docker logs` of {ep.node}'s container")
+        time.sleep(poll)
 
 
 def wait_ready(ep: Endpoint, deadline: float, poll: float = 0.1) -> None:

@@ -11,21 +11,27 @@ late waves deepest-first, primary last; removals and slot clean-up run at the en
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pgtopo import desired, labels as L
 from pgtopo.actions import Action, Kind, Plan
 from pgtopo.observed import NodeFacts, Observed
 from pgtopo.spec import Topology
 from pgtopo.timelines import Position, Verdict, decide
 
-RESTART_WAVE = 100  # restarts run in wave RESTART_WAVE - depth: replicas before the primary
-REMOVE_WAVE = 200
-SLOT_WAVE = 201
+ROLL_WAVE = 100  # recreating running containers: one node a wave, replicas first, primary last
+RESTART_WAVE = 200  # restarts: one node a wave, replicas first (primary first when lowering)
+REMOVE_WAVE = 300
+SLOT_WAVE = 301
+HOT_STANDBY_SETTINGS = ("max_connections", "max_worker_processes", "max_wal_senders",
+                        "max_prepared_transactions", "max_locks_per_transaction")
 REPLICATION_KEYS = ("primary_conninfo", "primary_slot_name")
 DATA_KINDS = (Kind.INIT, Kind.CLONE, Kind.REWIND, Kind.DEMOTE)  # these leave the container stopped
 
 
-def plan(topo: Topology, obs: Observed) -> Plan:
-    """The actions that bring `obs` to what `topo` says, or the refusals that forbid trying."""
+def plan(topo: Topology, obs: Observed, prune_volumes: bool = False) -> Plan:
+    """The actions that bring `obs` to what `topo` says, or the refusals that forbid trying.
+    `prune_volumes`: also delete the data volumes of nodes removed from the file."""
     refusals = _refusals(topo, obs)
     if refusals:
         return Plan(refusals=tuple(refusals))
@@ -36,9 +42,40 @@ def plan(topo: Topology, obs: Observed) -> Plan:
         actions += node_actions
         if not node_actions:
             notes.append(_in_sync_note(topo, obs.node(node)))
-    actions += _stray_actions(topo, obs)
+    actions += _stray_actions(topo, obs, prune_volumes)
     actions += _slot_cleanup(topo, obs)
-    return Plan(actions=tuple(actions), notes=tuple(notes))
+    return Plan(actions=tuple(_order_restarts(topo, obs, actions)), notes=tuple(notes))
+
+
+def rolling_rank(topo: Topology, node: str) -> int:
+    """Position of `node` in a rolling change: deepest replicas first, the primary last."""
+    order = sorted(topo.nodes, key=lambda n: (-topo.depth(n), n))
+    return order.index(node)
+
+
+def _order_restarts(topo: Topology, obs: Observed, actions: list[Action]) -> list[Action]:
+    """Restarts one node at a time: replicas first, so a standby never runs with a lower
+    hot-standby setting than its primary; when the primary lowers one, the primary goes first."""
+    lowering = _lowers_hot_standby_setting(topo, obs)
+    last = len(topo.nodes) - 1
+    out = []
+    for a in actions:
+        if a.kind is Kind.RESTART:
+            rank = rolling_rank(topo, a.node)
+            a = replace(a, wave=RESTART_WAVE + (last - rank if lowering else rank))
+        out.append(a)
+    return sorted(out, key=lambda a: a.wave)
+
+
+def _lowers_hot_standby_setting(topo: Topology, obs: Observed) -> bool:
+    pg = obs.node(topo.primary).pg
+    if pg is None:
+        return False
+    want = desired.settings(topo, topo.primary)
+    for name in HOT_STANDBY_SETTINGS:
+        if name in want and name in pg.limits and want[name].isdigit() and int(want[name]) < pg.limits[name]:
+            return True
+    return False
 
 
 def cluster_system_identifier(topo: Topology, obs: Observed) -> int | None:
@@ -183,7 +220,10 @@ def _container_action(topo: Topology, facts: NodeFacts, wave: int, data_rebuilt:
         return Action(Kind.CREATE, node, why, wave=wave)
     if c.config_hash != desired.node_hash(topo, node):
         change = f"image {c.image} → {topo.image}" if c.image != topo.image else "container configuration changed"
-        return Action(Kind.RECREATE, node, f"{change}; the data volume is kept", wave=wave)
+        rolling = c.running and not data_rebuilt
+        when = ROLL_WAVE + rolling_rank(topo, node) if rolling else wave
+        suffix = "; one node at a time, replicas first" if rolling else ""
+        return Action(Kind.RECREATE, node, f"{change}; the data volume is kept{suffix}", wave=when)
     if data_rebuilt or not c.running:
         return Action(Kind.START, node, f"container is {c.state}" if not c.running else "start on the new data", wave=wave)
     return None
@@ -204,7 +244,7 @@ def _server_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: int) 
     pending = sorted(set(pg.pending_restart) | {k for k, _ in changes if k in pg.restart_settings})
     if pending:
         actions.append(Action(Kind.RESTART, node, f"{', '.join(pending)} only apply after a restart",
-                              wave=RESTART_WAVE - topo.depth(node)))
+                              wave=RESTART_WAVE))
     return actions
 
 
@@ -236,17 +276,21 @@ def _replication_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: 
     return []
 
 
-def _stray_actions(topo: Topology, obs: Observed) -> list[Action]:
+def _stray_actions(topo: Topology, obs: Observed, prune_volumes: bool) -> list[Action]:
     actions = []
     for name, facts in sorted(obs.nodes.items()):
         if name in topo.nodes:
             continue
         if facts.container is not None:
-            keep = f"; volume {facts.volume.name} is kept" if facts.volume else ""
+            keep = f"; volume {facts.volume.name} is kept" if facts.volume and not prune_volumes else ""
             actions.append(Action(Kind.REMOVE, name, f"not in the file: remove its container{keep}",
                                   wave=REMOVE_WAVE, target=facts.container.name, destructive=True))
         actions += [Action(Kind.REMOVE_JOB, name, f"job container {j.name} of a removed node", wave=REMOVE_WAVE,
                            target=j.name) for j in facts.jobs]
+        if prune_volumes and facts.volume is not None:
+            actions.append(Action(Kind.REMOVE_VOLUME, name, f"not in the file and --prune-volumes: delete "
+                                  f"volume {facts.volume.name} and its data", wave=REMOVE_WAVE + 1,
+                                  target=facts.volume.name, destructive=True))
     return actions
 
 

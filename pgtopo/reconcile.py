@@ -48,22 +48,22 @@ class Outcome:
         return sum(1 for a, _ in self.done if a.kind is kind)
 
 
-def diff(client: "docker.DockerClient", topo: Topology) -> tuple[Plan, Snapshot]:
+def diff(client: "docker.DockerClient", topo: Topology, prune_volumes: bool = False) -> tuple[Plan, Snapshot]:
     snapshot = observe(client, topo)
-    return plan(topo, snapshot.observed), snapshot
+    return plan(topo, snapshot.observed, prune_volumes), snapshot
 
 
 def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, consent: Callable[[Plan], bool],
-          lock_timeout: float, events: Events | None = None) -> Outcome:
+          lock_timeout: float, events: Events | None = None, prune_volumes: bool = False) -> Outcome:
     """Make the cluster match `topo`; raises SafetyRefusal, NotConverged or another PgtopoError."""
     events = events or Events()
     started = time.monotonic()
     outcome = Outcome()
-    first, snapshot = diff(client, topo)
+    first, snapshot = diff(client, topo, prune_volumes)
     _check(first, consent)
     if first.actions:
         with cluster_lock.cluster_lock(client, topo.cluster, topo.image, lock_timeout, events.info):
-            snapshot = _converge(client, topo, base_dir, consent, events, outcome)
+            snapshot = _converge(client, topo, base_dir, consent, events, outcome, prune_volumes)
     wait_streaming(topo, snapshot, STREAM_TIMEOUT)
     outcome.seconds = time.monotonic() - started
     return outcome
@@ -79,16 +79,16 @@ def _check(p: Plan, consent: Callable[[Plan], bool]) -> None:
 
 
 def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, consent: Callable[[Plan], bool],
-              events: Events, outcome: Outcome) -> Snapshot:
+              events: Events, outcome: Outcome, prune_volumes: bool) -> Snapshot:
     for _ in range(MAX_ROUNDS):
-        p, snapshot = diff(client, topo)  # again, under the lock: the world may have moved
+        p, snapshot = diff(client, topo, prune_volumes)  # again, under the lock: the world may have moved
         _check(p, consent)
         if not p.actions:
             return snapshot
         ctx = Context(client=client, topo=topo, snapshot=snapshot, base_dir=base_dir)
         for wave in p.waves():
             outcome.done += _run_wave(ctx, wave, events)
-    p, snapshot = diff(client, topo)
+    p, snapshot = diff(client, topo, prune_volumes)
     if p.actions:
         pending = "\n".join(f"  {a.describe()}" for a in p.actions)
         raise NotConverged(f"still not in sync after {MAX_ROUNDS} rounds:\n{pending}",
@@ -135,7 +135,8 @@ def wait_streaming(topo: Topology, snapshot: Snapshot, timeout: float) -> None:
     last: dict[str, str] = {}
     while waiting:
         for node in sorted(waiting):
-            ok, why = _streams(topo, snapshot, node)
+            ep, upstream = snapshot.endpoints.get(node), topo.upstream_of(node) or ""
+            ok, why = pg_ops.streams_from(ep, upstream) if ep else (False, "not running")
             if ok:
                 waiting.discard(node)
             else:
@@ -147,22 +148,3 @@ def wait_streaming(topo: Topology, snapshot: Snapshot, timeout: float) -> None:
             raise NotConverged(f"replicas not streaming after {timeout:.0f} s:\n{lines}",
                                hint="see `pgtopo status` and `docker logs` of those nodes")
         time.sleep(POLL)
-
-
-def _streams(topo: Topology, snapshot: Snapshot, node: str) -> tuple[bool, str]:
-    ep = snapshot.endpoints.get(node)
-    if ep is None:
-        return False, "not running"
-    try:
-        row = pg_ops.run(ep, lambda c: c.execute(
-            "SELECT status, sender_host FROM pg_stat_wal_receiver").fetchone(), "read pg_stat_wal_receiver")
-    except PgtopoError as exc:
-        return False, exc.message
-    if row is None:
-        return False, "no WAL receiver"
-    status, host = row
-    if status != "streaming":
-        return False, f"WAL receiver is {status}"
-    if host != topo.upstream_of(node):
-        return False, f"streams from {host}, not {topo.upstream_of(node)}"
-    return True, "streaming"

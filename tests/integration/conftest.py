@@ -121,3 +121,15 @@ def actions(out: str) -> list[tuple[str, str]]:
         if m:
             found.append((m.group(1), m.group(2)))
     return found
+
+
+def wait_for(check, timeout: float = 20.0):
+    """Poll `check` every 50 ms until it returns something true, or the timeout; returns its last value."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)

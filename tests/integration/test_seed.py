@@ -16,7 +16,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from .conftest import IMAGES, Cluster, cleanup, objects, pgtopo, psql
+from .conftest import IMAGES, Cluster, cleanup, objects, pgtopo, psql, wait_for
 
 SEED = """\
 network: {name}_stream
@@ -39,15 +39,6 @@ def seed(request, engine: docker.DockerClient, tmp_path_factory):
     cluster.apply_seconds = time.monotonic() - started  # type: ignore[attr-defined]
     yield cluster
     cleanup(engine, name)
-
-
-def wait_for(check, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 def test_apply_converges_and_replicas_stream(seed: Cluster) -> None:

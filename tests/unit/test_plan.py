@@ -138,8 +138,8 @@ CASES = [
     ),
     pytest.param(
         topo(image="pgtopo-local/postgres:17.1"), converged(T),
-        [("primary", "recreate"), ("replica", "recreate"), ("replica2", "recreate")],
-        id="image changed: recreate containers on their volumes",
+        [("replica2", "recreate"), ("replica", "recreate"), ("primary", "recreate")],
+        id="image changed: recreate containers on their volumes, replicas first, primary last",
     ),
 ]
 
@@ -209,6 +209,32 @@ def test_parameters_changed_configure_then_restart_replicas_before_primary() -> 
     assert dict(configure[0].settings) == {"max_connections": "150", "work_mem": "8MB"}
     restarts = [a.node for a in sorted(p.actions, key=lambda a: a.wave) if a.kind is Kind.RESTART]
     assert restarts == ["replica2", "replica", "primary"]
+
+
+def test_rolling_recreate_takes_one_node_per_wave() -> None:
+    p = plan(topo(image="pgtopo-local/postgres:17.1"), converged(T))
+    assert [len(w) for w in p.waves()] == [1, 1, 1]
+
+
+def test_lowering_a_hot_standby_setting_restarts_the_primary_first() -> None:
+    t = topo(parameters={"max_connections": 50})
+    high = {"max_connections": 100}
+    observed = converged(T, primary=NodeFacts("primary", container=container(T, "primary"),
+                                              volume=volume(T, "primary"), pg=pg_primary(T, limits=high)))
+    restarts = [a.node for a in plan(t, observed).actions if a.kind is Kind.RESTART]
+    assert restarts == ["primary", "replica", "replica2"]
+    raised = topo(parameters={"max_connections": 200})
+    restarts = [a.node for a in plan(raised, observed).actions if a.kind is Kind.RESTART]
+    assert restarts == ["replica2", "replica", "primary"]
+
+
+def test_prune_volumes_deletes_the_removed_node_volume_only_when_asked() -> None:
+    t = topo(nodes={"primary": {}, "replica": {}})
+    kept = plan(t, converged(T))
+    assert Kind.REMOVE_VOLUME not in {a.kind for a in kept.actions}
+    pruned = plan(t, converged(T), prune_volumes=True)
+    [gone] = [a for a in pruned.actions if a.kind is Kind.REMOVE_VOLUME]
+    assert gone.target == "pg-replica2-data" and gone.destructive
 
 
 def test_parameter_removed_from_file_is_reset() -> None:

@@ -1,0 +1,230 @@
+"""Drift repair: break a real cluster the way people and accidents do, then apply puts it back.
+
+One test per case of the README's "How apply decides" table; each builds its own cluster.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import docker
+import pytest
+
+from .conftest import IMAGES, actions, objects, pgtopo, psql, wait_for
+
+IMAGE = IMAGES[-1]
+
+PAIR = """\
+primary: primary
+nodes:
+  primary: {}
+  replica: {}
+"""
+
+SEED = """\
+primary: primary
+nodes:
+  primary: {}
+  replica: {}
+  replica2: {upstream: replica}
+"""
+
+
+def docker_cli(*args: str) -> str:
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def streams(c, node: str, upstream: str) -> bool:
+    return wait_for(lambda: psql(c.container(node), "SELECT status, sender_host FROM pg_stat_wal_receiver")
+                    == f"streaming|{upstream}")
+
+
+def converge(c, body: str) -> None:
+    c.write(body)
+    result = pgtopo("apply", str(c.path), "--yes")
+    assert result.code == 0, result
+
+
+def test_replica_volume_removed_is_recloned(make_cluster) -> None:
+    c = make_cluster(IMAGE)
+    converge(c, PAIR)
+    psql(c.container("primary"), "CREATE TABLE t AS SELECT generate_series(1, 1000) AS i")
+    docker_cli("rm", "-f", c.container("replica"))
+    docker_cli("volume", "rm", f"{c.name}-replica-data")
+    healed = pgtopo("apply", str(c.path))
+    assert healed.code == 0, healed
+    assert actions(healed.out) == [("create-volume", "replica"), ("clone", "replica"), ("create", "replica")]
+    assert streams(c, "replica", "primary")
+    assert psql(c.container("replica"), "SELECT count(*) FROM t") == "1000"
+
+
+def test_stopped_replica_is_started(make_cluster) -> None:
+    c = make_cluster(IMAGE)
+    converge(c, PAIR)
+    docker_cli("stop", c.container("replica"))
+    diff = pgtopo("diff", str(c.path))
+    assert diff.code == 1 and "container is exited" in diff.out, diff
+    healed = pgtopo("apply", str(c.path))
+    assert healed.code == 0, healed
+    assert actions(healed.out) == [("start", "replica")]
+    assert streams(c, "replica", "primary")
+
+
+def test_replica_promoted_by_hand_is_rewound(make_cluster) -> None:
+    c = make_cluster(IMAGE)
+    converge(c, PAIR)
+    psql(c.container("primary"), "CREATE TABLE t (i int); INSERT INTO t VALUES (1)")
+    assert wait_for(lambda: psql(c.container("replica"), "SELECT count(*) FROM pg_tables WHERE tablename='t'") == "1")
+    psql(c.container("replica"), "SELECT pg_promote()")
+    assert wait_for(lambda: psql(c.container("replica"), "SELECT pg_is_in_recovery()") == "f")
+    psql(c.container("replica"), "INSERT INTO t VALUES (666)")  # a write the file never allowed
+    psql(c.container("primary"), "INSERT INTO t SELECT generate_series(2, 500)")
+
+    diff = pgtopo("diff", str(c.path))
+    assert diff.code == 1, diff
+    assert "! rewind" in diff.out and "timeline 2 diverged from the upstream" in diff.out, diff.out
+    refused = pgtopo("apply", str(c.path))  # not a terminal, no --yes: destructive actions are refused
+    assert refused.code == 1 and "destructive" in refused.err, refused
+    assert psql(c.container("replica"), "SELECT pg_is_in_recovery()") == "f"  # nothing was changed
+
+    healed = pgtopo("apply", str(c.path), "--yes")
+    assert healed.code == 0, healed
+    assert ("rewind", "replica") in actions(healed.out) and "clone" not in [k for k, _ in actions(healed.out)]
+    assert psql(c.container("replica"), "SELECT pg_is_in_recovery()") == "t"
+    assert streams(c, "replica", "primary")
+    assert wait_for(lambda: psql(c.container("replica"), "SELECT count(*), max(i) FROM t") == "500|500")
+
+
+def test_wrong_upstream_is_repointed_and_slots_follow(make_cluster) -> None:
+    c = make_cluster(IMAGE)
+    converge(c, SEED)
+    c.write(SEED.replace("replica2: {upstream: replica}", "replica2: {}"))
+    moved = pgtopo("apply", str(c.path))
+    assert moved.code == 0, moved
+    assert ("repoint", "replica2") in actions(moved.out) and ("drop-slot", "replica") in actions(moved.out)
+    assert "clone" not in [k for k, _ in actions(moved.out)]
+    assert streams(c, "replica2", "primary")
+    assert psql(c.container("primary"), "SELECT slot_name FROM pg_replication_slots ORDER BY 1") == \
+        "pgtopo_replica\npgtopo_replica2"
+    assert psql(c.container("replica"), "SELECT count(*) FROM pg_replication_slots") == "0"
+
+    # someone points replica2 elsewhere by hand: apply puts the file's upstream back
+    psql(c.container("replica2"), "ALTER SYSTEM SET primary_conninfo = 'host=replica port=5432 user=repuser "
+                                  "passfile=/run/pgtopo/pgpass application_name=replica2'")
+    psql(c.container("replica2"), "ALTER SYSTEM RESET primary_slot_name")
+    psql(c.container("replica2"), "SELECT pg_reload_conf()")
+    assert streams(c, "replica2", "replica")
+    back = pgtopo("apply", str(c.path))
+    assert back.code == 0, back
+    assert actions(back.out)[0] == ("repoint", "replica2")
+    assert streams(c, "replica2", "primary")
+
+
+def test_replica_with_another_clusters_data_is_recloned(make_cluster, engine: docker.DockerClient) -> None:
+    c = make_cluster(IMAGE)
+    converge(c, PAIR)
+    volume = f"{c.name}-replica-data"
+    labels = engine.volumes.get(volume).attrs["Labels"]
+    docker_cli("rm", "-f", c.container("replica"))
+    docker_cli("volume", "rm", volume)
+    engine.volumes.create(volume, labels=labels)
+    docker_cli("run", "--rm", "-u", "postgres", "-v", f"{volume}:/var/lib/postgresql/data", IMAGE,
+               "initdb", "-D", "/var/lib/postgresql/data/pgdata")  # a stranger's cluster, same volume name
+    diff = pgtopo("diff", str(c.path))
+    assert diff.code == 1 and "belongs to another cluster" in diff.out and "! clone" in diff.out, diff.out
+    healed = pgtopo("apply", str(c.path), "--yes")
+    assert healed.code == 0, healed
+    assert ("clone", "replica") in actions(healed.out)
+    sysid = "SELECT system_identifier FROM pg_control_system()"
+    assert psql(c.container("replica"), sysid) == psql(c.container("primary"), sysid)
+
+
+def test_node_removed_from_file_keeps_its_volume_unless_pruned(make_cluster, engine: docker.DockerClient) -> None:
+    c = make_cluster(IMAGE)
+    converge(c, SEED)
+    c.write(PAIR)
+    refused = pgtopo("apply", str(c.path))
+    assert refused.code == 1 and "replica2" in refused.err, refused
+    removed = pgtopo("apply", str(c.path), "--yes")
+    assert removed.code == 0, removed
+    assert ("remove", "replica2") in actions(removed.out) and ("drop-slot", "replica") in actions(removed.out)
+    left = objects(engine, c.name)
+    assert c.container("replica2") not in left["containers"] and f"{c.name}-replica2-data" in left["volumes"]
+    assert pgtopo("diff", str(c.path)).code == 0  # a kept volume is not drift
+    pruned = pgtopo("apply", str(c.path), "--yes", "--prune-volumes")
+    assert pruned.code == 0, pruned
+    assert f"{c.name}-replica2-data" not in objects(engine, c.name)["volumes"]
+
+
+def test_image_change_recreates_one_node_at_a_time_replicas_first(make_cluster, engine: docker.DockerClient) -> None:
+    c = make_cluster(IMAGE)
+    converge(c, PAIR)
+    psql(c.container("primary"), "CREATE TABLE t AS SELECT 1 AS i")
+    newer = f"pgtopo-test/{c.name}:minor"
+    engine.images.get(IMAGE).tag(newer)
+    try:
+        c.image = newer
+        c.write(PAIR)
+        rolled = pgtopo("apply", str(c.path))
+        assert rolled.code == 0, rolled
+        assert actions(rolled.out) == [("recreate", "replica"), ("recreate", "primary")]
+        for node in ("primary", "replica"):
+            assert engine.containers.get(c.container(node)).attrs["Config"]["Image"] == newer
+        assert streams(c, "replica", "primary")
+        assert psql(c.container("replica"), "SELECT i FROM t") == "1"
+    finally:
+        for node in ("primary", "replica"):
+            subprocess.run(["docker", "rm", "-f", c.container(node)], capture_output=True)
+        engine.images.remove(newer)
+
+
+def test_slots_nobody_uses_are_dropped_and_foreign_slots_kept(make_cluster) -> None:
+    c = make_cluster(IMAGE)
+    converge(c, PAIR)
+    psql(c.container("primary"), "SELECT pg_create_physical_replication_slot('pgtopo_ghost')")
+    psql(c.container("primary"), "SELECT pg_create_physical_replication_slot('backup_tool')")
+    cleaned = pgtopo("apply", str(c.path))
+    assert cleaned.code == 0, cleaned
+    assert actions(cleaned.out) == [("drop-slot", "primary")]
+    assert psql(c.container("primary"), "SELECT slot_name FROM pg_replication_slots ORDER BY 1") == \
+        "backup_tool\npgtopo_replica"
+
+
+def test_primary_container_removed_is_recreated_on_its_data(make_cluster) -> None:
+    c = make_cluster(IMAGE)
+    converge(c, PAIR)
+    psql(c.container("primary"), "CREATE TABLE t AS SELECT 7 AS i")
+    docker_cli("rm", "-f", c.container("primary"))
+    healed = pgtopo("apply", str(c.path))
+    assert healed.code == 0, healed
+    assert actions(healed.out) == [("create", "primary")]
+    assert psql(c.container("primary"), "SELECT i FROM t") == "7"
+    assert streams(c, "replica", "primary")
+
+
+def test_primary_volume_lost_while_a_replica_holds_data_is_refused(make_cluster, engine: docker.DockerClient) -> None:
+    c = make_cluster(IMAGE)
+    converge(c, PAIR)
+    docker_cli("rm", "-f", c.container("primary"))
+    docker_cli("volume", "rm", f"{c.name}-primary-data")
+    before = objects(engine, c.name)
+    refused = pgtopo("apply", str(c.path), "--yes")
+    assert refused.code == 1, refused
+    assert "replica still hold this cluster's data" in refused.err and "primary: replica" in refused.err
+    assert objects(engine, c.name) == before  # no new volume, no initdb, nothing
+
+
+@pytest.mark.parametrize("how", ["container", "volume"])
+def test_clean_up_of_a_removed_cluster_node_leaves_others_alone(make_cluster, engine, how: str) -> None:
+    """Removing one node's objects by hand affects only that node's plan."""
+    c = make_cluster(IMAGE)
+    converge(c, SEED)
+    docker_cli("rm", "-f", c.container("replica2"))
+    if how == "volume":
+        docker_cli("volume", "rm", f"{c.name}-replica2-data")
+    result = pgtopo("apply", str(c.path))
+    assert result.code == 0, result
+    assert {node for _, node in actions(result.out)} == {"replica2"}
+    assert streams(c, "replica2", "replica")
