@@ -1,0 +1,89 @@
+"""kill -9 of pgtopo in the middle of its work: the next apply finishes the job and loses nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import docker
+
+from .conftest import IMAGES, objects, pgtopo, psql, wait_for
+
+IMAGE = IMAGES[-1]
+
+SOLO = "primary: primary\nnodes:\n  primary: {}\n"
+PAIR = "primary: primary\nnodes:\n  primary: {}\n  replica: {}\n"
+
+
+def start_apply(path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pgtopo", "apply", str(path), "--yes"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+
+
+def kill_when(proc: subprocess.Popen, condition, timeout: float = 60.0) -> None:
+    """SIGKILL the apply as soon as `condition()` holds (polled every 20 ms)."""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if condition():
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None or proc.returncode == -signal.SIGKILL, "apply ended before it could be killed"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def test_kill_during_basebackup_then_apply_finishes(make_cluster, engine: docker.DockerClient) -> None:
+    c = make_cluster(IMAGE)
+    c.write(SOLO)
+    assert pgtopo("apply", str(c.path)).code == 0
+    subprocess.run(["docker", "exec", c.container("primary"), "pgbench", "-U", "postgres", "-i", "-s", "8", "-q",
+                    "postgres"], check=True, capture_output=True, timeout=300)
+    rows = psql(c.container("primary"), "SELECT count(*) FROM pgbench_accounts")
+
+    c.write(PAIR)
+    proc = start_apply(c.path)
+    job = f"{c.name}-replica-clone"
+    kill_when(proc, lambda: any(ct.status == "running"
+                                for ct in engine.containers.list(all=True, filters={"name": job})))
+    assert proc.returncode == -signal.SIGKILL
+
+    again = pgtopo("apply", str(c.path), "--yes")
+    assert again.code == 0, again
+    assert job not in objects(engine, c.name)["containers"]
+    assert wait_for(lambda: psql(c.container("replica"), "SELECT count(*) FROM pgbench_accounts") == rows)
+    assert psql(c.container("primary"), "SELECT application_name, state FROM pg_stat_replication") == \
+        "replica|streaming"
+    assert pgtopo("diff", str(c.path)).code == 0
+
+
+def test_kill_during_restart_then_apply_finishes(make_cluster, engine: docker.DockerClient) -> None:
+    c = make_cluster(IMAGE)
+    c.write(PAIR)
+    assert pgtopo("apply", str(c.path)).code == 0
+    psql(c.container("primary"), "CREATE TABLE t AS SELECT generate_series(1, 10000) AS i")
+
+    c.write("parameters: {max_connections: 150}\n" + PAIR)
+    proc = start_apply(c.path)
+
+    def a_node_is_down() -> bool:
+        states = {ct.name: ct.status for ct in engine.containers.list(all=True, filters={"name": c.name})}
+        return any(states.get(c.container(n)) not in (None, "running") for n in ("primary", "replica"))
+
+    kill_when(proc, a_node_is_down)
+    assert proc.returncode == -signal.SIGKILL
+
+    again = pgtopo("apply", str(c.path), "--yes")
+    assert again.code == 0, again
+    for node in ("primary", "replica"):
+        assert psql(c.container(node), "SHOW max_connections") == "150"
+    assert wait_for(lambda: psql(c.container("replica"), "SELECT count(*) FROM t") == "10000")
+    assert psql(c.container("primary"), "SELECT application_name, state FROM pg_stat_replication") == \
+        "replica|streaming"
+    assert pgtopo("diff", str(c.path)).code == 0
