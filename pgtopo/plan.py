@@ -182,7 +182,7 @@ def _replica_data(topo: Topology, obs: Observed, facts: NodeFacts, wave: int) ->
         destructive = True
     elif facts.data is not None and facts.data.interrupted:
         why, destructive = "a pg_rewind was interrupted, so its data cannot be trusted", True
-    elif facts.pg is not None and not facts.pg.in_recovery:
+    elif facts.pg is not None and (not facts.pg.in_recovery or not _streaming(facts)):
         return _rejoin(topo, obs, facts, wave)
     else:
         return []
@@ -194,14 +194,26 @@ def _replica_data(topo: Topology, obs: Observed, facts: NodeFacts, wave: int) ->
     return actions
 
 
+def _streaming(facts: NodeFacts) -> bool:
+    return facts.pg is not None and facts.pg.receiver is not None and facts.pg.receiver.status == "streaming"
+
+
 def _rejoin(topo: Topology, obs: Observed, facts: NodeFacts, wave: int) -> list[Action]:
-    """A node the file calls a replica accepts writes: follow, rewind or re-clone, by timelines."""
+    """A node the file calls a replica accepts writes, or is a standby that cannot stream:
+    follow, rewind or re-clone, decided by timelines.  A standby is only ever rewound (when its
+    timeline left its upstream's history); one on its upstream's timeline just waits to stream."""
     pg, upstream = facts.pg, topo.upstream_of(facts.name)
     up = obs.node(upstream).pg if upstream else None
     if pg is None or up is None or pg.timeline is None or pg.lsn is None or up.timeline is None or up.lsn is None:
-        return []  # refused in _role_refusals
-    verdict, why = decide(Position(pg.timeline, pg.lsn, pg.history), Position(up.timeline, up.lsn, up.history))
+        return []  # a writable one is refused in _role_refusals; a standby waits for its upstream
+    verdict, why = decide(Position(pg.timeline, pg.lsn, pg.history), Position(up.timeline, up.lsn, up.history),
+                          upstream or "its upstream")
     slot, node = L.slot_name(facts.name), facts.name
+    if pg.in_recovery:
+        if verdict is not Verdict.REWIND:
+            return []
+        return [Action(Kind.REWIND, node, f"cannot stream: {why}: pg_rewind from {upstream} (re-clone if that fails)",
+                       wave=wave, upstream=upstream, slot=slot, destructive=True)]
     match verdict:
         case Verdict.FOLLOW:
             return [Action(Kind.DEMOTE, node, f"accepts writes but {why}: restart it as a standby of {upstream}",

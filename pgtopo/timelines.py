@@ -54,22 +54,22 @@ def lsn_text(value: int) -> str:
     return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
 
 
-def decide(node: Position, upstream: Position) -> tuple[Verdict, str]:
-    """What the node needs to stream from `upstream`, and why, in words for the plan."""
+def decide(node: Position, upstream: Position, name: str = "the upstream") -> tuple[Verdict, str]:
+    """What the node needs to stream from `upstream` (called `name` in the reason), and why."""
     if node.timeline == upstream.timeline:
         if node.lsn <= upstream.lsn:
-            return Verdict.FOLLOW, f"its WAL (timeline {node.timeline}) is part of the upstream's"
-        return Verdict.RECLONE, (f"it is ahead of its upstream on the same timeline {node.timeline} "
+            return Verdict.FOLLOW, f"its WAL (timeline {node.timeline}) is part of {name}'s"
+        return Verdict.RECLONE, (f"it is ahead of {name} on the same timeline {node.timeline} "
                                  f"({lsn_text(node.lsn)} > {lsn_text(upstream.lsn)}); pg_rewind cannot undo that")
     end = upstream.end_of(node.timeline)
     if end is not None:
         if node.lsn <= end:
-            return Verdict.FOLLOW, f"timeline {node.timeline} is in the upstream's history up to {lsn_text(end)}"
-        return Verdict.REWIND, f"timeline {node.timeline} diverged from the upstream at {lsn_text(end)}"
+            return Verdict.FOLLOW, f"timeline {node.timeline} is in {name}'s history up to {lsn_text(end)}"
+        return Verdict.REWIND, f"timeline {node.timeline} diverged from {name} at {lsn_text(end)}"
     fork = _fork_point(node, upstream)
     if fork is None:
-        return Verdict.RECLONE, "it shares no timeline with its upstream"
-    return Verdict.REWIND, f"timeline {node.timeline} diverged from the upstream at {lsn_text(fork)}"
+        return Verdict.RECLONE, f"it shares no timeline with {name}"
+    return Verdict.REWIND, f"timeline {node.timeline} diverged from {name} at {lsn_text(fork)}"
 
 
 def _fork_point(node: Position, upstream: Position) -> int | None:

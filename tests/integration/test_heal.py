@@ -84,7 +84,7 @@ def test_replica_promoted_by_hand_is_rewound(make_cluster) -> None:
 
     diff = pgtopo("diff", str(c.path))
     assert diff.code == 1, diff
-    assert "! rewind" in diff.out and "timeline 2 diverged from the upstream" in diff.out, diff.out
+    assert "! rewind" in diff.out and "timeline 2 diverged from primary at" in diff.out, diff.out
     refused = pgtopo("apply", str(c.path))  # not a terminal, no --yes: destructive actions are refused
     assert refused.code == 1 and "destructive" in refused.err, refused
     assert psql(c.container("replica"), "SELECT pg_is_in_recovery()") == "f"  # nothing was changed

@@ -296,9 +296,9 @@ def promoted(t: Topology, node: str, timeline: int, lsn: int, history) -> NodeFa
 
 
 REJOIN = [
-    pytest.param(promoted(T, "replica", 2, 0x3000200, ((1, 0x3000148),)), Kind.REWIND, "diverged from the upstream at 0/3000148",
+    pytest.param(promoted(T, "replica", 2, 0x3000200, ((1, 0x3000148),)), Kind.REWIND, "diverged from primary at 0/3000148",
                  id="promoted by hand and written to: rewind"),
-    pytest.param(promoted(T, "replica", 1, 0x9000000, ()), Kind.CLONE, "ahead of its upstream on the same timeline",
+    pytest.param(promoted(T, "replica", 1, 0x9000000, ()), Kind.CLONE, "ahead of primary on the same timeline",
                  id="ahead on the same timeline: re-clone"),
     pytest.param(promoted(T, "replica", 1, 0x50, ()), Kind.DEMOTE, "restart it as a standby",
                  id="writable but behind on the same timeline: just follow"),
@@ -313,3 +313,17 @@ def test_a_replica_that_accepts_writes_is_brought_back(facts: NodeFacts, kind: K
     assert (first.node, first.kind) == ("replica", kind) and reason in first.reason, first.reason
     assert first.destructive == (kind is not Kind.DEMOTE)
     assert ("replica", "start") in kinds(p)
+
+
+def test_a_standby_that_cannot_stream_is_rewound_only_when_its_timeline_diverged() -> None:
+    """The old primary after a failover: a standby on timeline 1 past the new primary's fork."""
+    new_primary = NodeFacts("primary", container=container(T, "primary"), volume=volume(T, "primary"),
+                            pg=pg_primary(T, timeline=2, lsn=0x5000000, history=((1, 0x3000148),)))
+    stuck = NodeFacts("replica", container=container(T, "replica"), volume=volume(T, "replica"),
+                      pg=pg_replica(T, "replica", timeline=1, lsn=0x3000200, receiver=None))
+    first = plan(T, converged(T, primary=new_primary, replica=stuck)).actions[0]
+    assert (first.kind, first.node, first.destructive) == (Kind.REWIND, "replica", True)
+    assert "cannot stream: timeline 1 diverged from primary at 0/3000148" in first.reason
+    waiting = NodeFacts("replica", container=container(T, "replica"), volume=volume(T, "replica"),
+                        pg=pg_replica(T, "replica", timeline=1, lsn=0x100, receiver=WalReceiver("starting", None, None)))
+    assert plan(T, converged(T, replica=waiting)).actions == ()
