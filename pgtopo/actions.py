@@ -23,6 +23,8 @@ class Kind(enum.Enum):
     CREATE = "create"
     RECREATE = "recreate"
     START = "start"
+    SWITCHOVER = "switchover"
+    FAILOVER = "failover"
     CREATE_ROLE = "create-role"
     CONFIGURE = "configure"
     RESTART = "restart"

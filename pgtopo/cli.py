@@ -81,13 +81,16 @@ def validate(file: Path, verbose: bool, log_format: str) -> None:
 
 PRUNE = click.option("--prune-volumes", is_flag=True,
                      help="Also delete the data volumes of nodes removed from the file (destructive).")
+FORCE = click.option("--force", is_flag=True,
+                     help="Fail over to the file's primary even when another replica has replayed more.")
 
 
 @cli.command()
 @FILE
 @common
 @PRUNE
-def diff(file: Path, verbose: bool, log_format: str, prune_volumes: bool) -> None:
+@FORCE
+def diff(file: Path, verbose: bool, log_format: str, prune_volumes: bool, force: bool) -> None:
     """Show what apply would do. Exit 0 in sync, 1 changes pending, 2 error.
 
     \b
@@ -97,7 +100,7 @@ def diff(file: Path, verbose: bool, log_format: str, prune_volumes: bool) -> Non
 
     _setup(verbose, log_format)
     topo = _load(file)
-    plan, _ = reconcile.diff(_client(), topo, prune_volumes)
+    plan, _ = reconcile.diff(_client(), topo, prune_volumes, force)
     render.print_plan(render.console(), topo, plan)
     sys.exit(EXIT_OK if plan.empty else EXIT_CHANGES)
 
@@ -109,7 +112,9 @@ def diff(file: Path, verbose: bool, log_format: str, prune_volumes: bool) -> Non
 @click.option("--lock-timeout", type=float, default=600.0, show_default=True,
               help="Seconds to wait for another apply of the same cluster.")
 @PRUNE
-def apply(file: Path, verbose: bool, log_format: str, yes: bool, lock_timeout: float, prune_volumes: bool) -> None:
+@FORCE
+def apply(file: Path, verbose: bool, log_format: str, yes: bool, lock_timeout: float, prune_volumes: bool,
+          force: bool) -> None:
     """Make the cluster match the file; wait until every replica streams.
 
     Exit 0 converged, 1 refused or not converged, 2 error in the file or environment.
@@ -129,7 +134,7 @@ def apply(file: Path, verbose: bool, log_format: str, yes: bool, lock_timeout: f
         info=lambda m: out.print(f"[dim]{m}[/]"),
     )
     outcome = reconcile.apply(_client(), topo, file.parent, consent=lambda p: _consent(p, yes),
-                              lock_timeout=lock_timeout, events=events, prune_volumes=prune_volumes)
+                              lock_timeout=lock_timeout, events=events, prune_volumes=prune_volumes, force=force)
     if not outcome.done:
         out.print(f"cluster {topo.cluster}: in sync with the file, nothing to do")
         return
@@ -199,6 +204,62 @@ def destroy(file: Path, verbose: bool, log_format: str, volumes: bool, yes: bool
     for name in removed:
         out.print(f"[red]-[/] {render._escape(name)}")
     out.print(f"cluster {topo.cluster}: removed {len(removed)} object(s)" + ("" if volumes else "; volumes kept"))
+
+
+@cli.command()
+@FILE
+@common
+@click.option("--to", "node", required=True, help="The node that must become the primary.")
+@click.option("-y", "--yes", is_flag=True, help="Carry out destructive actions without asking (needed in CI).")
+@click.option("--lock-timeout", type=float, default=600.0, show_default=True)
+@FORCE
+def switchover(file: Path, verbose: bool, log_format: str, node: str, yes: bool, lock_timeout: float,
+               force: bool) -> None:
+    """Make NODE the primary: rewrite `primary:` in FILE (comments kept), show the plan, apply it.
+
+    When apply refuses (a lagging or non-streaming candidate), the file is put back as it was.
+
+    \b
+    Example:  pgtopo switchover cluster.yaml --to replica
+    """
+    from pgtopo import edit, render
+    from pgtopo.loader import parse_topology
+
+    _setup(verbose, log_format)
+    before = _load(file)
+    original = _read(file)
+    if before.primary == node:
+        click.echo(f"{file}: {node} is already the primary in the file; applying it")
+        updated = original
+    else:
+        updated = edit.with_primary(file, original, node)
+        parse_topology(updated, str(file), _env())
+        file.write_text(updated)
+        render.console().print(f"{file}: primary: {before.primary} → {node}")
+    try:
+        ctx = click.get_current_context()
+        ctx.invoke(apply, file=file, verbose=verbose, log_format=log_format, yes=yes,
+                   lock_timeout=lock_timeout, prune_volumes=False, force=force)
+    except SafetyRefusal as exc:
+        if "nothing was changed" in exc.message and updated != original:
+            file.write_text(original)
+            exc.message += f"\n{file} was put back as it was (primary: {before.primary})"
+        raise
+
+
+def _read(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8")
+    except OSError as exc:
+        from pgtopo.errors import SpecError
+
+        raise SpecError([f"{file}: cannot read: {exc.strerror}"]) from exc
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
 
 
 @cli.command()

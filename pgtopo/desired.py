@@ -125,12 +125,13 @@ def node_container(topo: Topology, node: str) -> ContainerSpec:
 
 INIT_SCRIPT = r"""
 set -eu
-data="$1"; auto="$2"; hba="$3"; tmp="$data.tmp"
+data="$1"; auto="$2"; hba="$3"; defaults="$4"; tmp="$data.tmp"
 rm -rf "$tmp"
 initdb -D "$tmp" --data-checksums --auth-local=trust --auth-host=scram-sha-256 \
        --username=postgres --pwfile=/run/pgtopo/superuser_password --encoding=UTF8 --locale=C.UTF-8 >/dev/null
 printf '%s' "$auto" > "$tmp/postgresql.auto.conf"
 printf '%s' "$hba" > "$tmp/pg_hba.conf"
+printf '%s' "$defaults" >> "$tmp/postgresql.conf"
 sync
 mv "$tmp" "$data"
 """
@@ -182,8 +183,15 @@ def _job(topo: Topology, node: str, job: str, argv: list[str], network: bool) ->
     )
 
 
+# Defaults pgtopo adds to postgresql.conf at initdb; `parameters:` in the file override them.
+SERVER_DEFAULTS = """
+# pgtopo defaults; `parameters:` in the topology file override them (postgresql.auto.conf).
+wal_retrieve_retry_interval = '1s'   # a standby reconnects within a second after its upstream restarts
+"""
+
+
 def init_job(topo: Topology, node: str) -> ContainerSpec:
-    argv = ["sh", "-c", INIT_SCRIPT, "pgtopo-init", L.PGDATA, auto_conf(topo, node), hba_conf(topo)]
+    argv = ["sh", "-c", INIT_SCRIPT, "pgtopo-init", L.PGDATA, auto_conf(topo, node), hba_conf(topo), SERVER_DEFAULTS]
     return _job(topo, node, "init", argv, network=False)
 
 
@@ -208,3 +216,16 @@ def demote_job(topo: Topology, node: str) -> ContainerSpec:
     """Make a cleanly stopped node a standby of its upstream (no rewind needed)."""
     argv = ["sh", "-c", DEMOTE_SCRIPT, "pgtopo-demote", L.PGDATA, auto_conf(topo, node)]
     return _job(topo, node, "demote", argv, network=False)
+
+
+FENCE_SCRIPT = r"""
+set -eu
+data="$1"
+if [ -d "$data" ]; then touch "$data/standby.signal"; sync; fi
+"""
+
+
+def fence_job(topo: Topology, node: str) -> ContainerSpec:
+    """Make sure a stopped old primary can only ever start as a standby (standby.signal)."""
+    argv = ["sh", "-c", FENCE_SCRIPT, "pgtopo-fence", L.PGDATA]
+    return _job(topo, node, "fence", argv, network=False)

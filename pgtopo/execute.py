@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pgtopo import desired, docker_ops, labels as L, pg_ops, state as cluster_state
+from pgtopo import desired, docker_ops, labels as L, pg_ops, pgcontrol, state as cluster_state, switch
 from pgtopo.actions import Action, Kind
 from pgtopo.errors import DockerError, PgtopoError, SafetyRefusal
 from pgtopo.observe import Snapshot
@@ -60,6 +60,10 @@ def execute(ctx: Context, action: Action) -> str | None:
     match action.kind:
         case Kind.REWIND:
             return _rewind(ctx, action)
+        case Kind.SWITCHOVER:
+            return switch.switchover(ctx, action, _stop, _await_server)
+        case Kind.FAILOVER:
+            return switch.failover(ctx, action, _stop)
         case Kind.DEMOTE:
             _ensure_slot(ctx, action)
             _stop(ctx, node)
@@ -127,9 +131,10 @@ def _init(ctx: Context, node: str) -> None:
     mounts = (docker_ops.Mount(ctx.names.volume(node), L.DATA_MOUNT, read_only=True),)
     with docker_ops.helper(ctx.client, ctx.topo.image, mounts, L.labels(ctx.topo.cluster, "helper")) as cid:
         control = docker_ops.read_file(ctx.client, cid, f"{L.PGDATA}/global/pg_control")
-    if not control:
+    parsed = pgcontrol.parse(control or b"")
+    if parsed is None:
         raise PgtopoError(f"{node}: initdb finished but left no pg_control", hint="see the init job's output")
-    sysid = int.from_bytes(control[:8], "little")
+    sysid = parsed.system_identifier
     assert ctx.snapshot.state is not None
     updated = cluster_state.ClusterState(ctx.snapshot.state.superuser_password,
                                          ctx.snapshot.state.replication_password, sysid)

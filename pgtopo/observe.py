@@ -8,12 +8,11 @@ parallel.  Volume contents are read (pg_control) only for nodes whose server can
 
 from __future__ import annotations
 
-import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pgtopo import docker_ops, labels as L, pg_ops, state as cluster_state
+from pgtopo import docker_ops, labels as L, pg_ops, pgcontrol, state as cluster_state
 from pgtopo.errors import PgtopoError
 from pgtopo.observed import ContainerFacts, DataFacts, NetworkFacts, NodeFacts, Observed, VolumeFacts
 from pgtopo.spec import Topology
@@ -183,8 +182,8 @@ def _read_data(client: "docker.DockerClient", image: str, container: ContainerFa
 
 
 def _data_facts(client: "docker.DockerClient", container: str) -> DataFacts:
-    raw = docker_ops.read_file(client, container, f"{L.PGDATA}/global/pg_control")
-    if raw is None or len(raw) < 8:
+    control = pgcontrol.parse(docker_ops.read_file(client, container, f"{L.PGDATA}/global/pg_control") or b"")
+    if control is None:
         return DataFacts(has_pgdata=False)
     interrupted = docker_ops.read_file(client, container, L.REWIND_MARKER) is not None
-    return DataFacts(has_pgdata=True, system_identifier=struct.unpack("<Q", raw[:8])[0], interrupted=interrupted)
+    return DataFacts(has_pgdata=True, system_identifier=control.system_identifier, interrupted=interrupted)

@@ -73,13 +73,17 @@ def _lsn(value: Any) -> int | None:
     return (int(hi, 16) << 32) + int(lo, 16)
 
 
+# A standby's timeline: the one it streams on, else the newest its pg_wal holds (what it has
+# received and will replay), never the last restartpoint's (which lags behind timeline switches).
 PROBE_SQL = """
 SELECT current_setting('server_version_num')::int,
        (SELECT system_identifier FROM pg_control_system()),
        pg_is_in_recovery(),
        CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END,
        CASE WHEN pg_is_in_recovery()
-            THEN COALESCE((SELECT received_tli FROM pg_stat_wal_receiver),
+            THEN COALESCE((SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming'),
+                          (SELECT max(('x' || substr(name, 1, 8))::bit(32)::int) FROM pg_ls_waldir()
+                           WHERE name ~ '^[0-9A-F]{24}$'),
                           (SELECT timeline_id FROM pg_control_checkpoint()))
             ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
        ARRAY(SELECT name FROM pg_settings WHERE pending_restart ORDER BY name)
@@ -263,6 +267,24 @@ def wait_streaming(ep: Endpoint, upstream: str, deadline: float, poll: float = 0
             raise NotConverged(f"{ep.node}: not streaming from {upstream} in time ({why})",
                                hint=f"see `docker logs` of {ep.node}'s container")
         time.sleep(poll)
+
+
+def checkpoint(ep: Endpoint) -> None:
+    run(ep, lambda c: c.execute("CHECKPOINT"), "CHECKPOINT")
+
+
+def replay_lsn(ep: Endpoint) -> int | None:
+    row = run(ep, lambda c: c.execute("SELECT pg_last_wal_replay_lsn()").fetchone(), "read the replay position")
+    return _lsn(row[0]) if row else None
+
+
+def promote(ep: Endpoint, timeout: float = 60.0) -> None:
+    """Promote a standby and wait until it accepts writes."""
+    seconds = max(1, int(timeout))
+    done = run(ep, lambda c: c.execute("SELECT pg_promote(true, %s)", (seconds,)).fetchone()[0], "promote")
+    if not done:
+        raise PostgresError(f"{ep.node}: promotion did not finish within {seconds} s",
+                            hint=f"see `docker logs` of {ep.node}'s container, then apply again")
 
 
 def wait_ready(ep: Endpoint, deadline: float, poll: float = 0.1) -> None:

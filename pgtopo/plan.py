@@ -16,6 +16,7 @@ from dataclasses import replace
 from pgtopo import desired, labels as L
 from pgtopo.actions import Action, Kind, Plan
 from pgtopo.observed import NodeFacts, Observed
+from pgtopo.promotion import promotion
 from pgtopo.spec import Topology
 from pgtopo.timelines import Position, Verdict, decide
 
@@ -29,15 +30,20 @@ REPLICATION_KEYS = ("primary_conninfo", "primary_slot_name")
 DATA_KINDS = (Kind.INIT, Kind.CLONE, Kind.REWIND, Kind.DEMOTE)  # these leave the container stopped
 
 
-def plan(topo: Topology, obs: Observed, prune_volumes: bool = False) -> Plan:
+def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, force: bool = False) -> Plan:
     """The actions that bring `obs` to what `topo` says, or the refusals that forbid trying.
-    `prune_volumes`: also delete the data volumes of nodes removed from the file."""
-    refusals = _refusals(topo, obs)
+    `prune_volumes`: also delete the data volumes of nodes removed from the file.
+    `force`: fail over to the file's primary even when another replica has replayed more."""
+    promo = promotion(topo, obs, force)
+    refusals = _refusals(topo, obs) + list(promo.refusals)
     if refusals:
         return Plan(refusals=tuple(refusals))
-    actions = _cluster_actions(topo, obs)
+    actions = _cluster_actions(topo, obs) + list(promo.actions)
     notes: list[str] = []
     for node in sorted(topo.nodes, key=lambda n: (topo.depth(n), n)):
+        if node in promo.handled:
+            notes.append(f"{node}: taken care of by the {promo.actions[0].kind.value}")
+            continue
         node_actions = _node_actions(topo, obs, node)
         actions += node_actions
         if not node_actions:
@@ -114,12 +120,6 @@ def _refusals(topo: Topology, obs: Observed) -> list[str]:
 
 def _role_refusals(topo: Topology, obs: Observed) -> list[str]:
     out = []
-    primary = obs.node(topo.primary).pg
-    if primary is not None and primary.in_recovery:
-        out.append(
-            f"{topo.primary}: the file names it the primary but it runs as a standby; "
-            "promoting a standby is not supported yet: put the current primary back in the file"
-        )
     for name in topo.replicas():
         pg, upstream = obs.node(name).pg, topo.upstream_of(name)
         if pg is not None and not pg.in_recovery and (upstream is None or obs.node(upstream).pg is None):

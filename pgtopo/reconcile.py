@@ -48,22 +48,24 @@ class Outcome:
         return sum(1 for a, _ in self.done if a.kind is kind)
 
 
-def diff(client: "docker.DockerClient", topo: Topology, prune_volumes: bool = False) -> tuple[Plan, Snapshot]:
+def diff(client: "docker.DockerClient", topo: Topology, prune_volumes: bool = False,
+         force: bool = False) -> tuple[Plan, Snapshot]:
     snapshot = observe(client, topo)
-    return plan(topo, snapshot.observed, prune_volumes), snapshot
+    return plan(topo, snapshot.observed, prune_volumes, force), snapshot
 
 
 def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, consent: Callable[[Plan], bool],
-          lock_timeout: float, events: Events | None = None, prune_volumes: bool = False) -> Outcome:
+          lock_timeout: float, events: Events | None = None, prune_volumes: bool = False,
+          force: bool = False) -> Outcome:
     """Make the cluster match `topo`; raises SafetyRefusal, NotConverged or another PgtopoError."""
     events = events or Events()
     started = time.monotonic()
     outcome = Outcome()
-    first, snapshot = diff(client, topo, prune_volumes)
+    first, snapshot = diff(client, topo, prune_volumes, force)
     _check(first, consent)
     if first.actions:
         with cluster_lock.cluster_lock(client, topo.cluster, topo.image, lock_timeout, events.info):
-            snapshot = _converge(client, topo, base_dir, consent, events, outcome, prune_volumes)
+            snapshot = _converge(client, topo, base_dir, consent, events, outcome, (prune_volumes, force))
     wait_streaming(topo, snapshot, STREAM_TIMEOUT)
     outcome.seconds = time.monotonic() - started
     return outcome
@@ -79,16 +81,16 @@ def _check(p: Plan, consent: Callable[[Plan], bool]) -> None:
 
 
 def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, consent: Callable[[Plan], bool],
-              events: Events, outcome: Outcome, prune_volumes: bool) -> Snapshot:
+              events: Events, outcome: Outcome, options: tuple[bool, bool]) -> Snapshot:
     for _ in range(MAX_ROUNDS):
-        p, snapshot = diff(client, topo, prune_volumes)  # again, under the lock: the world may have moved
+        p, snapshot = diff(client, topo, *options)  # again, under the lock: the world may have moved
         _check(p, consent)
         if not p.actions:
             return snapshot
         ctx = Context(client=client, topo=topo, snapshot=snapshot, base_dir=base_dir)
         for wave in p.waves():
             outcome.done += _run_wave(ctx, wave, events)
-    p, snapshot = diff(client, topo, prune_volumes)
+    p, snapshot = diff(client, topo, *options)
     if p.actions:
         pending = "\n".join(f"  {a.describe()}" for a in p.actions)
         raise NotConverged(f"still not in sync after {MAX_ROUNDS} rounds:\n{pending}",

@@ -79,6 +79,17 @@ class Node(_Frozen):
     parameters: Parameters = Field(default_factory=dict, description="Overrides cluster parameters.")
 
 
+class Switchover(_Frozen):
+    """How careful a declared switchover is (changing `primary:` to a running replica)."""
+
+    max_lag_bytes: Annotated[int, Field(ge=0)] = Field(
+        default=16 * 1024 * 1024, description="Refuse when the candidate replays further behind than this."
+    )
+    timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=30.0, description="How long to wait for the candidate to replay the old primary's last WAL."
+    )
+
+
 class TopologyProblems(ValueError):
     """Cross-field problems of a topology, each as (location, message)."""
 
@@ -107,6 +118,7 @@ class Topology(_Frozen):
     primary: Name = Field(description="The node that must be the primary.")
     auth: Auth = Field(default_factory=Auth)
     parameters: Parameters = Field(default_factory=dict, description="Cluster-wide settings.")
+    switchover: Switchover = Field(default_factory=Switchover)
     nodes: Annotated[dict[Name, Node], Field(min_length=1)]
 
     @model_validator(mode="after")

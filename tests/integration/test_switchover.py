@@ -1,0 +1,167 @@
+"""Declared switchover and failover on real clusters: change `primary:`, apply, lose nothing."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import docker
+
+from .conftest import IMAGES, actions, pgtopo, psql, wait_for
+
+IMAGE = IMAGES[-1]
+
+TRIO = """\
+primary: primary
+nodes:
+  primary: {}     # the primary
+  replica: {}
+  replica2: {}
+"""
+
+
+def converge(c, body: str) -> None:
+    c.write(body)
+    result = pgtopo("apply", str(c.path), "--yes")
+    assert result.code == 0, result
+
+
+def role_map(c, nodes=("primary", "replica", "replica2")) -> dict[str, str]:
+    return {n: psql(c.container(n), "SELECT CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE 'primary' END")
+            for n in nodes}
+
+
+def upstream_of(c, node: str) -> bool | str:
+    return wait_for(lambda: psql(c.container(node), "SELECT sender_host FROM pg_stat_wal_receiver "
+                                                    "WHERE status = 'streaming'"))
+
+
+def pgbench_through(c, host: str, seconds: int) -> subprocess.Popen:
+    """pgbench from the image, in its own container on the cluster network, inserting into ledger."""
+    script = "printf 'INSERT INTO ledger DEFAULT VALUES;\\n' > /tmp/ledger.sql && " \
+             f"exec pgbench -h {host} -U postgres -n -f /tmp/ledger.sql -c 2 -T {seconds} postgres"
+    return subprocess.Popen(
+        ["docker", "run", "--rm", "--network", f"{c.name}-net", "-u", "postgres",
+         "-v", f"{c.name}-pgtopo-state:/run/pgtopo:ro", "-e", "PGPASSFILE=/run/pgtopo/pgpass", c.image,
+         "sh", "-c", script],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_switchover_under_pgbench_loses_no_committed_transaction(make_cluster) -> None:
+    c = make_cluster(IMAGE)
+    converge(c, TRIO)
+    psql(c.container("primary"), "CREATE TABLE ledger (id bigserial PRIMARY KEY)")
+    bench = pgbench_through(c, "primary", 60)
+    assert wait_for(lambda: int(psql(c.container("primary"), "SELECT count(*) FROM ledger")) > 200)
+
+    result = pgtopo("switchover", str(c.path), "--to", "replica")
+    output, _ = bench.communicate(timeout=120)
+    assert result.code == 0, result
+    assert ("switchover", "replica") in actions(result.out)
+    downtime = re.search(r"write downtime ([\d.]+) s", result.out)
+    assert downtime, result.out
+    print(f"switchover write downtime: {downtime.group(1)} s")
+
+    committed = re.search(r"number of transactions actually processed: (\d+)", output)
+    assert committed, output
+    assert int(psql(c.container("replica"), "SELECT count(*) FROM ledger")) >= int(committed.group(1))
+    assert role_map(c) == {"primary": "standby", "replica": "primary", "replica2": "standby"}
+    assert upstream_of(c, "primary") == "replica" and upstream_of(c, "replica2") == "replica"
+    assert "primary: replica" in c.path.read_text() and "# the primary" in c.path.read_text()
+    status = pgtopo("status", str(c.path))
+    assert re.search(r"^replica\s+running\s+primary\s+-\s+-\s+-\s+2$", status.out, re.M), status.out
+    assert pgtopo("diff", str(c.path)).code == 0
+
+
+def test_switch_back_and_forth_three_times(make_cluster) -> None:
+    c = make_cluster(IMAGE)
+    converge(c, TRIO)
+    psql(c.container("primary"), "CREATE TABLE marks (n int)")
+    current = "primary"
+    for n, target in enumerate(["replica", "primary"] * 3):
+        psql(c.container(current), f"INSERT INTO marks VALUES ({n})")
+        result = pgtopo("switchover", str(c.path), "--to", target)
+        assert result.code == 0, result
+        others = [x for x in ("primary", "replica", "replica2") if x != target]
+        for other in others:
+            assert upstream_of(c, other) == target, (n, other)
+        assert psql(c.container(target), "SELECT count(*) FROM marks") == str(n + 1)
+        assert "rewind" not in [k for k, _ in actions(result.out)]  # a clean switchover needs none
+        current = target
+    assert psql(c.container("primary"), "SELECT count(DISTINCT n) FROM marks") == "6"
+
+
+def test_failover_after_the_primary_is_removed(make_cluster, engine: docker.DockerClient) -> None:
+    c = make_cluster(IMAGE)
+    converge(c, TRIO)
+    psql(c.container("primary"), "CREATE TABLE t AS SELECT 1 AS i")
+    assert wait_for(lambda: psql(c.container("replica2"), "SELECT count(*) FROM pg_tables WHERE tablename='t'") == "1")
+    replicas = [c.container("replica"), c.container("replica2")]
+    subprocess.run(["docker", "stop", *replicas], check=True, capture_output=True)
+    psql(c.container("primary"), "INSERT INTO t VALUES (2)")  # only the old primary will ever have this
+    subprocess.run(["docker", "rm", "-f", c.container("primary")], check=True, capture_output=True)
+    subprocess.run(["docker", "start", *replicas], check=True, capture_output=True)
+    assert all(wait_for(lambda r=r: _answers(r)) for r in replicas)
+
+    result = pgtopo("switchover", str(c.path), "--to", "replica", "--yes")
+    assert result.code == 0, result
+    done = actions(result.out)
+    assert done[0] == ("failover", "replica"), result.out
+    assert ("rewind", "primary") in done, result.out
+    assert role_map(c) == {"primary": "standby", "replica": "primary", "replica2": "standby"}
+    assert upstream_of(c, "primary") == "replica" and upstream_of(c, "replica2") == "replica"
+    assert psql(c.container("replica"), "SELECT count(*) FROM t") == "1"
+
+    # the old primary restarted by hand comes back a standby: it never takes writes again
+    subprocess.run(["docker", "restart", c.container("primary")], check=True, capture_output=True)
+    assert wait_for(lambda: _answers(c.container("primary")))
+    proc = subprocess.run(["docker", "exec", c.container("primary"), "psql", "-U", "postgres", "-c",
+                           "INSERT INTO t VALUES (3)"], capture_output=True, text=True)
+    assert proc.returncode != 0 and "read-only" in proc.stderr
+    assert pgtopo("diff", str(c.path)).code == 0
+
+
+def _answers(container: str) -> bool:
+    return subprocess.run(["docker", "exec", container, "pg_isready", "-q"], capture_output=True).returncode == 0
+
+
+def test_refusals_change_nothing(make_cluster) -> None:
+    c = make_cluster(IMAGE)
+    converge(c, "switchover: {max_lag_bytes: 1000}\n" + TRIO)
+    original = c.path.read_text()
+
+    psql(c.container("replica"), "SELECT pg_wal_replay_pause()")
+    psql(c.container("primary"), "CREATE TABLE filler AS SELECT generate_series(1, 20000) AS i")
+    lagging = pgtopo("switchover", str(c.path), "--to", "replica")
+    assert lagging.code == 1 and "bytes behind primary" in lagging.err, lagging
+    assert c.path.read_text() == original
+    assert role_map(c)["primary"] == "primary"
+    psql(c.container("replica"), "SELECT pg_wal_replay_resume()")
+
+    psql(c.container("replica2"), "ALTER SYSTEM SET primary_conninfo = 'host=nowhere'")
+    psql(c.container("replica2"), "SELECT pg_reload_conf()")
+    assert wait_for(lambda: psql(c.container("replica2"), "SELECT count(*) FROM pg_stat_wal_receiver "
+                                                          "WHERE status = 'streaming'") == "0")
+    silent = pgtopo("switchover", str(c.path), "--to", "replica2")
+    assert silent.code == 1 and "it is not streaming" in silent.err, silent
+    assert c.path.read_text() == original
+    assert role_map(c) == {"primary": "primary", "replica": "standby", "replica2": "standby"}
+
+
+def test_failover_refuses_a_candidate_behind_another_replica(make_cluster) -> None:
+    c = make_cluster(IMAGE)
+    converge(c, TRIO)
+    psql(c.container("replica"), "SELECT pg_wal_replay_pause()")
+    psql(c.container("primary"), "CREATE TABLE t AS SELECT generate_series(1, 1000) AS i")
+    assert wait_for(lambda: psql(c.container("replica2"), "SELECT count(*) FROM pg_tables WHERE tablename='t'") == "1")
+    subprocess.run(["docker", "rm", "-f", c.container("primary")], check=True, capture_output=True)
+
+    refused = pgtopo("switchover", str(c.path), "--to", "replica", "--yes")
+    assert refused.code == 1, refused
+    assert re.search(r"replica2 has replayed \d+ bytes more", refused.err), refused.err
+    assert role_map(c, ("replica", "replica2")) == {"replica": "standby", "replica2": "standby"}
+
+    forced = pgtopo("switchover", str(c.path), "--to", "replica", "--yes", "--force")
+    assert forced.code == 0, forced
+    assert actions(forced.out)[0] == ("failover", "replica")
+    assert role_map(c, ("replica", "replica2"))["replica"] == "primary"
