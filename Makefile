@@ -44,6 +44,10 @@ demo: $(STAMP) engine
 demo-down: $(STAMP)
 	PGTOPO_IMAGE=$(DEMO_IMAGE) $(BIN)/pgtopo destroy examples/seed.yaml --yes --volumes
 
+bench: $(STAMP) engine
+	@if [ -z "$(PGTOPO_BENCH_IMAGE)" ]; then PGTOPO_TEST_MAJORS=15 bash scripts/images.sh; fi
+	$(BIN)/python bench/run.py
+
 schema: $(STAMP)
 	$(BIN)/python -c "from pgtopo.schema import schema_text; print(schema_text(), end='')" > schemas/topology.schema.json
 
