@@ -66,23 +66,37 @@ def cli() -> None:
 
 
 @cli.command()
-@FILE
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @common
-def validate(file: Path, verbose: bool, log_format: str) -> None:
-    """Check a topology file; exit 0 when valid, 2 with FILE:LINE:COL errors otherwise.
+def validate(files: tuple[Path, ...], verbose: bool, log_format: str) -> None:
+    """Check topology files; exit 0 when all are valid, 2 with FILE:LINE:COL errors otherwise.
+
+    Never touches Docker (usable as a pre-commit hook: id pgtopo-validate).
 
     \b
     Example:  pgtopo validate examples/seed.yaml
     """
+    from pgtopo.errors import SpecError
+
     _setup(verbose, log_format)
-    topo = _load(file)
-    click.echo(f"{file}: valid (cluster {topo.cluster}, {len(topo.nodes)} node(s), primary {topo.primary})")
+    problems: list[str] = []
+    for file in files:
+        try:
+            topo = _load(file)
+        except SpecError as exc:
+            problems += exc.problems
+            continue
+        click.echo(f"{file}: valid (cluster {topo.cluster}, {len(topo.nodes)} node(s), primary {topo.primary})")
+    if problems:
+        raise SpecError(problems)
 
 
 PRUNE = click.option("--prune-volumes", is_flag=True,
                      help="Also delete the data volumes of nodes removed from the file (destructive).")
 FORCE = click.option("--force", is_flag=True,
                      help="Fail over to the file's primary even when another replica has replayed more.")
+OUTPUT = click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                      help="text for people; json: the documented document (schemas/*.schema.json).")
 
 
 @cli.command()
@@ -90,18 +104,33 @@ FORCE = click.option("--force", is_flag=True,
 @common
 @PRUNE
 @FORCE
-def diff(file: Path, verbose: bool, log_format: str, prune_volumes: bool, force: bool) -> None:
-    """Show what apply would do. Exit 0 in sync, 1 changes pending, 2 error.
+@OUTPUT
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also save the plan; `pgtopo apply PLAN.json` then carries out exactly it.")
+def diff(file: Path, verbose: bool, log_format: str, prune_volumes: bool, force: bool, output: str,
+         out_file: Path | None) -> None:
+    """Show what apply would do. Exit 0 in sync, 1 changes pending (or apply would refuse), 2 error.
 
     \b
-    Example:  pgtopo diff cluster.yaml || echo "changes pending"
+    Example:  pgtopo diff cluster.yaml --out plan.json || echo "changes pending"
     """
-    from pgtopo import reconcile, render
+    import json
+
+    from pgtopo import documents, planfile, reconcile, render
 
     _setup(verbose, log_format)
     topo = _load(file)
-    plan, _ = reconcile.diff(_client(), topo, prune_volumes, force)
-    render.print_plan(render.console(), topo, plan)
+    plan, snapshot = reconcile.diff(_client(), topo, prune_volumes, force)
+    if output == "json" or out_file is not None:
+        doc = documents.plan_document(topo, str(file), _read(file), snapshot.observed, plan)
+        if out_file is not None:
+            planfile.write(out_file, doc)
+        if output == "json":
+            click.echo(json.dumps(doc, indent=2))
+    if output == "text":
+        render.print_plan(render.console(), topo, plan)
+        if out_file is not None:
+            render.console().print(f"plan saved to {out_file}; carry it out with `pgtopo apply {out_file}`")
     sys.exit(EXIT_OK if plan.empty else EXIT_CHANGES)
 
 
@@ -115,26 +144,40 @@ def diff(file: Path, verbose: bool, log_format: str, prune_volumes: bool, force:
 @FORCE
 def apply(file: Path, verbose: bool, log_format: str, yes: bool, lock_timeout: float, prune_volumes: bool,
           force: bool) -> None:
-    """Make the cluster match the file; wait until every replica streams.
+    """Make the cluster match the file (or carry out a saved plan); wait until every replica streams.
 
-    Exit 0 converged, 1 refused or not converged, 2 error in the file or environment.
+    FILE is a topology file, or a plan saved by `diff --out` (then exactly that plan runs, and
+    only if neither the file nor the cluster changed since). Exit 0 converged, 1 refused, stale
+    plan or not converged, 2 error in the file or environment.
 
     \b
     Example:  pgtopo apply cluster.yaml --yes
+              pgtopo apply plan.json --yes
     """
-    from pgtopo import log, reconcile, render
+    from pgtopo import log, planfile, reconcile, render
     from pgtopo.actions import Kind
 
     _setup(verbose, log_format)
-    topo = _load(file)
+    saved = planfile.read(file) if planfile.is_plan_file(file) else None
+    topo = saved.topology if saved else _load(file)
     out = render.console()
+    progress = render.Progress(out)
     events = reconcile.Events(
         started=lambda a: log.action_started(topo.cluster, a),
-        finished=lambda a, s, note: (render.print_done(out, a, s, note), log.action_done(topo.cluster, a, s, note)),
+        finished=lambda a, s, note: (progress.clear(a.node), render.print_done(out, a, s, note),
+                                     log.action_done(topo.cluster, a, s, note)),
         info=lambda m: out.print(f"[dim]{m}[/]"),
+        progress=progress.update,
     )
-    outcome = reconcile.apply(_client(), topo, file.parent, consent=lambda p: _consent(p, yes),
-                              lock_timeout=lock_timeout, events=events, prune_volumes=prune_volumes, force=force)
+    with progress:
+        if saved is not None:
+            outcome = reconcile.apply_saved(_client(), topo, saved.base_dir, saved.plan, saved.fingerprint,
+                                            consent=lambda p: _consent(p, yes), lock_timeout=lock_timeout,
+                                            events=events)
+        else:
+            outcome = reconcile.apply(_client(), topo, file.parent, consent=lambda p: _consent(p, yes),
+                                      lock_timeout=lock_timeout, events=events, prune_volumes=prune_volumes,
+                                      force=force)
     if not outcome.done:
         out.print(f"cluster {topo.cluster}: in sync with the file, nothing to do")
         return
@@ -162,19 +205,49 @@ def _consent(plan: "Plan", yes: bool) -> bool:
 @cli.command()
 @FILE
 @common
-def status(file: Path, verbose: bool, log_format: str) -> None:
+@OUTPUT
+@click.option("-w", "--watch", is_flag=True, help="Refresh every 2 s until interrupted.")
+def status(file: Path, verbose: bool, log_format: str, output: str, watch: bool) -> None:
     """Show each node: container, role, upstream, replication state, lag, timeline.
 
     \b
-    Example:  pgtopo status cluster.yaml
+    Example:  pgtopo status cluster.yaml --watch
     """
-    from pgtopo import render
+    import json
+    import time
+
+    from pgtopo import documents, render
     from pgtopo.observe import observe
 
     _setup(verbose, log_format)
     topo = _load(file)
-    snapshot = observe(_client(), topo)
-    render.print_status(render.console(), topo, snapshot.observed)
+    client = _client()
+    if output == "json":
+        observed = observe(client, topo).observed
+        click.echo(json.dumps(documents.status_document(topo, observed, render.status_rows(topo, observed)), indent=2))
+        return
+    if not watch:
+        render.print_status(render.console(), topo, observe(client, topo).observed)
+        return
+    try:
+        render.watch_status(render.console(), topo, lambda: observe(client, topo).observed, time.sleep)
+    except KeyboardInterrupt:
+        return
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script.
+
+    \b
+    Example:  pgtopo completion bash > /etc/bash_completion.d/pgtopo
+    """
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None
+    click.echo(cls(cli, {}, "pgtopo", "_PGTOPO_COMPLETE").source())
 
 
 @cli.command()

@@ -8,6 +8,7 @@
     ├── SafetyRefusal                exit 1: doing this could lose data; nothing was changed
     ├── NotConverged                 exit 1: apply ran but the cluster does not match the file
     ├── LockTimeout                  exit 1: another apply holds the cluster's lock
+    ├── StalePlan                    exit 1: a saved plan no longer matches the file or the cluster
     └── TransientError               a condition that a later retry can clear
 
 Every error carries a `hint`: what the user should do next.  Library errors are translated at
@@ -69,6 +70,12 @@ class NotConverged(PgtopoError):
 
 class LockTimeout(PgtopoError):
     """Another pgtopo holds the cluster's lock for longer than --lock-timeout."""
+
+    exit_code = EXIT_CHANGES
+
+
+class StalePlan(PgtopoError):
+    """A saved plan was made from another file content or another cluster state."""
 
     exit_code = EXIT_CHANGES
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from pgtopo import desired, docker_ops, labels as L, pg_ops, pgcontrol, state as cluster_state, switch
 from pgtopo.actions import Action, Kind
@@ -34,6 +35,7 @@ class Context:
     topo: Topology
     snapshot: Snapshot
     base_dir: Path
+    progress: Callable[[str, str], None] = lambda node, text: None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -176,7 +178,35 @@ def _clone(ctx: Context, action: Action) -> None:
     _check_source(ctx, action.node, upstream, "clone")
     _ensure_slot(ctx, action)
     _stop(ctx, action.node)
-    docker_ops.run_job(ctx.client, desired.clone_job(ctx.topo, action.node))
+    with _clone_progress(ctx, action.node, upstream):
+        docker_ops.run_job(ctx.client, desired.clone_job(ctx.topo, action.node))
+
+
+@contextmanager
+def _clone_progress(ctx: Context, node: str, upstream: str) -> Iterator[None]:
+    """Report pg_stat_progress_basebackup of the upstream every 250 ms while the clone runs."""
+    done = threading.Event()
+    ep = ctx.endpoint(upstream)
+
+    def poll() -> None:
+        while not done.wait(0.25):
+            try:
+                row = pg_ops.basebackup_progress(ep, f"{node}-clone")
+            except PgtopoError:
+                continue
+            if row is not None:
+                phase, streamed, total = row
+                size = f"{streamed / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else "")
+                ctx.progress(node, f"clone from {upstream}: {phase}, {size}")
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=2)
+        ctx.progress(node, "")
 
 
 def _ensure_slot(ctx: Context, action: Action) -> None:
@@ -220,11 +250,13 @@ def _await_server(ctx: Context, node: str) -> None:
         try:
             pg_ops.wait_ready(ep, min(deadline, time.monotonic() + 2.0), POLL)
             break
-        except PgtopoError:
-            info = docker_ops.inspect_container(ctx.client, name)
-            if not info["State"].get("Running") or time.monotonic() >= deadline:
+        except PgtopoError as exc:
+            state = docker_ops.inspect_container(ctx.client, name)["State"]
+            gone = state.get("Status") in ("exited", "dead") and not state.get("Restarting")
+            if gone or time.monotonic() >= deadline:
                 logs = ctx.client.api.logs(name, tail=8).decode(errors="replace").strip()
-                raise PgtopoError(f"{node}: the server did not come up:\n{logs}",
+                why = f"container {state.get('Status')}" if gone else f"no answer in {READY_TIMEOUT:.0f} s"
+                raise PgtopoError(f"{node}: the server did not come up ({why}; last: {exc.message}):\n{logs}",
                                   hint=f"see `docker logs {name}`") from None
     with ctx.lock:
         ctx.snapshot.endpoints[node] = ep

@@ -269,6 +269,15 @@ def wait_streaming(ep: Endpoint, upstream: str, deadline: float, poll: float = 0
         time.sleep(poll)
 
 
+def basebackup_progress(ep: Endpoint, application_name: str) -> tuple[str, int, int | None] | None:
+    """(phase, bytes streamed, bytes total) of the base backup a client of that name takes."""
+    row = run(ep, lambda c: c.execute(
+        "SELECT p.phase, p.backup_streamed, p.backup_total FROM pg_stat_progress_basebackup p "
+        "JOIN pg_stat_activity a USING (pid) WHERE a.application_name = %s", (application_name,)).fetchone(),
+        "read pg_stat_progress_basebackup")
+    return (row[0], int(row[1] or 0), int(row[2]) if row[2] is not None else None) if row else None
+
+
 def checkpoint(ep: Endpoint) -> None:
     run(ep, lambda c: c.execute("CHECKPOINT"), "CHECKPOINT")
 

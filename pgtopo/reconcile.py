@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 
 from pgtopo import lock as cluster_lock, pg_ops
 from pgtopo.actions import Action, Kind, Plan
-from pgtopo.errors import NotConverged, PgtopoError, SafetyRefusal
+from pgtopo.errors import NotConverged, PgtopoError, SafetyRefusal, StalePlan
 from pgtopo.execute import Context, execute
 from pgtopo.observe import Snapshot, observe
 from pgtopo.plan import plan
@@ -37,6 +37,7 @@ class Events:
     started: Callable[[Action], None] = lambda a: None
     finished: Callable[[Action, float, str | None], None] = lambda a, s, note: None
     info: Callable[[str], None] = lambda m: None
+    progress: Callable[[str, str], None] = lambda node, text: None  # node, what is happening now
 
 
 @dataclass
@@ -66,7 +67,33 @@ def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, cons
     if first.actions:
         with cluster_lock.cluster_lock(client, topo.cluster, topo.image, lock_timeout, events.info):
             snapshot = _converge(client, topo, base_dir, consent, events, outcome, (prune_volumes, force))
-    wait_streaming(topo, snapshot, STREAM_TIMEOUT)
+    wait_streaming(topo, snapshot, STREAM_TIMEOUT, events.progress)
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+def apply_saved(client: "docker.DockerClient", topo: Topology, base_dir: Path, saved: Plan, fingerprint: str,
+                *, consent: Callable[[Plan], bool], lock_timeout: float, events: Events | None = None) -> Outcome:
+    """Carry out exactly a saved plan, after checking, under the lock, that the cluster is still
+    in the state the plan was made from; raises StalePlan otherwise."""
+    from pgtopo import documents
+
+    events = events or Events()
+    started = time.monotonic()
+    outcome = Outcome()
+    _check(saved, consent)
+    with cluster_lock.cluster_lock(client, topo.cluster, topo.image, lock_timeout, events.info):
+        snapshot = observe(client, topo)
+        digest, state = documents.fingerprint(snapshot.observed)
+        if digest != fingerprint[0]:
+            changes = documents.state_changes(fingerprint[1], state)
+            listed = "\n".join(f"  {c}" for c in changes[:20]) or "  (the fingerprint differs)"
+            raise StalePlan(f"the cluster changed since the plan was made; nothing was changed:\n{listed}",
+                            hint="make a new plan with `pgtopo diff FILE --out plan.json`")
+        ctx = Context(client=client, topo=topo, snapshot=snapshot, base_dir=base_dir, progress=events.progress)
+        for wave in saved.waves():
+            outcome.done += _run_wave(ctx, wave, events)
+    wait_streaming(topo, snapshot, STREAM_TIMEOUT, events.progress)
     outcome.seconds = time.monotonic() - started
     return outcome
 
@@ -87,7 +114,7 @@ def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, con
         _check(p, consent)
         if not p.actions:
             return snapshot
-        ctx = Context(client=client, topo=topo, snapshot=snapshot, base_dir=base_dir)
+        ctx = Context(client=client, topo=topo, snapshot=snapshot, base_dir=base_dir, progress=events.progress)
         for wave in p.waves():
             outcome.done += _run_wave(ctx, wave, events)
     p, snapshot = diff(client, topo, *options)
@@ -130,7 +157,8 @@ def _run_wave(ctx: Context, wave: list[Action], events: Events) -> list[tuple[Ac
     return results
 
 
-def wait_streaming(topo: Topology, snapshot: Snapshot, timeout: float) -> None:
+def wait_streaming(topo: Topology, snapshot: Snapshot, timeout: float,
+                   progress: Callable[[str, str], None] = lambda n, t: None) -> None:
     """Wait until every replica's WAL receiver streams from its upstream (100 ms polls)."""
     deadline = time.monotonic() + timeout
     waiting = set(topo.replicas())
@@ -144,7 +172,9 @@ def wait_streaming(topo: Topology, snapshot: Snapshot, timeout: float) -> None:
             else:
                 last[node] = why
         if not waiting:
+            progress("", "")
             return
+        progress("", f"waiting for {', '.join(sorted(waiting))} to stream")
         if time.monotonic() >= deadline:
             lines = "\n".join(f"  {n}: {last.get(n, 'not streaming')}" for n in sorted(waiting))
             raise NotConverged(f"replicas not streaming after {timeout:.0f} s:\n{lines}",

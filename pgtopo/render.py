@@ -5,8 +5,9 @@ Called by the CLI only.  Rich is imported when something is printed, not when pg
 
 from __future__ import annotations
 
-import sys
-from typing import TYPE_CHECKING
+import threading
+import time
+from typing import TYPE_CHECKING, Callable
 
 from pgtopo.actions import Action, Plan
 from pgtopo.observed import NodeFacts, Observed
@@ -19,9 +20,13 @@ STYLE = {"+": "green", "~": "yellow", "-": "red", "!": "bold red"}
 
 
 def console(stderr: bool = False) -> "Console":
+    """A console that colours only a terminal, and never with NO_COLOR set (no bold either)."""
+    import os
+
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    plain = bool(os.environ.get("NO_COLOR"))
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, color_system=None if plain else "auto")
 
 
 def symbol(action: Action) -> str:
@@ -77,10 +82,15 @@ def print_status(out: "Console", topo: Topology, obs: Observed) -> None:
     table = Table(title=f"cluster {topo.cluster}", title_justify="left", box=None, pad_edge=False)
     for column in ("node", "container", "role", "upstream", "replication", "lag (bytes)", "timeline"):
         table.add_column(column, justify="right" if column in ("lag (bytes)", "timeline") else "left")
-    names = list(topo.nodes) + sorted(n for n in obs.nodes if n not in topo.nodes)
-    for name in names:
-        table.add_row(*status_row(topo, obs, obs.node(name)))
+    for row in status_rows(topo, obs):
+        table.add_row(*(_escape(cell) for cell in row))
     out.print(table)
+
+
+def status_rows(topo: Topology, obs: Observed) -> list[list[str]]:
+    """One row per node: the file's nodes in order, then nodes found only by label."""
+    names = list(topo.nodes) + sorted(n for n in obs.nodes if n not in topo.nodes)
+    return [status_row(topo, obs, obs.node(name)) for name in names]
 
 
 def status_row(topo: Topology, obs: Observed, facts: NodeFacts) -> list[str]:
@@ -91,7 +101,7 @@ def status_row(topo: Topology, obs: Observed, facts: NodeFacts) -> list[str]:
     pg = facts.pg
     if pg is None:
         reason = facts.pg_error or ("has data" if facts.has_data else "no data")
-        return [facts.name, container, "-", "-", _escape(reason), "-", "-"]
+        return [facts.name, container, "-", "-", reason, "-", "-"]
     role = "replica" if pg.in_recovery else "primary"
     upstream = (pg.receiver.upstream or "-") if pg.receiver else "-"
     state, lag = "-", "-"
@@ -110,6 +120,64 @@ def _downstream_row(obs: Observed, upstream: str, node: str):  # -> Downstream |
     return next((d for d in up.pg.downstreams if d.application_name == node), None)
 
 
-def write_plain(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+class Progress:
+    """Live progress of long work (clones, waits): one updating line per node on a terminal,
+    a plain line every 2 s per node otherwise.  Thread-safe: actions report from worker threads."""
+
+    PLAIN_EVERY = 2.0
+
+    def __init__(self, out: "Console") -> None:
+        self.out = out
+        self.lines: dict[str, str] = {}
+        self.last: dict[str, float] = {}
+        self.live = None
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> "Progress":
+        if self.out.is_terminal:
+            from rich.live import Live
+            from rich.text import Text
+
+            self.live = Live(Text(""), console=self.out, transient=True, refresh_per_second=8)
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+    def update(self, node: str, text: str) -> None:
+        if not text:
+            self.clear(node)
+            return
+        with self.lock:
+            self.lines[node] = text
+            if self.live is not None:
+                self._refresh()
+            elif time.monotonic() - self.last.get(node, 0.0) >= self.PLAIN_EVERY:
+                self.last[node] = time.monotonic()
+                self.out.print(f"{_escape(node or 'cluster')}: {_escape(text)}")
+
+    def clear(self, node: str) -> None:
+        with self.lock:
+            self.lines.pop(node, None)
+            if self.live is not None:
+                self._refresh()
+
+    def _refresh(self) -> None:
+        from rich.text import Text
+
+        assert self.live is not None
+        self.live.update(Text("\n".join(f"… {n or 'cluster'}: {t}" for n, t in sorted(self.lines.items())), style="dim"))
+
+
+def watch_status(out: "Console", topo: Topology, observe: "Callable[[], Observed]",
+                 sleep: "Callable[[float], None]", every: float = 2.0) -> None:
+    """Refresh the status table every `every` seconds until interrupted (Ctrl-C)."""
+    while True:
+        observed = observe()
+        if out.is_terminal:
+            out.clear()
+        out.print(f"[dim]{time.strftime('%H:%M:%S')} · every {every:.0f} s · Ctrl-C to stop[/]")
+        print_status(out, topo, observed)
+        sleep(every)
