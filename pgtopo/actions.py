@@ -23,6 +23,7 @@ class Kind(enum.Enum):
     CREATE = "create"
     RECREATE = "recreate"
     START = "start"
+    CONNECT = "connect"
     SWITCHOVER = "switchover"
     FAILOVER = "failover"
     CREATE_ROLE = "create-role"

@@ -97,6 +97,10 @@ def execute(ctx: Context, action: Action) -> str | None:
             docker_ops.start(ctx.client, ctx.names.container(node))
             _await_server(ctx, node)
             _await_streaming(ctx, node)
+        case Kind.CONNECT:
+            docker_ops.connect_network(ctx.client, ctx.names.container(node), ctx.topo.network_name, node)
+            _await_server(ctx, node)  # the published port comes back with the network, maybe another one
+            _await_streaming(ctx, node)
         case Kind.REMOVE_VOLUME:
             docker_ops.remove_volume(ctx.client, action.target or ctx.names.volume(node))
         case Kind.CREATE_ROLE:

@@ -80,6 +80,7 @@ def _container(raw: dict) -> ContainerFacts:
         image=raw.get("Image", ""),
         labels=raw.get("Labels") or {},
         host_port=port,
+        networks=tuple(sorted(((raw.get("NetworkSettings") or {}).get("Networks") or {}).keys())),
     )
 
 

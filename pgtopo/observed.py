@@ -24,6 +24,7 @@ class ContainerFacts:
     labels: Mapping[str, str] = field(default_factory=dict)
     host_port: int | None = None
     exit_code: int | None = None
+    networks: tuple[str, ...] | None = None  # None: not observed (unit tests that do not care)
 
     @property
     def running(self) -> bool:

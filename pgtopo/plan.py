@@ -238,6 +238,9 @@ def _container_action(topo: Topology, facts: NodeFacts, wave: int, data_rebuilt:
         return Action(Kind.RECREATE, node, f"{change}; the data volume is kept{suffix}", wave=when)
     if data_rebuilt or not c.running:
         return Action(Kind.START, node, f"container is {c.state}" if not c.running else "start on the new data", wave=wave)
+    if c.networks is not None and topo.network_name not in c.networks:
+        return Action(Kind.CONNECT, node, f"container is not attached to network {topo.network_name}: "
+                      f"reconnect it (alias {node})", wave=wave)
     return None
 
 

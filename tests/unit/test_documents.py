@@ -60,3 +60,10 @@ def test_status_document_matches_the_schema() -> None:
     validator("status").validate(doc)
     assert [n["name"] for n in doc["nodes"]] == ["primary", "replica", "replica2"]
     assert doc["nodes"][2]["upstream"] == "replica" and doc["nodes"][2]["desired_upstream"] == "replica"
+
+
+def test_plan_schema_lists_every_action_kind() -> None:
+    from pgtopo.actions import Kind
+
+    schema = json.loads((ROOT / "schemas/plan.schema.json").read_text())
+    assert set(schema["$defs"]["action"]["properties"]["kind"]["enum"]) == {k.value for k in Kind}

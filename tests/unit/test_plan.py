@@ -5,6 +5,8 @@ Each case builds the observed world by hand; no Docker, no Postgres, no mocks.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from pgtopo import desired, labels as L
@@ -327,3 +329,10 @@ def test_a_standby_that_cannot_stream_is_rewound_only_when_its_timeline_diverged
     waiting = NodeFacts("replica", container=container(T, "replica"), volume=volume(T, "replica"),
                         pg=pg_replica(T, "replica", timeline=1, lsn=0x100, receiver=WalReceiver("starting", None, None)))
     assert plan(T, converged(T, replica=waiting)).actions == ()
+
+
+def test_container_cut_off_its_network_is_reconnected() -> None:
+    cut = replace(container(T, "replica"), networks=("bridge",))
+    observed = converged(T, replica=replace(converged(T).node("replica"), container=cut))
+    [action] = plan(T, observed).actions
+    assert (action.kind, action.node) == (Kind.CONNECT, "replica") and "pg_stream" in action.reason
