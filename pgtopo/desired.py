@@ -7,6 +7,8 @@ that detects drift is the hash of exactly what gets created.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pgtopo import labels as L
 from pgtopo.docker_ops import ContainerSpec, Mount
 from pgtopo.spec import ParamValue, Topology
@@ -132,8 +134,11 @@ initdb -D "$tmp" --data-checksums --auth-local=trust --auth-host=scram-sha-256 \
 printf '%s' "$auto" > "$tmp/postgresql.auto.conf"
 printf '%s' "$hba" > "$tmp/pg_hba.conf"
 printf '%s' "$defaults" >> "$tmp/postgresql.conf"
+sysid=$(pg_controldata "$tmp" | sed -n 's/^Database system identifier: *//p')
 sync
 mv "$tmp" "$data"
+if printf '%s' "$sysid" > /run/pgtopo/system_identifier 2>/dev/null; then stored=stored; else stored=unstored; fi
+echo "system_identifier=$sysid $stored"
 """
 
 CLONE_SCRIPT = r"""
@@ -191,8 +196,12 @@ wal_retrieve_retry_interval = '1s'   # a standby reconnects within a second afte
 
 
 def init_job(topo: Topology, node: str) -> ContainerSpec:
+    """initdb into pgdata.tmp, renamed into place; prints and records the system identifier
+    (the state volume is writable for this job only)."""
     argv = ["sh", "-c", INIT_SCRIPT, "pgtopo-init", L.PGDATA, auto_conf(topo, node), hba_conf(topo), SERVER_DEFAULTS]
-    return _job(topo, node, "init", argv, network=False)
+    job = _job(topo, node, "init", argv, network=False)
+    n = names(topo)
+    return replace(job, mounts=(Mount(n.volume(node), L.DATA_MOUNT), Mount(n.state_volume, L.STATE_MOUNT)))
 
 
 def clone_job(topo: Topology, node: str) -> ContainerSpec:

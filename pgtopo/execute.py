@@ -7,14 +7,15 @@ finishes it), and every wait polls briefly (100 ms) instead of sleeping a fixed 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from pgtopo import desired, docker_ops, labels as L, pg_ops, pgcontrol, state as cluster_state, switch
+from pgtopo import desired, docker_ops, labels as L, pg_ops, state as cluster_state, switch
 from pgtopo.actions import Action, Kind
 from pgtopo.errors import DockerError, PgtopoError, SafetyRefusal
 from pgtopo.observe import Snapshot
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     import docker
 
 READY_TIMEOUT = 120.0
-POLL = 0.1
+POLL = 0.05
 
 
 @dataclass
@@ -132,20 +133,17 @@ def _create_state(ctx: Context) -> None:
 
 
 def _init(ctx: Context, node: str) -> None:
-    """initdb into the node's volume, then record the new cluster's system identifier."""
-    docker_ops.run_job(ctx.client, desired.init_job(ctx.topo, node))
-    mounts = (docker_ops.Mount(ctx.names.volume(node), L.DATA_MOUNT, read_only=True),)
-    with docker_ops.helper(ctx.client, ctx.topo.image, mounts, L.labels(ctx.topo.cluster, "helper")) as cid:
-        control = docker_ops.read_file(ctx.client, cid, f"{L.PGDATA}/global/pg_control")
-    parsed = pgcontrol.parse(control or b"")
-    if parsed is None:
-        raise PgtopoError(f"{node}: initdb finished but left no pg_control", hint="see the init job's output")
-    sysid = parsed.system_identifier
+    """initdb into the node's volume; the job records the new system identifier in the state."""
+    output = docker_ops.run_job(ctx.client, desired.init_job(ctx.topo, node))
+    found = re.search(r"system_identifier=(\d+) (stored|unstored)", output)
+    if found is None:
+        raise PgtopoError(f"{node}: initdb finished but reported no system identifier:\n{output[-500:]}",
+                          hint="see the output above")
     assert ctx.snapshot.state is not None
-    updated = cluster_state.ClusterState(ctx.snapshot.state.superuser_password,
-                                         ctx.snapshot.state.replication_password, sysid)
-    cluster_state.write(ctx.client, ctx.topo.image, ctx.names.state_volume, ctx.topo.cluster, updated,
-                        ctx.topo.auth.replication_user)
+    updated = replace(ctx.snapshot.state, system_identifier=int(found.group(1)))
+    if found.group(2) == "unstored":  # a state volume written by an older pgtopo: write it whole
+        cluster_state.write(ctx.client, ctx.topo.image, ctx.names.state_volume, ctx.topo.cluster, updated,
+                            ctx.topo.auth.replication_user)
     ctx.snapshot.state = updated
 
 

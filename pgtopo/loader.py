@@ -12,6 +12,7 @@ import difflib
 import os
 import re
 import types
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import date
@@ -102,11 +103,14 @@ _YAML_HINTS = {
 }
 
 
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
 def _yaml_problem(exc: YAMLError, text: str) -> Problem:
     """Where and what a ruamel error is, without its multi-line rendering."""
-    if isinstance(exc, ReaderError):
-        line = text.count("\n", 0, exc.position) + 1
-        col = exc.position - text.rfind("\n", 0, exc.position)
+    if isinstance(exc, ReaderError):  # no mark: count lines as ruamel's marks do
+        breaks = list(_LINE_BREAK.finditer(text, 0, exc.position))
+        line, col = len(breaks) + 1, exc.position - (breaks[-1].end() if breaks else 0) + 1
         char = exc.character if isinstance(exc.character, int) else ord(exc.character or "\0")
         return (line, col), f"unacceptable character #x{char:04x}: {exc.reason}"
     if not isinstance(exc, MarkedYAMLError):
@@ -127,10 +131,12 @@ def _read_yaml(text: str) -> tuple[Any, list[Problem]]:
     yaml = YAML(typ="rt")
     scan = _EventScan()
     try:
-        scan.run(yaml, text)
-        if scan.problems or scan.documents == 0:
-            return None, scan.problems
-        return yaml.load(text), []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ruamel would print them on stderr (a reused anchor, ...)
+            scan.run(yaml, text)
+            if scan.problems or scan.documents == 0:
+                return None, scan.problems
+            return yaml.load(text), []
     except _Abort as exc:
         return None, [*scan.problems, exc.problem]
     except YAMLError as exc:
@@ -229,8 +235,14 @@ _PATTERN_TEXT = {spec.ParamText.__metadata__[0].pattern: "must not contain contr
 _NO_GOT = {"string_too_long", "too_short", "too_long", "value_error"}
 
 
+def _shown(key: Any) -> str:
+    """A key as a message shows it: as it is when plainly printable, else quoted and escaped."""
+    text = str(key)
+    return text if text and text.isprintable() and text == text.strip() else repr(text)
+
+
 def _dotted(path: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in path) or "(document)"
+    return ".".join(_shown(p) for p in path) or "(document)"
 
 
 def _got(value: Any) -> str:
@@ -240,8 +252,10 @@ def _got(value: Any) -> str:
     if isinstance(value, str):
         return repr(value if len(value) <= 40 else value[:37] + "...")
     if isinstance(value, dict):
-        keys = ", ".join(map(str, value))
+        keys = ", ".join(map(_shown, value))
         return "a mapping with keys " + keys if 0 < len(value) <= 5 else "a mapping" if value else "an empty mapping"
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"an integer of {value.bit_length()} bits"  # str() refuses more than 4300 digits
     return "a list" if isinstance(value, list) else str(value)
 
 
@@ -328,7 +342,7 @@ def _split_loc(loc: tuple[Any, ...], data: Any, kind: str) -> tuple[Path, Path |
     union_at: Path | None = None
     member, is_key = "", False
     for i, step in enumerate(loc):
-        if step == "[key]":
+        if step == "[key]" and i == len(loc) - 1 and kind != "extra_forbidden":  # not a key named "[key]"
             is_key = True
         elif isinstance(data, dict) and step in data:
             data = data[step]
@@ -345,7 +359,11 @@ def _member_text(member: str) -> str:
     model = getattr(spec, member, None)
     if isinstance(model, type) and issubclass(model, BaseModel):
         return "{" + ", ".join(f"{n}: ..." for n, f in model.model_fields.items() if f.is_required()) + "}"
-    return {"bool": "true or false", "int": "a number", "float": "a number"}.get(member, "a string")
+    if member == "bool":
+        return "true or false"
+    if member in ("int", "float", "constrained-int", "constrained-float"):
+        return "a number"
+    return "a string"
 
 
 def _union_problems(path: Path, errs: list[_Err], tree: _Tree, data: Any) -> list[Problem]:

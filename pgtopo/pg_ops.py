@@ -287,13 +287,42 @@ def replay_lsn(ep: Endpoint) -> int | None:
     return _lsn(row[0]) if row else None
 
 
-def promote(ep: Endpoint, timeout: float = 60.0) -> None:
-    """Promote a standby and wait until it accepts writes."""
-    seconds = max(1, int(timeout))
-    done = run(ep, lambda c: c.execute("SELECT pg_promote(true, %s)", (seconds,)).fetchone()[0], "promote")
-    if not done:
-        raise PostgresError(f"{ep.node}: promotion did not finish within {seconds} s",
-                            hint=f"see `docker logs` of {ep.node}'s container, then apply again")
+def promote(ep: Endpoint, timeout: float = 60.0, poll: float = 0.01) -> None:
+    """Promote a standby and wait until it accepts writes.  pg_promote(wait => true) checks only
+    every 100 ms; polling pg_is_in_recovery() on the same connection notices within `poll`."""
+    import psycopg
+
+    conn = connect(ep)
+    try:
+        with conn:
+            conn.execute("SELECT pg_promote(false)")
+            deadline = time.monotonic() + timeout
+            while conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                if time.monotonic() >= deadline:
+                    raise PostgresError(f"{ep.node}: promotion did not finish within {timeout:.0f} s",
+                                        hint=f"see `docker logs` of {ep.node}'s container, then apply again")
+                time.sleep(poll)
+    except psycopg.Error as exc:
+        raise PostgresError(f"{ep.node}: promote failed: {_first_line(exc)}") from exc
+
+
+def wait_replayed_past(ep: Endpoint, lsn: int, deadline: float, poll: float = 0.01) -> int | None:
+    """Wait (one connection, `poll` apart) until the standby has replayed past `lsn`; returns the
+    replay position reached, or None when it did not in time."""
+    import psycopg
+
+    conn = connect(ep)
+    try:
+        with conn:
+            while True:
+                replayed = _lsn(conn.execute("SELECT pg_last_wal_replay_lsn()").fetchone()[0]) or 0
+                if replayed > lsn:
+                    return replayed
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(poll)
+    except psycopg.Error as exc:
+        raise PostgresError(f"{ep.node}: reading the replay position failed: {_first_line(exc)}") from exc
 
 
 def wait_ready(ep: Endpoint, deadline: float, poll: float = 0.1) -> None:

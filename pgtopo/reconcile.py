@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 MAX_ROUNDS = 4
 STREAM_TIMEOUT = 120.0
-POLL = 0.1
+POLL = 0.05
 
 
 @dataclass

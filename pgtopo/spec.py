@@ -7,15 +7,41 @@ with the location of the key it is about, so the loader can print `FILE:LINE:COL
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,29}$"
 ROLE_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
 PARAM_PATTERN = r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$"
 NETWORK_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"
 IMAGE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.:/@-]{0,254}$"
+
+# Docker's image reference grammar (distribution/reference): [DOMAIN[:PORT]/]NAME[:TAG][@DIGEST].
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+IMAGE_REFERENCE = re.compile(
+    rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?",
+    re.ASCII,
+)
+# Roles that cannot replicate: the superuser, names PostgreSQL reserves, pg_hba.conf's `all`.
+RESERVED_ROLES = frozenset({"postgres", "public", "none", "all"})
+
+
+def _image_reference(value: str) -> str:
+    if not IMAGE_REFERENCE.fullmatch(value):
+        raise ValueError("must be a Docker image reference, [REGISTRY[:PORT]/]NAME[:TAG][@DIGEST] with NAME in "
+                         f"lowercase (got {value!r})")
+    return value
+
+
+def _replication_role(value: str) -> str:
+    if value in RESERVED_ROLES or value.startswith("pg_"):
+        raise ValueError(f"{value!r} cannot be the replication user (reserved: postgres, public, none, all, pg_*)")
+    return value
+
 
 # Settings pgtopo owns: a user value would break replication or pgtopo's access to the server.
 MANAGED_PARAMETERS = frozenset(
@@ -36,7 +62,8 @@ MANAGED_PARAMETERS = frozenset(
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 ParamName = Annotated[str, StringConstraints(pattern=PARAM_PATTERN, max_length=63)]
 ParamText = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$", max_length=1024)]
-ParamValue = Union[bool, int, float, ParamText]
+ParamInt = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]  # what PostgreSQL can hold at most
+ParamValue = Union[bool, ParamInt, float, ParamText]
 Parameters = dict[ParamName, ParamValue]
 
 
@@ -62,7 +89,9 @@ SecretRef = Union[EnvSecret, FileSecret]
 class Auth(_Frozen):
     """Roles and passwords. Passwords are optional: absent ones are generated and kept by pgtopo."""
 
-    replication_user: Annotated[str, StringConstraints(pattern=ROLE_PATTERN)] = "repuser"
+    replication_user: Annotated[
+        str, StringConstraints(pattern=ROLE_PATTERN), AfterValidator(_replication_role)
+    ] = "repuser"
     superuser_password: SecretRef | None = None
     replication_password: SecretRef | None = None
 
@@ -82,7 +111,7 @@ class Node(_Frozen):
 class Switchover(_Frozen):
     """How careful a declared switchover is (changing `primary:` to a running replica)."""
 
-    max_lag_bytes: Annotated[int, Field(ge=0)] = Field(
+    max_lag_bytes: Annotated[int, Field(ge=0, le=2**63 - 1)] = Field(
         default=16 * 1024 * 1024, description="Refuse when the candidate replays further behind than this."
     )
     timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
@@ -109,7 +138,7 @@ class Topology(_Frozen):
 
     version: Literal[1]
     cluster: Name = Field(description="Prefixes every Docker object: <cluster>-<node>.")
-    image: Annotated[str, StringConstraints(pattern=IMAGE_PATTERN)] = Field(
+    image: Annotated[str, StringConstraints(pattern=IMAGE_PATTERN), AfterValidator(_image_reference)] = Field(
         description="An image with PostgreSQL >= 13 server binaries on PATH and a postgres user."
     )
     network: Annotated[str, StringConstraints(pattern=NETWORK_PATTERN)] | None = Field(

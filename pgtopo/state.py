@@ -58,8 +58,8 @@ def encode(state: ClusterState, replication_user: str) -> dict[str, bytes]:
         REPLICATION_FILE: state.replication_password.encode(),
         PGPASS_FILE: pgpass.encode(),
     }
-    if state.system_identifier is not None:
-        files[SYSID_FILE] = str(state.system_identifier).encode()
+    # always present (empty until initdb), so the init job can fill it in as the postgres user
+    files[SYSID_FILE] = str(state.system_identifier).encode() if state.system_identifier is not None else b""
     return files
 
 
@@ -131,8 +131,8 @@ def _resolve(ref: SecretRef | None, where: str, base_dir: Path, env: dict[str, s
             path = (base_dir / name).expanduser()
             try:
                 value = path.read_text().strip()
-            except OSError as exc:
-                raise SpecError([f"{where}: cannot read {path}: {exc.strerror}"]) from exc
+            except (OSError, ValueError) as exc:  # ValueError: a NUL in the path, or not text
+                raise SpecError([f"{where}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}"]) from exc
             if not value:
                 raise SpecError([f"{where}: {path} is empty"])
             return value

@@ -21,7 +21,7 @@ from pgtopo.timelines import lsn_text
 if TYPE_CHECKING:
     from pgtopo.execute import Context
 
-POLL = 0.02
+POLL = 0.01
 
 
 def switchover(ctx: "Context", action: Action, stop, await_server) -> str:
@@ -33,17 +33,16 @@ def switchover(ctx: "Context", action: Action, stop, await_server) -> str:
     stop(ctx, old)
     final = _shutdown_checkpoint(ctx, old_container)
     deadline = time.monotonic() + ctx.topo.switchover.timeout_seconds
-    while (replayed := pg_ops.replay_lsn(ctx.endpoint(cand)) or 0) <= final:
-        if time.monotonic() >= deadline:
-            docker_ops.start(ctx.client, old_container)
-            await_server(ctx, old)
-            raise PgtopoError(
-                f"{cand} did not replay {old}'s last WAL ({lsn_text(final)}; it is at {lsn_text(replayed)}) within "
-                f"{ctx.topo.switchover.timeout_seconds:.0f} s; {old} was started again as the primary and "
-                f"{cand} was not promoted",
-                hint="check the replication of the candidate (`pgtopo status`), then apply again",
-            )
-        time.sleep(POLL)
+    if pg_ops.wait_replayed_past(ctx.endpoint(cand), final, deadline, POLL) is None:
+        replayed = pg_ops.replay_lsn(ctx.endpoint(cand)) or 0
+        docker_ops.start(ctx.client, old_container)
+        await_server(ctx, old)
+        raise PgtopoError(
+            f"{cand} did not replay {old}'s last WAL ({lsn_text(final)}; it is at {lsn_text(replayed)}) within "
+            f"{ctx.topo.switchover.timeout_seconds:.0f} s; {old} was started again as the primary and "
+            f"{cand} was not promoted",
+            hint="check the replication of the candidate (`pgtopo status`), then apply again",
+        )
     pg_ops.promote(ctx.endpoint(cand))
     downtime = time.monotonic() - started
     if old in ctx.topo.nodes:

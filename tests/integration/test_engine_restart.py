@@ -1,0 +1,67 @@
+"""The Docker engine restarted in the middle of an apply: a clear error, then the next apply
+converges and no committed row is lost.  Needs to control the local dockerd (root, pid file)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import pytest
+
+from .conftest import IMAGES, actions, pgtopo, psql, wait_for
+
+IMAGE = IMAGES[-1]
+ROOT = Path(__file__).resolve().parents[2]
+PIDFILE = Path("/var/run/docker.pid")
+
+pytestmark = [
+    pytest.mark.fault,
+    pytest.mark.skipif(os.geteuid() != 0 or not PIDFILE.exists(),
+                       reason="restarting the engine needs root and a local dockerd (the CI machines have both)"),
+]
+
+
+def restart_engine() -> None:
+    pid = int(PIDFILE.read_text().strip())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    subprocess.run(["bash", str(ROOT / "scripts/engine-up.sh")], check=True, timeout=120)
+
+
+def test_engine_restart_during_a_clone(make_cluster, engine: docker.DockerClient) -> None:
+    c = make_cluster(IMAGE)
+    c.write("primary: primary\nnodes:\n  primary: {}\n")
+    assert pgtopo("apply", str(c.path)).code == 0
+    subprocess.run(["docker", "exec", c.container("primary"), "pgbench", "-U", "postgres", "-i", "-s", "8", "-q",
+                    "postgres"], check=True, capture_output=True, timeout=300)
+    rows = psql(c.container("primary"), "SELECT count(*) FROM pgbench_accounts")
+
+    c.write("primary: primary\nnodes:\n  primary: {}\n  replica: {}\n  replica2: {}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "pgtopo", "apply", str(c.path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    job = f"{c.name}-replica-clone"
+    assert wait_for(lambda: any(x.status == "running" for x in
+                                engine.containers.list(all=True, filters={"name": job})), timeout=60)
+    restart_engine()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, (out, err)
+    assert err.startswith("error: ") and "Traceback" not in err, err
+
+    assert wait_for(lambda: subprocess.run(["docker", "exec", c.container("primary"), "pg_isready", "-q"],
+                                           capture_output=True).returncode == 0, timeout=60)
+    again = pgtopo("apply", str(c.path))
+    assert again.code == 0, again
+    assert ("clone", "replica") in actions(again.out)
+    for node in ("primary", "replica", "replica2"):
+        assert psql(c.container(node), "SELECT count(*) FROM pgbench_accounts") == rows
