@@ -189,9 +189,12 @@ def _job(topo: Topology, node: str, job: str, argv: list[str], network: bool) ->
 
 
 # Defaults pgtopo adds to postgresql.conf at initdb; `parameters:` in the file override them.
+DEFAULT_WAL_SENDERS = 40
 SERVER_DEFAULTS = """
 # pgtopo defaults; `parameters:` in the topology file override them (postgresql.auto.conf).
 wal_retrieve_retry_interval = '1s'   # a standby reconnects within a second after its upstream restarts
+max_wal_senders = 40                 # each replica streams on one; a clone in progress takes two
+max_replication_slots = 40           # one per replica (pgtopo_<node>) on its upstream
 """
 
 

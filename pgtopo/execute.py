@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from pgtopo import desired, docker_ops, labels as L, pg_ops, state as cluster_state, switch
+from pgtopo import desired, docker_ops, labels as L, pg_ops, probe, state as cluster_state, switch
 from pgtopo.actions import Action, Kind
 from pgtopo.errors import DockerError, PgtopoError, SafetyRefusal
 from pgtopo.observe import Snapshot
@@ -38,6 +38,7 @@ class Context:
     base_dir: Path
     progress: Callable[[str, str], None] = lambda node, text: None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    clone_slots: dict[str, threading.Semaphore] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.names = desired.names(self.topo)
@@ -149,7 +150,7 @@ def _init(ctx: Context, node: str) -> None:
 
 def _check_source(ctx: Context, node: str, upstream: str, verb: str) -> None:
     """Refuse to copy data from a server of another cluster."""
-    facts = pg_ops.probe(ctx.endpoint(upstream))
+    facts = probe.probe(ctx.endpoint(upstream))
     expected = ctx.snapshot.state.system_identifier if ctx.snapshot.state else None
     if expected is not None and facts.system_identifier != expected:
         raise SafetyRefusal(
@@ -180,8 +181,21 @@ def _clone(ctx: Context, action: Action) -> None:
     _check_source(ctx, action.node, upstream, "clone")
     _ensure_slot(ctx, action)
     _stop(ctx, action.node)
-    with _clone_progress(ctx, action.node, upstream):
+    with _clone_slot(ctx, upstream), _clone_progress(ctx, action.node, upstream):
         docker_ops.run_job(ctx.client, desired.clone_job(ctx.topo, action.node))
+
+
+def _clone_slot(ctx: Context, upstream: str) -> threading.Semaphore:
+    """Bound parallel clones from one upstream by its free WAL senders: a clone with -X stream
+    takes two, and every replica of the file streaming from it keeps one."""
+    with ctx.lock:
+        if upstream not in ctx.clone_slots:
+            pg = ctx.snapshot.observed.node(upstream).pg
+            wanted = desired.settings(ctx.topo, upstream).get("max_wal_senders", str(desired.DEFAULT_WAL_SENDERS))
+            senders = pg.limits.get("max_wal_senders", 10) if pg else int(wanted) if wanted.isdigit() else 10
+            free = senders - len(ctx.topo.downstreams(upstream))
+            ctx.clone_slots[upstream] = threading.Semaphore(max(1, free // 2))
+        return ctx.clone_slots[upstream]
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pgtopo import docker_ops, labels as L, pg_ops, pgcontrol, state as cluster_state
+from pgtopo import docker_ops, labels as L, pg_ops, probe, pgcontrol, state as cluster_state
 from pgtopo.errors import PgtopoError
 from pgtopo.observed import ContainerFacts, DataFacts, NetworkFacts, NodeFacts, Observed, VolumeFacts
 from pgtopo.spec import Topology
@@ -35,14 +35,21 @@ class Snapshot:
 def observe(client: "docker.DockerClient", topo: Topology) -> Snapshot:
     names = L.Names(topo.cluster, topo.network_name)
     prefix = f"{topo.cluster}-"
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with ThreadPoolExecutor(max_workers=5) as pool:
         f_containers = pool.submit(docker_ops.list_containers, client, prefix)
         f_volumes = pool.submit(docker_ops.list_volumes, client, prefix)
         f_network = pool.submit(docker_ops.inspect_network, client, names.network)
+        # Meanwhile: the state through the primary's container, by name (used only if the listing
+        # shows that container is ours), and psycopg's import, which the probes need next.
+        f_state = pool.submit(_early_state, client, names.container(topo.primary))
+        pool.submit(_import_psycopg)
         containers, volumes, network = f_containers.result(), f_volumes.result(), f_network.result()
+        early = f_state.result()
 
     parts = _classify(topo, names, [_container(c) for c in containers], volumes)
-    state = _read_state(client, topo, parts)
+    ours = parts.containers.get(topo.primary)
+    state = early if early is not None and ours is not None and parts.state_volume else None
+    state = state or _read_state(client, topo, parts)
     endpoints = _endpoints(parts.containers, state)
     facts = _probe_all(client, topo, parts, endpoints)
     observed = Observed(
@@ -56,6 +63,17 @@ def observe(client: "docker.DockerClient", topo: Topology) -> Snapshot:
         lock_holder=parts.lock,
     )
     return Snapshot(observed=observed, state=state, endpoints=endpoints)
+
+
+def _early_state(client: "docker.DockerClient", container: str) -> "ClusterState | None":
+    try:
+        return cluster_state.read_from(client, container)
+    except PgtopoError:
+        return None
+
+
+def _import_psycopg() -> None:
+    import psycopg  # noqa: F401
 
 
 @dataclass
@@ -160,7 +178,7 @@ def _probe_node(client: "docker.DockerClient", image: str, node: str, parts: _Pa
     pg = pg_error = data = None
     if endpoint is not None:
         try:
-            pg = pg_ops.probe(endpoint)
+            pg = probe.probe(endpoint)
         except PgtopoError as exc:
             pg_error = exc.message
     elif container is not None and container.running:

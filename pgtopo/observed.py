@@ -13,6 +13,11 @@ from typing import Mapping
 from pgtopo import labels as L
 
 
+# Settings a standby needs at least as high as its primary's (PostgreSQL checks them on replay).
+HOT_STANDBY_SETTINGS = ("max_connections", "max_worker_processes", "max_wal_senders",
+                        "max_prepared_transactions", "max_locks_per_transaction")
+
+
 @dataclass(frozen=True)
 class ContainerFacts:
     """One container found by the listing."""

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from pgtopo.errors import PostgresError
-from pgtopo.observed import Downstream, PgFacts, Slot, WalReceiver
 
 if TYPE_CHECKING:
     import psycopg
@@ -71,90 +70,6 @@ def _lsn(value: Any) -> int | None:
         return None
     hi, lo = str(value).split("/")
     return (int(hi, 16) << 32) + int(lo, 16)
-
-
-# A standby's timeline: the one it streams on, else the newest its pg_wal holds (what it has
-# received and will replay), never the last restartpoint's (which lags behind timeline switches).
-PROBE_SQL = """
-SELECT current_setting('server_version_num')::int,
-       (SELECT system_identifier FROM pg_control_system()),
-       pg_is_in_recovery(),
-       CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END,
-       CASE WHEN pg_is_in_recovery()
-            THEN COALESCE((SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming'),
-                          (SELECT max(('x' || substr(name, 1, 8))::bit(32)::int) FROM pg_ls_waldir()
-                           WHERE name ~ '^[0-9A-F]{24}$'),
-                          (SELECT timeline_id FROM pg_control_checkpoint()))
-            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
-       ARRAY(SELECT name FROM pg_settings WHERE pending_restart ORDER BY name)
-"""
-RECEIVER_SQL = "SELECT status, sender_host, slot_name FROM pg_stat_wal_receiver"
-DOWNSTREAM_SQL = """
-SELECT application_name, state,
-       CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END - replay_lsn
-FROM pg_stat_replication ORDER BY application_name
-"""
-SLOTS_SQL = "SELECT slot_name, active FROM pg_replication_slots WHERE slot_type = 'physical' ORDER BY slot_name"
-RESTART_SQL = "SELECT name FROM pg_settings WHERE context = 'postmaster' ORDER BY name"
-# Settings a standby needs at least as high as its primary's (PostgreSQL checks them on replay).
-HOT_STANDBY_SETTINGS = ("max_connections", "max_worker_processes", "max_wal_senders",
-                        "max_prepared_transactions", "max_locks_per_transaction")
-LIMITS_SQL = "SELECT name, setting::bigint FROM pg_settings WHERE name = ANY(%s)"
-ROLES_SQL = "SELECT rolname FROM pg_roles WHERE rolreplication AND rolcanlogin ORDER BY rolname"
-AUTO_CONF_SQL = """
-SELECT name, setting FROM pg_file_settings
-WHERE sourcefile LIKE '%postgresql.auto.conf' AND error IS NULL ORDER BY seqno
-"""
-
-
-def probe(ep: Endpoint) -> PgFacts:
-    """Read-only facts about one server, in a single connection."""
-
-    def query(conn: "psycopg.Connection") -> PgFacts:
-        with conn.cursor() as cur:
-            version, sysid, in_recovery, lsn, timeline, pending = cur.execute(PROBE_SQL).fetchone()
-            recv = cur.execute(RECEIVER_SQL).fetchone()
-            downs = cur.execute(DOWNSTREAM_SQL).fetchall()
-            slots = cur.execute(SLOTS_SQL).fetchall()
-            auto = cur.execute(AUTO_CONF_SQL).fetchall()
-            roles = cur.execute(ROLES_SQL).fetchall()
-            restart = cur.execute(RESTART_SQL).fetchall()
-            limits = cur.execute(LIMITS_SQL, (list(HOT_STANDBY_SETTINGS),)).fetchall()
-        history = _history(conn, timeline)
-        return PgFacts(
-            server_version=version,
-            system_identifier=int(sysid),
-            in_recovery=bool(in_recovery),
-            timeline=timeline,
-            lsn=_lsn(lsn),
-            receiver=WalReceiver(status=recv[0], upstream=recv[1], slot=recv[2]) if recv else None,
-            downstreams=tuple(Downstream(a, s, int(lag) if lag is not None else None) for a, s, lag in downs),
-            slots=tuple(Slot(name, bool(active)) for name, active in slots),
-            pending_restart=tuple(pending or ()),
-            auto_conf={name: setting for name, setting in auto},
-            replication_roles=tuple(r[0] for r in roles),
-            restart_settings=frozenset(r[0] for r in restart),
-            history=history,
-            limits={name: int(value) for name, value in limits},
-        )
-
-    return run(ep, query, "probe")
-
-
-def _history(conn: "psycopg.Connection", timeline: int | None) -> tuple[tuple[int, int], ...]:
-    """The server's timeline history (parent timelines and where each ended)."""
-    import psycopg
-
-    from pgtopo.timelines import parse_history
-
-    if not timeline or timeline <= 1:
-        return ()
-    try:
-        row = conn.execute("SELECT pg_read_file('pg_wal/' || lpad(upper(to_hex(%s::int)), 8, '0') || '.history')",
-                           (timeline,)).fetchone()
-    except psycopg.Error:
-        return ()
-    return parse_history(row[0]) if row and row[0] else ()
 
 
 def create_slot(ep: Endpoint, slot: str) -> None:

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from pgtopo import desired, labels as L
 from pgtopo.actions import Action, Kind, Plan
-from pgtopo.observed import NodeFacts, Observed
+from pgtopo.observed import HOT_STANDBY_SETTINGS, NodeFacts, Observed
 from pgtopo.promotion import promotion
 from pgtopo.spec import Topology
 from pgtopo.timelines import Position, Verdict, decide
@@ -24,8 +24,7 @@ ROLL_WAVE = 100  # recreating running containers: one node a wave, replicas firs
 RESTART_WAVE = 200  # restarts: one node a wave, replicas first (primary first when lowering)
 REMOVE_WAVE = 300
 SLOT_WAVE = 301
-HOT_STANDBY_SETTINGS = ("max_connections", "max_worker_processes", "max_wal_senders",
-                        "max_prepared_transactions", "max_locks_per_transaction")
+
 REPLICATION_KEYS = ("primary_conninfo", "primary_slot_name")
 DATA_KINDS = (Kind.INIT, Kind.CLONE, Kind.REWIND, Kind.DEMOTE)  # these leave the container stopped
 

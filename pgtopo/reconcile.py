@@ -67,7 +67,8 @@ def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, cons
     if first.actions:
         with cluster_lock.cluster_lock(client, topo.cluster, topo.image, lock_timeout, events.info):
             snapshot = _converge(client, topo, base_dir, consent, events, outcome, (prune_volumes, force))
-    wait_streaming(topo, snapshot, STREAM_TIMEOUT, events.progress)
+    if not all_streaming(topo, snapshot):
+        wait_streaming(topo, snapshot, STREAM_TIMEOUT, events.progress)
     outcome.seconds = time.monotonic() - started
     return outcome
 
@@ -155,6 +156,17 @@ def _run_wave(ctx: Context, wave: list[Action], events: Events) -> list[tuple[Ac
     if errors:
         raise errors[0]
     return results
+
+
+def all_streaming(topo: Topology, snapshot: Snapshot) -> bool:
+    """Did the last observation already see every replica streaming from its upstream?"""
+    for node in topo.replicas():
+        pg = snapshot.observed.node(node).pg
+        if pg is None or pg.receiver is None or pg.receiver.status != "streaming":
+            return False
+        if pg.receiver.upstream != topo.upstream_of(node):
+            return False
+    return True
 
 
 def wait_streaming(topo: Topology, snapshot: Snapshot, timeout: float,
