@@ -107,6 +107,19 @@ def inspect_network(client: "docker.DockerClient", name: str) -> dict | None:
     return None
 
 
+def image_present(client: "docker.DockerClient", image: str) -> bool:
+    from docker.errors import ImageNotFound, NotFound
+
+    try:
+        with translated(f"inspect image {image}"):
+            client.api.inspect_image(image)
+    except DockerError as exc:
+        if isinstance(exc.__cause__, (ImageNotFound, NotFound)):
+            return False
+        raise
+    return True
+
+
 def create_network(client: "docker.DockerClient", name: str, labels: dict[str, str]) -> dict:
     with translated(f"create network {name}"):
         client.api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
@@ -152,6 +165,7 @@ def create_container(client: "docker.DockerClient", spec: ContainerSpec) -> str:
             host_config=host_config,
             networking_config=networking,
             stop_signal=spec.stop_signal,
+            stop_timeout=120,  # a fast shutdown of a busy primary may take longer than Docker's 10 s
         )
     return created["Id"]
 

@@ -42,9 +42,10 @@ def observe(client: "docker.DockerClient", topo: Topology) -> Snapshot:
         # Meanwhile: the state through the primary's container, by name (used only if the listing
         # shows that container is ours), and psycopg's import, which the probes need next.
         f_state = pool.submit(_early_state, client, names.container(topo.primary))
+        f_image = pool.submit(docker_ops.image_present, client, topo.image)
         pool.submit(_import_psycopg)
         containers, volumes, network = f_containers.result(), f_volumes.result(), f_network.result()
-        early = f_state.result()
+        early, image_present = f_state.result(), f_image.result()
 
     parts = _classify(topo, names, [_container(c) for c in containers], volumes)
     ours = parts.containers.get(topo.primary)
@@ -61,6 +62,7 @@ def observe(client: "docker.DockerClient", topo: Topology) -> Snapshot:
         nodes=facts,
         foreign=tuple(sorted(parts.foreign)),
         lock_holder=parts.lock,
+        image_present=image_present,
     )
     return Snapshot(observed=observed, state=state, endpoints=endpoints)
 

@@ -149,6 +149,7 @@ class Observed:
     nodes: Mapping[str, NodeFacts] = field(default_factory=dict)
     foreign: tuple[str, ...] = ()  # objects with pgtopo names but without pgtopo labels
     lock_holder: str | None = None
+    image_present: bool = True  # the file's image exists in the engine (pgtopo never pulls)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", MappingProxyType(dict(self.nodes)))

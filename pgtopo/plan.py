@@ -94,6 +94,9 @@ def _refusals(topo: Topology, obs: Observed) -> list[str]:
         "pgtopo never touches it: rename or remove it, or choose another cluster name"
         for name in obs.foreign
     ]
+    if not obs.image_present:
+        refusals.append(f"image {topo.image} is not in the Docker engine; pgtopo never pulls: "
+                        f"`docker pull {topo.image}` or build it, then apply again")
     primary = obs.node(topo.primary)
     holders = sorted(n.name for n in obs.nodes.values() if n.name != topo.primary and n.has_data)
     if not primary.has_data and holders:

@@ -25,6 +25,7 @@ if ! command -v debootstrap >/dev/null 2>&1; then
         echo "build-image: debootstrap is missing; install it (Debian/Ubuntu: apt-get install debootstrap) or set PGTOPO_TEST_IMAGE to an image you have" >&2
         exit 1
     fi
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 fi
 # trixie's keyring may be newer than the host's; debootstrap needs the suite's script.

@@ -157,3 +157,11 @@ def test_parameters_apply_and_change(make_cluster, variant: str) -> None:
         assert psql(c.container(node), "SHOW work_mem") == "4MB"
         assert psql(c.container(node), "SHOW max_connections") == "120"
     assert pgtopo("diff", str(c.path)).code == 0
+
+
+def test_missing_image_is_refused_before_anything(make_cluster, engine: docker.DockerClient) -> None:
+    c = make_cluster("pgtopo-local/does-not-exist:1")
+    c.write("primary: solo\nnodes:\n  solo: {}\n")
+    result = pgtopo("apply", str(c.path))
+    assert result.code == 1 and "pgtopo never pulls" in result.err, result
+    assert objects(engine, c.name) == {"containers": [], "networks": [], "volumes": []}

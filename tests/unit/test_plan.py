@@ -336,3 +336,8 @@ def test_container_cut_off_its_network_is_reconnected() -> None:
     observed = converged(T, replica=replace(converged(T).node("replica"), container=cut))
     [action] = plan(T, observed).actions
     assert (action.kind, action.node) == (Kind.CONNECT, "replica") and "pg_stream" in action.reason
+
+
+def test_a_missing_image_is_refused_before_anything() -> None:
+    p = plan(T, replace(Observed(cluster="pg"), image_present=False))
+    assert p.actions == () and "pgtopo never pulls" in p.refusals[0]
