@@ -130,8 +130,8 @@ def _run_wave(ctx: Context, wave: list[Action], events: Events) -> list[tuple[Ac
     """Each node's actions in order; different nodes in parallel.  The first error is raised
     after every other chain of the wave has finished, so nothing is left half-way unseen."""
     chains: dict[str, list[Action]] = {}
-    for action in wave:
-        chains.setdefault(action.node, []).append(action)
+    for action in wave:  # cluster-wide actions (no node) are independent of each other
+        chains.setdefault(action.node or f"cluster:{action.kind.value}", []).append(action)
 
     def run_chain(chain: list[Action]) -> list[tuple[Action, float]]:
         done = []
