@@ -69,6 +69,7 @@ class Plan:
     actions: tuple[Action, ...] = ()
     refusals: tuple[str, ...] = ()  # why apply must not start; nothing is changed when any exist
     notes: tuple[str, ...] = field(default=())  # what is in sync, and why nothing is done there
+    warnings: tuple[str, ...] = ()  # allowed, but worth a second look (a port open to every interface)
 
     @property
     def empty(self) -> bool:

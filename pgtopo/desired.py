@@ -95,6 +95,7 @@ def _node_config(topo: Topology, node: str) -> dict[str, object]:
         "network": topo.network_name,
         "alias": node,
         "host_port": topo.nodes[node].port,
+        **({"bind": topo.nodes[node].bind} if topo.nodes[node].bind != "127.0.0.1" else {}),
         "data": n.volume(node),
         "state": n.state_volume,
     }
@@ -117,6 +118,7 @@ def node_container(topo: Topology, node: str) -> ContainerSpec:
         env={"PGDATA": L.PGDATA},
         publish=L.PG_PORT,
         host_port=topo.nodes[node].port,
+        bind=topo.nodes[node].bind,
         restart=True,
     )
 

@@ -40,8 +40,9 @@ class ContainerSpec:
     aliases: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     user: str = "postgres"
-    publish: int | None = None  # container port published on 127.0.0.1
+    publish: int | None = None  # container port to publish
     host_port: int | None = None  # None: an ephemeral host port
+    bind: str = "127.0.0.1"  # host address the port is published on
     restart: bool = False
     stop_signal: str = "SIGINT"
 
@@ -145,7 +146,7 @@ def create_container(client: "docker.DockerClient", spec: ContainerSpec) -> str:
     with translated(f"create container {spec.name}"):
         host_config = api.create_host_config(
             mounts=[_mount(m) for m in spec.mounts],
-            port_bindings={spec.publish: ("127.0.0.1", spec.host_port)} if spec.publish else None,
+            port_bindings={spec.publish: (spec.bind, spec.host_port)} if spec.publish else None,
             restart_policy={"Name": "unless-stopped"} if spec.restart else None,
             network_mode=spec.network or "none",
         )

@@ -68,6 +68,7 @@ def plan_document(topo: Topology, file: str, file_text: str, observed: Observed,
         "refusals": list(plan.refusals),
         "actions": [action_document(a) for a in plan.actions],
         "notes": list(plan.notes),
+        "warnings": list(plan.warnings),
         "summary": {
             "actions": len(plan.actions),
             "destructive": len(plan.destructive),

@@ -49,7 +49,16 @@ def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, force: bool
             notes.append(_in_sync_note(topo, obs.node(node)))
     actions += _stray_actions(topo, obs, prune_volumes)
     actions += _slot_cleanup(topo, obs)
-    return Plan(actions=tuple(_order_restarts(topo, obs, actions)), notes=tuple(notes))
+    return Plan(actions=tuple(_order_restarts(topo, obs, actions)), notes=tuple(notes), warnings=warnings(topo))
+
+
+def warnings(topo: Topology) -> tuple[str, ...]:
+    """What the file allows but a reviewer should see."""
+    return tuple(
+        f"{name}: port published on every interface (bind: 0.0.0.0), reachable from other hosts; "
+        "only scram-sha-256 stands between them and the server"
+        for name, node in topo.nodes.items() if node.bind != "127.0.0.1"
+    )
 
 
 def rolling_rank(topo: Topology, node: str) -> int:

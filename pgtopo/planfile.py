@@ -65,7 +65,8 @@ def read(path: Path) -> SavedPlan:
         actions = tuple(documents.action_from(a) for a in doc["actions"])
     except (ValueError, KeyError, TypeError) as exc:
         raise SpecError([f"{path}: the saved plan is damaged: {exc}"]) from exc
-    plan = Plan(actions=actions, refusals=tuple(doc.get("refusals") or ()), notes=tuple(doc.get("notes") or ()))
+    plan = Plan(actions=actions, refusals=tuple(doc.get("refusals") or ()), notes=tuple(doc.get("notes") or ()),
+                warnings=tuple(doc.get("warnings") or ()))
     fp = doc["fingerprint"]
     return SavedPlan(topo, plan, (fp["sha256"], fp["state"]), source.parent)
 

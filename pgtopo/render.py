@@ -53,6 +53,8 @@ def print_done(out: "Console", action: Action, seconds: float, note: str | None)
 
 def print_plan(out: "Console", topo: Topology, p: Plan) -> None:
     """The plan grouped by node, in the order apply will run it."""
+    for warning in p.warnings:
+        out.print(f"[yellow]warning:[/] {_escape(warning)}")
     if p.refusals:
         out.print("[bold red]apply would refuse; nothing would be changed:[/]")
         for refusal in p.refusals:

@@ -102,6 +102,10 @@ class Node(_Frozen):
     port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
         default=None, description="Host port published on 127.0.0.1; an ephemeral one when absent."
     )
+    bind: Literal["127.0.0.1", "0.0.0.0"] = Field(
+        default="127.0.0.1",
+        description="Where the port is published: loopback only, or every interface (diff warns).",
+    )
     upstream: Name | None = Field(
         default=None, description="The node this replica streams from; the primary when absent."
     )

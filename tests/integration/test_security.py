@@ -88,3 +88,14 @@ def test_secrets_are_strong_and_absent_from_logs_plans_and_docker(pair, engine, 
     for text in texts:
         for password in passwords:
             assert password not in text
+
+
+def test_bind_all_interfaces_only_when_the_file_says_so_and_diff_warns(make_cluster, engine) -> None:
+    c = make_cluster(IMAGE)
+    c.write("primary: solo\nnodes:\n  solo: {bind: 0.0.0.0}\n")
+    diff = pgtopo("diff", str(c.path))
+    assert diff.code == 1 and "warning: solo: port published on every interface" in diff.out, diff
+    assert pgtopo("apply", str(c.path)).code == 0
+    bindings = engine.containers.get(c.container("solo")).attrs["HostConfig"]["PortBindings"]["5432/tcp"]
+    assert [b["HostIp"] for b in bindings] == ["0.0.0.0"]
+    assert pgtopo("diff", str(c.path)).code == 0

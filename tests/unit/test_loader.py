@@ -205,7 +205,7 @@ BROKEN = [
     ),
     pytest.param(
         HEAD + "  primary: {}\n  replica: {color: blue}\n",
-        ["7:13: nodes.replica.color: unknown key 'color' (expected one of: port, upstream, parameters)"],
+        ["7:13: nodes.replica.color: unknown key 'color' (expected one of: port, bind, upstream, parameters)"],
         id="unknown-key-no-suggestion",
     ),
     pytest.param(

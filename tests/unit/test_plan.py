@@ -341,3 +341,11 @@ def test_container_cut_off_its_network_is_reconnected() -> None:
 def test_a_missing_image_is_refused_before_anything() -> None:
     p = plan(T, replace(Observed(cluster="pg"), image_present=False))
     assert p.actions == () and "pgtopo never pulls" in p.refusals[0]
+
+
+def test_a_port_open_to_every_interface_is_allowed_with_a_warning() -> None:
+    t = topo(nodes={"primary": {"bind": "0.0.0.0", "port": 6543}, "replica": {}})
+    p = plan(t, converged(topo(nodes={"primary": {}, "replica": {}})))
+    assert [a.kind for a in p.actions] == [Kind.RECREATE]  # the binding is part of the container
+    assert p.warnings and "bind: 0.0.0.0" in p.warnings[0] and p.warnings[0].startswith("primary:")
+    assert plan(T, converged(T)).warnings == ()
