@@ -63,6 +63,8 @@ def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, cons
     started = time.monotonic()
     outcome = Outcome()
     first, snapshot = diff(client, topo, prune_volumes, force)
+    for warning in first.warnings:
+        events.info(f"warning: {warning}")
     _check(first, consent)
     if first.actions:
         with cluster_lock.cluster_lock(client, topo.cluster, topo.image, lock_timeout, events.info):
