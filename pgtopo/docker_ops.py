@@ -243,18 +243,25 @@ def run_job(client: "docker.DockerClient", spec: ContainerSpec, timeout: float =
         remove_container(client, cid)
 
 
-def read_file(client: "docker.DockerClient", container: str, path: str) -> bytes | None:
-    """The bytes of one file inside a container (running or not); None when it does not exist."""
+def _archive(client: "docker.DockerClient", container: str, path: str) -> bytes | None:
+    """The tar stream Docker gives for `path` in a container (running or not); None if absent."""
     from docker.errors import NotFound
 
     try:
         with translated(f"read {path} from {container}"):
             stream, _ = client.api.get_archive(container, path)
-            blob = b"".join(stream)
+            return b"".join(stream)
     except DockerError as exc:
         if isinstance(exc.__cause__, NotFound):
             return None
         raise
+
+
+def read_file(client: "docker.DockerClient", container: str, path: str) -> bytes | None:
+    """The bytes of one file inside a container; None when it does not exist."""
+    blob = _archive(client, container, path)
+    if blob is None:
+        return None
     with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
         member = tar.next()
         if member is None or not member.isfile():
@@ -265,16 +272,9 @@ def read_file(client: "docker.DockerClient", container: str, path: str) -> bytes
 
 def read_dir(client: "docker.DockerClient", container: str, path: str) -> dict[str, bytes] | None:
     """The regular files directly inside a directory of a container; None when it does not exist."""
-    from docker.errors import NotFound
-
-    try:
-        with translated(f"read {path} from {container}"):
-            stream, _ = client.api.get_archive(container, path)
-            blob = b"".join(stream)
-    except DockerError as exc:
-        if isinstance(exc.__cause__, NotFound):
-            return None
-        raise
+    blob = _archive(client, container, path)
+    if blob is None:
+        return None
     files: dict[str, bytes] = {}
     with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
         for member in tar:
