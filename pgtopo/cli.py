@@ -355,20 +355,32 @@ def main() -> NoReturn:
         _fail(exc)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        sys.exit(EXIT_CHANGES)
+        _exit(EXIT_CHANGES)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(EXIT_ERROR)
+        _exit(EXIT_ERROR)
     except KeyboardInterrupt:
         click.echo("interrupted; run apply again to finish what was started", err=True)
-        sys.exit(130)
+        _exit(130)
+    except SystemExit as exc:
+        _exit(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_ERROR))
     except Exception as exc:  # a bug: say so plainly, keep the traceback for -v
         if "-v" in sys.argv or "--verbose" in sys.argv:
             raise
         click.echo(f"internal error (a bug in pgtopo, please report it): {type(exc).__name__}: {exc}", err=True)
         click.echo("hint: run again with -v for the traceback", err=True)
-        sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_OK)
+        _exit(EXIT_ERROR)
+    _exit(EXIT_OK)
+
+
+def _exit(code: int) -> NoReturn:
+    """Flush and leave without the interpreter's teardown (about 0.1 s of freeing modules we no
+    longer need); everything pgtopo started has finished or been released by now."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _fail(exc: PgtopoError) -> NoReturn:
@@ -381,4 +393,4 @@ def _fail(exc: PgtopoError) -> NoReturn:
         click.echo(f"error: {exc.message}", err=True)
     if exc.hint:
         click.echo(f"hint: {exc.hint}", err=True)
-    sys.exit(exc.exit_code)
+    _exit(exc.exit_code)

@@ -6,9 +6,11 @@ unlabelled network the file merely names is left alone.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from pgtopo import docker_ops, labels as L
+from pgtopo.errors import DockerError
 from pgtopo.lock import cluster_lock
 from pgtopo.spec import Topology
 
@@ -28,7 +30,7 @@ def destroy(client: "docker.DockerClient", topo: Topology, volumes: bool, lock_t
                 removed.append(f"container {name}")
         net = docker_ops.inspect_network(client, topo.network_name)
         if net is not None and (net.get("Labels") or {}).get(L.CLUSTER) == topo.cluster:
-            docker_ops.remove_network(client, topo.network_name)
+            _remove_network(client, topo.network_name)
             removed.append(f"network {topo.network_name}")
         if volumes:
             for v in docker_ops.list_volumes(client, f"{topo.cluster}-"):
@@ -36,3 +38,16 @@ def destroy(client: "docker.DockerClient", topo: Topology, volumes: bool, lock_t
                     docker_ops.remove_volume(client, v["Name"])
                     removed.append(f"volume {v['Name']}")
     return removed
+
+
+def _remove_network(client: "docker.DockerClient", name: str, timeout: float = 10.0) -> None:
+    """The engine may still count an endpoint of a container removed a moment ago: retry briefly."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            docker_ops.remove_network(client, name)
+            return
+        except DockerError as exc:
+            if "active endpoints" not in exc.message or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)

@@ -148,7 +148,8 @@ def _run_wave(ctx: Context, wave: list[Action], events: Events) -> list[tuple[Ac
 
     results: list[tuple[Action, float]] = []
     errors: list[BaseException] = []
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(chains)))) as pool:
+    # one thread per chain: clones are bounded per upstream in execute (free WAL senders)
+    with ThreadPoolExecutor(max_workers=max(1, min(32, len(chains)))) as pool:
         futures = [pool.submit(run_chain, chain) for chain in chains.values()]
         for f in futures:
             try:
