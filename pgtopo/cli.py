@@ -21,7 +21,7 @@ from pgtopo import __version__
 from pgtopo.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, PgtopoError, SafetyRefusal
 
 if TYPE_CHECKING:
-    from pgtopo.actions import Plan
+    from pgtopo.actions import Action, Plan
     from pgtopo.spec import Topology
 
 FILE = click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
@@ -162,10 +162,14 @@ def apply(file: Path, verbose: bool, log_format: str, yes: bool, lock_timeout: f
     topo = saved.topology if saved else _load(file)
     out = render.console()
     progress = render.Progress(out)
+    def finished(action: "Action", seconds: float, note: str | None) -> None:
+        progress.clear(action.node)
+        render.print_done(out, action, seconds, note)
+        log.action_done(topo.cluster, action, seconds, note)
+
     events = reconcile.Events(
         started=lambda a: log.action_started(topo.cluster, a),
-        finished=lambda a, s, note: (progress.clear(a.node), render.print_done(out, a, s, note),
-                                     log.action_done(topo.cluster, a, s, note)),
+        finished=finished,
         info=lambda m: out.print(f"[dim]{m}[/]"),
         progress=progress.update,
     )

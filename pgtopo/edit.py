@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 from pgtopo.errors import SpecError
 
@@ -20,8 +21,8 @@ def with_primary(path: Path, text: str, node: str) -> str:
     yaml.preserve_quotes = True
     yaml.width = 4096
     yaml.indent(mapping=2, sequence=4, offset=2)
-    doc = yaml.load(text)
-    nodes = doc.get("nodes") if hasattr(doc, "get") else None
+    doc: Any = yaml.load(text)
+    nodes: Any = doc.get("nodes") if hasattr(doc, "get") else None
     if not hasattr(nodes, "get") or node not in nodes:
         known = ", ".join(nodes) if hasattr(nodes, "keys") else "none"
         raise SpecError([f"{path}: --to {node}: not a node of the file (nodes: {known})"])

@@ -64,6 +64,13 @@ def run(ep: Endpoint, fn: Callable[["psycopg.Connection"], T], what: str) -> T:
         raise PostgresError(f"{ep.node}: {what} failed: {_first_line(exc)}") from exc
 
 
+def _scalar(conn: "psycopg.Connection", query: str, params: tuple[Any, ...] | None = None) -> Any:
+    """The first column of the one row `query` returns."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, query
+    return row[0]
+
+
 def _lsn(value: Any) -> int | None:
     """pg_lsn text '16/B374D848' → an integer byte position."""
     if value is None:
@@ -115,10 +122,9 @@ def pending_restart(conn: "psycopg.Connection", names: list[str]) -> list[str]:
     deadline = time.monotonic() + 2.0
     rows: list[str] = []
     while True:
-        applied = conn.execute(
-            "SELECT count(*) FROM pg_file_settings WHERE applied IS FALSE AND error IS NULL AND name = ANY(%s)",
-            (names,),
-        ).fetchone()[0]
+        applied = _scalar(
+            conn, "SELECT count(*) FROM pg_file_settings WHERE applied IS FALSE AND error IS NULL AND name = ANY(%s)",
+            (names,))
         rows = [r[0] for r in conn.execute("SELECT name FROM pg_settings WHERE pending_restart AND name = ANY(%s)", (names,))]
         if rows or applied == 0 or time.monotonic() > deadline:
             return rows
@@ -212,7 +218,7 @@ def promote(ep: Endpoint, timeout: float = 60.0, poll: float = 0.01) -> None:
         with conn:
             conn.execute("SELECT pg_promote(false)")
             deadline = time.monotonic() + timeout
-            while conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+            while _scalar(conn, "SELECT pg_is_in_recovery()"):
                 if time.monotonic() >= deadline:
                     raise PostgresError(f"{ep.node}: promotion did not finish within {timeout:.0f} s",
                                         hint=f"see `docker logs` of {ep.node}'s container, then apply again")
@@ -230,7 +236,7 @@ def wait_replayed_past(ep: Endpoint, lsn: int, deadline: float, poll: float = 0.
     try:
         with conn:
             while True:
-                replayed = _lsn(conn.execute("SELECT pg_last_wal_replay_lsn()").fetchone()[0]) or 0
+                replayed = _lsn(_scalar(conn, "SELECT pg_last_wal_replay_lsn()")) or 0
                 if replayed > lsn:
                     return replayed
                 if time.monotonic() >= deadline:

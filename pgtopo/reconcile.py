@@ -12,7 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from pgtopo import lock as cluster_lock, pg_ops
 from pgtopo.actions import Action, Kind, Plan
@@ -75,7 +75,8 @@ def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, cons
     return outcome
 
 
-def apply_saved(client: "docker.DockerClient", topo: Topology, base_dir: Path, saved: Plan, fingerprint: str,
+def apply_saved(client: "docker.DockerClient", topo: Topology, base_dir: Path, saved: Plan,
+                fingerprint: tuple[str, dict[str, Any]],
                 *, consent: Callable[[Plan], bool], lock_timeout: float, events: Events | None = None) -> Outcome:
     """Carry out exactly a saved plan, after checking, under the lock, that the cluster is still
     in the state the plan was made from; raises StalePlan otherwise."""

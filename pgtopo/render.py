@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from pgtopo.actions import Action, Plan
 from pgtopo.observed import NodeFacts, Observed
@@ -132,7 +132,7 @@ class Progress:
         self.out = out
         self.lines: dict[str, str] = {}
         self.last: dict[str, float] = {}
-        self.live = None
+        self.live: Any = None  # rich.live.Live while on a terminal
         self.lock = threading.Lock()
 
     def __enter__(self) -> "Progress":
