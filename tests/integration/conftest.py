@@ -27,6 +27,13 @@ IMAGES = [os.environ["PGTOPO_TEST_IMAGE"]] if os.environ.get("PGTOPO_TEST_IMAGE"
 
 pytestmark = pytest.mark.integration
 
+IMAGE = IMAGES[-1]  # the newest image, for tests that need one image only (test_seed covers both)
+
+# Small topologies the tests share (written after the version/cluster/image header).
+SOLO = "primary: primary\nnodes:\n  primary: {}\n"
+PAIR = "primary: primary\nnodes:\n  primary: {}\n  replica: {}\n"
+CASCADE = "primary: primary\nnodes:\n  primary: {}\n  replica: {}\n  replica2: {upstream: replica}\n"
+
 
 @pytest.fixture(scope="session")
 def engine() -> docker.DockerClient:

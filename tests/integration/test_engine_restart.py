@@ -13,9 +13,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from .conftest import IMAGES, actions, pgtopo, psql, wait_for
+from .conftest import IMAGE, SOLO, actions, pgtopo, psql, wait_for
 
-IMAGE = IMAGES[-1]
 ROOT = Path(__file__).resolve().parents[2]
 PIDFILE = Path("/var/run/docker.pid")
 
@@ -41,7 +40,7 @@ def restart_engine() -> None:
 
 def test_engine_restart_during_a_clone(make_cluster, engine: docker.DockerClient) -> None:
     c = make_cluster(IMAGE)
-    c.write("primary: primary\nnodes:\n  primary: {}\n")
+    c.write(SOLO)
     assert pgtopo("apply", str(c.path)).code == 0
     subprocess.run(["docker", "exec", c.container("primary"), "pgbench", "-U", "postgres", "-i", "-s", "8", "-q",
                     "postgres"], check=True, capture_output=True, timeout=300)

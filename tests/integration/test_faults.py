@@ -12,11 +12,7 @@ import subprocess
 import docker
 import pytest
 
-from .conftest import IMAGES, actions, pgtopo, psql, wait_for
-
-IMAGE = IMAGES[-1]
-PAIR = "primary: primary\nnodes:\n  primary: {}\n  replica: {}\n"
-TRIO = "primary: primary\nnodes:\n  primary: {}\n  replica: {}\n  replica2: {upstream: replica}\n"
+from .conftest import CASCADE, IMAGE, PAIR, SOLO, actions, pgtopo, psql, wait_for
 
 pytestmark = pytest.mark.fault
 
@@ -45,7 +41,7 @@ def restarted(engine: docker.DockerClient, container: str, before: int) -> bool:
 @pytest.mark.parametrize("victim", ["replica", "primary"])
 def test_killed_postmaster_is_restarted_and_nothing_is_lost(make_cluster, engine, victim: str) -> None:
     c = make_cluster(IMAGE)
-    c.write(TRIO)
+    c.write(CASCADE)
     assert pgtopo("apply", str(c.path)).code == 0
     psql(c.container("primary"), "CREATE TABLE t AS SELECT generate_series(1, 5000) AS i")
     assert rows_everywhere(c, ("replica", "replica2"), "5000")
@@ -83,7 +79,7 @@ def test_network_cut_is_shown_and_reconnected(make_cluster, engine) -> None:
 
 def test_disk_full_during_a_clone_fails_cleanly_and_the_next_apply_retries(make_cluster, engine) -> None:
     c = make_cluster(IMAGE)
-    c.write("primary: primary\nnodes:\n  primary: {}\n")
+    c.write(SOLO)
     assert pgtopo("apply", str(c.path)).code == 0
     psql(c.container("primary"), "CREATE TABLE t AS SELECT generate_series(1, 300000) AS i")  # ~10 MB
     volume = f"{c.name}-replica-data"

@@ -15,11 +15,9 @@ import jsonschema
 import pytest
 from referencing import Registry, Resource
 
-from .conftest import IMAGES, actions, objects, pgtopo, psql
+from .conftest import IMAGE, PAIR, SOLO, actions, objects, pgtopo, psql
 
-IMAGE = IMAGES[-1]
 ROOT = Path(__file__).resolve().parents[2]
-PAIR = "primary: primary\nnodes:\n  primary: {}\n  replica: {}\n"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -32,7 +30,7 @@ def validator(name: str) -> jsonschema.Draft202012Validator:
 
 def test_saved_plan_is_applied_exactly_and_then_refused_as_stale(make_cluster, engine, tmp_path: Path) -> None:
     c = make_cluster(IMAGE)
-    c.write("primary: primary\nnodes:\n  primary: {}\n")
+    c.write(SOLO)
     plan = tmp_path / "plan.json"
     made = pgtopo("diff", str(c.path), "--out", str(plan))
     assert made.code == 1, made

@@ -10,24 +10,7 @@ import subprocess
 import docker
 import pytest
 
-from .conftest import IMAGES, actions, objects, pgtopo, psql, wait_for
-
-IMAGE = IMAGES[-1]
-
-PAIR = """\
-primary: primary
-nodes:
-  primary: {}
-  replica: {}
-"""
-
-SEED = """\
-primary: primary
-nodes:
-  primary: {}
-  replica: {}
-  replica2: {upstream: replica}
-"""
+from .conftest import CASCADE, IMAGE, PAIR, actions, objects, pgtopo, psql, wait_for
 
 
 def docker_cli(*args: str) -> str:
@@ -99,8 +82,8 @@ def test_replica_promoted_by_hand_is_rewound(make_cluster) -> None:
 
 def test_wrong_upstream_is_repointed_and_slots_follow(make_cluster) -> None:
     c = make_cluster(IMAGE)
-    converge(c, SEED)
-    c.write(SEED.replace("replica2: {upstream: replica}", "replica2: {}"))
+    converge(c, CASCADE)
+    c.write(CASCADE.replace("replica2: {upstream: replica}", "replica2: {}"))
     moved = pgtopo("apply", str(c.path))
     assert moved.code == 0, moved
     assert ("repoint", "replica2") in actions(moved.out) and ("drop-slot", "replica") in actions(moved.out)
@@ -143,7 +126,7 @@ def test_replica_with_another_clusters_data_is_recloned(make_cluster, engine: do
 
 def test_node_removed_from_file_keeps_its_volume_unless_pruned(make_cluster, engine: docker.DockerClient) -> None:
     c = make_cluster(IMAGE)
-    converge(c, SEED)
+    converge(c, CASCADE)
     c.write(PAIR)
     refused = pgtopo("apply", str(c.path))
     assert refused.code == 1 and "replica2" in refused.err, refused
@@ -220,7 +203,7 @@ def test_primary_volume_lost_while_a_replica_holds_data_is_refused(make_cluster,
 def test_clean_up_of_a_removed_cluster_node_leaves_others_alone(make_cluster, engine, how: str) -> None:
     """Removing one node's objects by hand affects only that node's plan."""
     c = make_cluster(IMAGE)
-    converge(c, SEED)
+    converge(c, CASCADE)
     docker_cli("rm", "-f", c.container("replica2"))
     if how == "volume":
         docker_cli("volume", "rm", f"{c.name}-replica2-data")

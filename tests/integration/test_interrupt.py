@@ -10,12 +10,8 @@ import time
 
 import docker
 
-from .conftest import IMAGES, objects, pgtopo, psql, wait_for
+from .conftest import IMAGE, PAIR, SOLO, objects, pgtopo, psql, wait_for
 
-IMAGE = IMAGES[-1]
-
-SOLO = "primary: primary\nnodes:\n  primary: {}\n"
-PAIR = "primary: primary\nnodes:\n  primary: {}\n  replica: {}\n"
 
 
 def start_apply(path) -> subprocess.Popen:

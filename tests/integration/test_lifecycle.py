@@ -13,16 +13,7 @@ import pytest
 
 from pgtopo import docker_ops, lock
 
-from .conftest import IMAGES, actions, objects, pgtopo, psql
-
-IMAGE = IMAGES[-1]
-
-PAIR = """\
-primary: primary
-nodes:
-  primary: {}
-  replica: {}
-"""
+from .conftest import IMAGE, PAIR, actions, objects, pgtopo, psql
 
 
 def test_destroy_keeps_volumes_then_apply_reuses_the_data(make_cluster, engine: docker.DockerClient) -> None:

@@ -11,9 +11,7 @@ import docker
 import psycopg
 import pytest
 
-from .conftest import IMAGES, pgtopo, psql
-
-IMAGE = IMAGES[-1]
+from .conftest import IMAGE, pgtopo, psql
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ import subprocess
 
 import docker
 
-from .conftest import IMAGES, actions, pgtopo, psql, wait_for
-
-IMAGE = IMAGES[-1]
+from .conftest import IMAGE, actions, pgtopo, psql, wait_for
 
 TRIO = """\
 primary: primary
