@@ -65,7 +65,7 @@ def execute(ctx: Context, action: Action) -> str | None:
         case Kind.REWIND:
             return _rewind(ctx, action)
         case Kind.SWITCHOVER:
-            return switch.switchover(ctx, action, _stop, _await_server)
+            return switch.switchover(ctx, action, _stop, _start)
         case Kind.FAILOVER:
             return switch.failover(ctx, action, _stop)
         case Kind.DEMOTE:
@@ -92,12 +92,10 @@ def execute(ctx: Context, action: Action) -> str | None:
             _create(ctx, node)
             _await_streaming(ctx, node)
         case Kind.START:
-            docker_ops.start(ctx.client, ctx.names.container(node))
-            _await_server(ctx, node)
+            _start(ctx, node)
         case Kind.RESTART:
             _stop(ctx, node)
-            docker_ops.start(ctx.client, ctx.names.container(node))
-            _await_server(ctx, node)
+            _start(ctx, node)
             _await_streaming(ctx, node)
         case Kind.CONNECT:
             docker_ops.connect_network(ctx.client, ctx.names.container(node), ctx.topo.network_name, node)
@@ -238,6 +236,12 @@ def _stop(ctx: Context, node: str) -> None:
         docker_ops.stop(ctx.client, name, timeout=120)
     with ctx.lock:
         ctx.snapshot.endpoints.pop(node, None)
+
+
+def _start(ctx: Context, node: str) -> None:
+    """Start a node's existing container and wait until its server answers."""
+    docker_ops.start(ctx.client, ctx.names.container(node))
+    _await_server(ctx, node)
 
 
 def _create(ctx: Context, node: str) -> None:

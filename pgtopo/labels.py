@@ -68,11 +68,6 @@ def labels(cluster: str, role: str, node: str | None = None, **extra: str) -> di
     return out
 
 
-def cluster_filter(cluster: str) -> dict[str, list[str]]:
-    """A Docker list filter for every object of one cluster."""
-    return {"label": [f"{CLUSTER}={cluster}"]}
-
-
 def config_hash(config: dict[str, object]) -> str:
     """sha256 of the sorted JSON of a container's desired configuration (docker compose's idea)."""
     blob = json.dumps(config, sort_keys=True, separators=(",", ":"))

@@ -8,7 +8,7 @@ parallel.  Volume contents are read (pg_control) only for nodes whose server can
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -41,16 +41,14 @@ def observe(client: "docker.DockerClient", topo: Topology) -> Snapshot:
         f_network = pool.submit(docker_ops.inspect_network, client, names.network)
         # Meanwhile: the state through the primary's container, by name (used only if the listing
         # shows that container is ours), and psycopg's import, which the probes need next.
-        f_state = pool.submit(_early_state, client, names.container(topo.primary))
+        f_state = pool.submit(cluster_state.read_from, client, names.container(topo.primary))
         f_image = pool.submit(docker_ops.image_present, client, topo.image)
         pool.submit(_import_psycopg)
         containers, volumes, network = f_containers.result(), f_volumes.result(), f_network.result()
-        early, image_present = f_state.result(), f_image.result()
+        image_present = f_image.result()
 
     parts = _classify(topo, names, [_container(c) for c in containers], volumes)
-    ours = parts.containers.get(topo.primary)
-    state = early if early is not None and ours is not None and parts.state_volume else None
-    state = state or _read_state(client, topo, parts)
+    state = _read_state(client, topo, parts, f_state)
     endpoints = _endpoints(parts.containers, state)
     facts = _probe_all(client, topo, parts, endpoints)
     observed = Observed(
@@ -61,17 +59,9 @@ def observe(client: "docker.DockerClient", topo: Topology) -> Snapshot:
         credentials=state is not None,
         nodes=facts,
         foreign=tuple(sorted(parts.foreign)),
-        lock_holder=parts.lock,
         image_present=image_present,
     )
     return Snapshot(observed=observed, state=state, endpoints=endpoints)
-
-
-def _early_state(client: "docker.DockerClient", container: str) -> "ClusterState | None":
-    try:
-        return cluster_state.read_from(client, container)
-    except PgtopoError:
-        return None
 
 
 def _import_psycopg() -> None:
@@ -85,7 +75,6 @@ class _Parts:
     jobs: dict[str, list[ContainerFacts]] = field(default_factory=dict)
     state_volume: VolumeFacts | None = None
     foreign: list[str] = field(default_factory=list)
-    lock: str | None = None
 
 
 def _container(raw: dict) -> ContainerFacts:
@@ -117,8 +106,6 @@ def _classify(topo: Topology, names: L.Names, containers: list[ContainerFacts], 
             parts.containers[node] = c
         elif role == "job" and node:
             parts.jobs.setdefault(node, []).append(c)
-        elif role == "lock":
-            parts.lock = c.name
     wanted_volumes = {names.volume(n): n for n in topo.nodes}
     for raw in volumes:
         vol = VolumeFacts(name=raw["Name"], labels=raw.get("Labels") or {})
@@ -146,13 +133,18 @@ def _network(raw: dict | None) -> NetworkFacts | None:
     )
 
 
-def _read_state(client: "docker.DockerClient", topo: Topology, parts: _Parts) -> "ClusterState | None":
+def _read_state(client: "docker.DockerClient", topo: Topology, parts: _Parts,
+                early: "Future[ClusterState | None]") -> "ClusterState | None":
+    """The cluster's state.  Every node container mounts the one state volume, so one read is
+    enough: the early read through the primary's container when that container is ours, else
+    through any node container, else through a helper."""
     if parts.state_volume is None:
         return None
-    for c in parts.containers.values():
-        found = cluster_state.read_from(client, c.id)
-        if found is not None:
-            return found
+    if topo.primary in parts.containers:
+        return early.result()
+    some = next(iter(parts.containers.values()), None)
+    if some is not None:
+        return cluster_state.read_from(client, some.id)
     return cluster_state.read(client, topo.image, parts.state_volume.name, topo.cluster)
 
 

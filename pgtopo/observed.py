@@ -28,7 +28,6 @@ class ContainerFacts:
     image: str
     labels: Mapping[str, str] = field(default_factory=dict)
     host_port: int | None = None
-    exit_code: int | None = None
     networks: tuple[str, ...] | None = None  # None: not observed (unit tests that do not care)
 
     @property
@@ -148,7 +147,6 @@ class Observed:
     credentials: bool = False  # the state volume holds the cluster's passwords
     nodes: Mapping[str, NodeFacts] = field(default_factory=dict)
     foreign: tuple[str, ...] = ()  # objects with pgtopo names but without pgtopo labels
-    lock_holder: str | None = None
     image_present: bool = True  # the file's image exists in the engine (pgtopo never pulls)
 
     def __post_init__(self) -> None:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 POLL = 0.01
 
 
-def switchover(ctx: "Context", action: Action, stop, await_server) -> str:
+def switchover(ctx: "Context", action: Action, stop, start) -> str:
     """Returns the note apply prints: the write downtime."""
     cand, old = action.node, action.upstream or ""
     pg_ops.checkpoint(ctx.endpoint(old))
@@ -35,8 +35,7 @@ def switchover(ctx: "Context", action: Action, stop, await_server) -> str:
     deadline = time.monotonic() + ctx.topo.switchover.timeout_seconds
     if pg_ops.wait_replayed_past(ctx.endpoint(cand), final, deadline, POLL) is None:
         replayed = pg_ops.replay_lsn(ctx.endpoint(cand)) or 0
-        docker_ops.start(ctx.client, old_container)
-        await_server(ctx, old)
+        start(ctx, old)
         raise PgtopoError(
             f"{cand} did not replay {old}'s last WAL ({lsn_text(final)}; it is at {lsn_text(replayed)}) within "
             f"{ctx.topo.switchover.timeout_seconds:.0f} s; {old} was started again as the primary and "
@@ -46,7 +45,7 @@ def switchover(ctx: "Context", action: Action, stop, await_server) -> str:
     pg_ops.promote(ctx.endpoint(cand))
     downtime = time.monotonic() - started
     if old in ctx.topo.nodes:
-        _restart_as_standby(ctx, old, await_server)
+        _restart_as_standby(ctx, old, start)
     return f"write downtime {downtime:.2f} s (shutdown of {old} until {cand} accepted writes)"
 
 
@@ -60,13 +59,12 @@ def _shutdown_checkpoint(ctx: "Context", container: str) -> int:
     return control.checkpoint
 
 
-def _restart_as_standby(ctx: "Context", node: str, await_server) -> None:
+def _restart_as_standby(ctx: "Context", node: str, start) -> None:
     upstream = ctx.topo.upstream_of(node)
     if upstream is not None:
         pg_ops.create_slot(ctx.endpoint(upstream), L.slot_name(node))
     docker_ops.run_job(ctx.client, desired.demote_job(ctx.topo, node))
-    docker_ops.start(ctx.client, ctx.names.container(node))
-    await_server(ctx, node)
+    start(ctx, node)
 
 
 def failover(ctx: "Context", action: Action, stop) -> str:
