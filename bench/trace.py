@@ -31,7 +31,7 @@ TRACED = {
                       "wait_replayed_past", "wait_ready"],
     "pgtopo.probe": ["probe"],
     "pgtopo.state": ["read", "read_from", "write"],
-    "pgtopo.observe": ["observe", "_early_state", "_import_psycopg", "_read_state", "_probe_all", "_read_data"],
+    "pgtopo.observe": ["observe", "_early_state", "_import_psycopg", "_read_state", "_probe_node", "_read_data"],
     "pgtopo.lock": ["_try_acquire", "_release"],
     "pgtopo.plan": ["plan"],
     "pgtopo.execute": ["execute", "_await_server", "_check_source", "_stop"],

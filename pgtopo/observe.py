@@ -3,7 +3,9 @@
 Called by reconcile.py and the CLI's status.  One container listing (by name prefix, so objects
 without pgtopo's labels that would collide are seen too), one volume listing and one network
 lookup, run concurrently; then the state volume is read and every running node is probed in
-parallel.  Volume contents are read (pg_control) only for nodes whose server cannot answer.
+parallel.  Volume contents are read (pg_control) only for nodes whose server cannot answer: at
+once for those without a running container (meanwhile the state is read), after a failed
+probe for the others.
 """
 
 from __future__ import annotations
@@ -48,9 +50,16 @@ def observe(client: "docker.DockerClient", topo: Topology) -> Snapshot:
         image_present = f_image.result()
 
     parts = _classify(topo, names, [_container(c) for c in containers], volumes)
-    state = _read_state(client, topo, parts, f_state)
-    endpoints = _endpoints(parts.containers, state)
-    facts = _probe_all(client, topo, parts, endpoints)
+    every = sorted(set(topo.nodes) | set(parts.containers) | set(parts.volumes) | set(parts.jobs))
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(every)))) as pool:
+        # The volumes of nodes whose server cannot run are read while the state is being read.
+        stopped = {n: pool.submit(_read_data, client, topo.image, parts.containers.get(n), parts.volumes[n])
+                   for n in every if n in parts.volumes and not _runs(parts.containers.get(n))}
+        state = _read_state(client, topo, parts, f_state)
+        endpoints = _endpoints(parts.containers, state)
+        futures = {n: pool.submit(_probe_node, client, topo.image, n, parts, endpoints.get(n), stopped.get(n))
+                   for n in every}
+        facts = {n: f.result() for n, f in futures.items()}
     observed = Observed(
         cluster=topo.cluster,
         network=_network(network),
@@ -158,16 +167,12 @@ def _endpoints(containers: dict[str, ContainerFacts], state: "ClusterState | Non
     }
 
 
-def _probe_all(client: "docker.DockerClient", topo: Topology, parts: _Parts,
-               endpoints: dict[str, pg_ops.Endpoint]) -> dict[str, NodeFacts]:
-    every = sorted(set(topo.nodes) | set(parts.containers) | set(parts.volumes) | set(parts.jobs))
-    with ThreadPoolExecutor(max_workers=min(16, max(1, len(every)))) as pool:
-        futures = {n: pool.submit(_probe_node, client, topo.image, n, parts, endpoints.get(n)) for n in every}
-        return {n: f.result() for n, f in futures.items()}
+def _runs(container: ContainerFacts | None) -> bool:
+    return container is not None and container.running
 
 
 def _probe_node(client: "docker.DockerClient", image: str, node: str, parts: _Parts,
-                endpoint: pg_ops.Endpoint | None) -> NodeFacts:
+                endpoint: pg_ops.Endpoint | None, read: "Future[DataFacts] | None") -> NodeFacts:
     container, volume = parts.containers.get(node), parts.volumes.get(node)
     pg = pg_error = data = None
     if endpoint is not None:
@@ -177,7 +182,9 @@ def _probe_node(client: "docker.DockerClient", image: str, node: str, parts: _Pa
             pg_error = exc.message
     elif container is not None and container.running:
         pg_error = "no published port or no password known"
-    if pg is None and volume is not None:
+    if read is not None:
+        data = read.result()
+    elif pg is None and volume is not None:
         data = _read_data(client, image, container, volume)
     return NodeFacts(name=node, container=container, volume=volume, data=data, pg=pg, pg_error=pg_error,
                      jobs=tuple(parts.jobs.get(node, [])))
