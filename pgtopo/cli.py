@@ -351,8 +351,19 @@ def schema() -> None:
     click.echo(schema_text(), nl=False)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a cancelled CI job): unwind like Ctrl-C, so the lock and jobs are released."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
 def main() -> NoReturn:
     """Entry point: run the CLI and turn every error into one message and an exit code."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         cli.main(standalone_mode=False)
     except PgtopoError as exc:
@@ -363,9 +374,9 @@ def main() -> NoReturn:
     except click.ClickException as exc:
         exc.show()
         _exit(EXIT_ERROR)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         click.echo("interrupted; run apply again to finish what was started", err=True)
-        _exit(130)
+        _exit(143 if isinstance(exc, _Terminated) else 130)
     except SystemExit as exc:
         _exit(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_ERROR))
     except Exception as exc:  # a bug: say so plainly, keep the traceback for -v

@@ -13,7 +13,7 @@ from pgtopo import labels as L
 from pgtopo.docker_ops import ContainerSpec, Mount
 from pgtopo.spec import ParamValue, Topology
 
-CONTAINER_LAYOUT = "1"  # bump when the container recipe changes, so old containers get recreated
+CONTAINER_LAYOUT = "2"  # bump when the container recipe changes, so old containers get recreated
 
 
 def names(topo: Topology) -> L.Names:
@@ -82,8 +82,74 @@ def hba_conf(topo: Topology) -> str:
     )
 
 
+# Defaults pgtopo adds to postgresql.conf at initdb; `parameters:` in the file override them.
+DEFAULT_WAL_SENDERS = 40
+SERVER_DEFAULTS = """
+# pgtopo defaults; `parameters:` in the topology file override them (postgresql.auto.conf).
+wal_retrieve_retry_interval = '1s'   # a standby reconnects within a second after its upstream restarts
+max_wal_senders = 40                 # each replica streams on one; a clone in progress takes two
+max_replication_slots = 40           # one per replica (pgtopo_<node>) on its upstream
+"""
+
+
 def server_command(node: str) -> list[str]:
     return ["postgres", "-D", L.PGDATA, "-c", "listen_addresses=*", "-c", f"cluster_name={node}"]
+
+
+# A node container's command: this script, then the server's argv.  With data in place it just
+# execs the server (PID 1 again, so SIGINT still means a fast shutdown).  A container that pgtopo
+# creates for a node without data also carries a bootstrap request in its environment: initdb, or
+# pg_basebackup from the upstream, into pgdata.tmp, renamed into place last, and only then the
+# server starts.  The bootstrap runs in the node's own container instead of a one-shot job: one
+# container start less on the way to a running server.  A request is honoured once: the volume
+# records the request's nonce, and should PGDATA vanish later this container refuses to start
+# instead of bootstrapping again (a new initdb must always be a new decision of the planner).
+NODE_SCRIPT = r"""
+set -eu
+mark="${PGDATA%/*}/bootstrapped"
+init_data() {
+  tmp="$PGDATA.tmp"
+  rm -rf "$tmp"
+  initdb -D "$tmp" --data-checksums --auth-local=trust --auth-host=scram-sha-256 --username=postgres \
+         --pwfile=/run/pgtopo/superuser_password --encoding=UTF8 --locale=C.UTF-8 --no-sync >/dev/null
+  printf '%s' "$PGTOPO_AUTO_CONF" > "$tmp/postgresql.auto.conf"
+  printf '%s' "$PGTOPO_HBA" > "$tmp/pg_hba.conf"
+  printf '%s' "$PGTOPO_DEFAULTS" >> "$tmp/postgresql.conf"
+  sync
+  mv "$tmp" "$PGDATA"
+}
+clone_data() {
+  tmp="$PGDATA.tmp"
+  rm -rf "$tmp"
+  PGPASSFILE=/run/pgtopo/pgpass pg_basebackup -D "$tmp" -X stream -R -c fast -S "$PGTOPO_SLOT" \
+         -d "$PGTOPO_SOURCE" --no-sync
+  printf '%s' "$PGTOPO_AUTO_CONF" > "$tmp/postgresql.auto.conf"
+  chmod 0700 "$tmp"
+  sync
+  mv "$tmp" "$PGDATA"
+}
+if [ -n "${PGTOPO_BOOTSTRAP:-}" ] && [ ! -e "$PGDATA" ]; then
+  if [ "$(cat "$mark" 2>/dev/null || true)" = "$PGTOPO_NONCE" ]; then
+    echo "pgtopo: $PGDATA is gone although this container made it; not running $PGTOPO_BOOTSTRAP again: run pgtopo apply" >&2
+    exit 3
+  fi
+  trap 'trap "" INT TERM; kill -TERM 0 2>/dev/null || true; exit 143' INT TERM
+  case "$PGTOPO_BOOTSTRAP" in
+    init) init_data & ;;
+    clone) clone_data & ;;
+    *) echo "pgtopo: unknown bootstrap request $PGTOPO_BOOTSTRAP" >&2; exit 2 ;;
+  esac
+  wait $!
+  trap - INT TERM
+  printf '%s' "$PGTOPO_NONCE" > "$mark"
+fi
+unset PGTOPO_BOOTSTRAP PGTOPO_NONCE PGTOPO_AUTO_CONF PGTOPO_HBA PGTOPO_DEFAULTS PGTOPO_SOURCE PGTOPO_SLOT
+exec "$@"
+"""
+
+
+def node_command(node: str) -> list[str]:
+    return ["sh", "-c", NODE_SCRIPT, "pgtopo-node", *server_command(node)]
 
 
 def _node_config(topo: Topology, node: str) -> dict[str, object]:
@@ -105,17 +171,32 @@ def node_hash(topo: Topology, node: str) -> str:
     return L.config_hash(_node_config(topo, node))
 
 
-def node_container(topo: Topology, node: str) -> ContainerSpec:
+def bootstrap_env(topo: Topology, node: str, nonce: str) -> dict[str, str]:
+    """The bootstrap request of a new container for a node without data: initdb for the
+    primary, pg_basebackup from its upstream for a replica (see NODE_SCRIPT)."""
+    env = {"PGTOPO_NONCE": nonce, "PGTOPO_AUTO_CONF": auto_conf(topo, node)}
+    upstream = topo.upstream_of(node)
+    if upstream is None:
+        return {**env, "PGTOPO_BOOTSTRAP": "init", "PGTOPO_HBA": hba_conf(topo), "PGTOPO_DEFAULTS": SERVER_DEFAULTS}
+    return {**env, "PGTOPO_BOOTSTRAP": "clone", "PGTOPO_SOURCE": clone_source(topo, node),
+            "PGTOPO_SLOT": L.slot_name(node)}
+
+
+def node_container(topo: Topology, node: str, bootstrap_nonce: str | None = None) -> ContainerSpec:
+    """The node's container; with a nonce, one that bootstraps its data before the server starts."""
     n = names(topo)
+    env = {"PGDATA": L.PGDATA}
+    if bootstrap_nonce is not None:
+        env.update(bootstrap_env(topo, node, bootstrap_nonce))
     return ContainerSpec(
         name=n.container(node),
         image=topo.image,
-        command=server_command(node),
+        command=node_command(node),
         labels=L.labels(topo.cluster, "node", node, config_hash=node_hash(topo, node)),
         mounts=(Mount(n.volume(node), L.DATA_MOUNT), Mount(n.state_volume, L.STATE_MOUNT, read_only=True)),
         network=topo.network_name,
         aliases=(node,),
-        env={"PGDATA": L.PGDATA},
+        env=env,
         publish=L.PG_PORT,
         host_port=topo.nodes[node].port,
         bind=topo.nodes[node].bind,
@@ -123,28 +204,13 @@ def node_container(topo: Topology, node: str) -> ContainerSpec:
     )
 
 
-# One-shot jobs.  Each script is fixed text; every variable part is a positional argument, so no
-# user value is ever parsed by a shell.  Work happens in pgdata.tmp and is renamed into place
-# last, so a job killed at any point leaves either no PGDATA or a complete one.  initdb and
-# pg_basebackup run with --no-sync and the script syncs once before the rename: one flush of the
-# whole tree instead of an fsync per file, and still nothing is renamed into place unflushed.
-
-INIT_SCRIPT = r"""
-set -eu
-data="$1"; auto="$2"; hba="$3"; defaults="$4"; tmp="$data.tmp"
-rm -rf "$tmp"
-initdb -D "$tmp" --data-checksums --auth-local=trust --auth-host=scram-sha-256 \
-       --username=postgres --pwfile=/run/pgtopo/superuser_password --encoding=UTF8 --locale=C.UTF-8 \
-       --no-sync >/dev/null
-printf '%s' "$auto" > "$tmp/postgresql.auto.conf"
-printf '%s' "$hba" > "$tmp/pg_hba.conf"
-printf '%s' "$defaults" >> "$tmp/postgresql.conf"
-sysid=$(pg_controldata "$tmp" | sed -n 's/^Database system identifier: *//p')
-sync
-mv "$tmp" "$data"
-if printf '%s' "$sysid" > /run/pgtopo/system_identifier 2>/dev/null; then stored=stored; else stored=unstored; fi
-echo "system_identifier=$sysid $stored"
-"""
+# One-shot jobs, for work on a node's data while its server is stopped.  Each script is fixed
+# text; every variable part is a positional argument (or, for NODE_SCRIPT, an environment
+# variable), so no user value is ever parsed by a shell.  Work happens in pgdata.tmp and is
+# renamed into place last, so a job killed at any point leaves either no PGDATA or a complete
+# one.  initdb and pg_basebackup run with --no-sync and the script syncs once before the rename:
+# one flush of the whole tree instead of an fsync per file, and still nothing is renamed into
+# place unflushed.
 
 CLONE_SCRIPT = r"""
 set -eu
@@ -193,30 +259,17 @@ def _job(topo: Topology, node: str, job: str, argv: list[str], network: bool) ->
     )
 
 
-# Defaults pgtopo adds to postgresql.conf at initdb; `parameters:` in the file override them.
-DEFAULT_WAL_SENDERS = 40
-SERVER_DEFAULTS = """
-# pgtopo defaults; `parameters:` in the topology file override them (postgresql.auto.conf).
-wal_retrieve_retry_interval = '1s'   # a standby reconnects within a second after its upstream restarts
-max_wal_senders = 40                 # each replica streams on one; a clone in progress takes two
-max_replication_slots = 40           # one per replica (pgtopo_<node>) on its upstream
-"""
-
-
-def init_job(topo: Topology, node: str) -> ContainerSpec:
-    """initdb into pgdata.tmp, renamed into place; prints and records the system identifier
-    (the state volume is writable for this job only)."""
-    argv = ["sh", "-c", INIT_SCRIPT, "pgtopo-init", L.PGDATA, auto_conf(topo, node), hba_conf(topo), SERVER_DEFAULTS]
-    job = _job(topo, node, "init", argv, network=False)
-    n = names(topo)
-    return replace(job, mounts=(Mount(n.volume(node), L.DATA_MOUNT), Mount(n.state_volume, L.STATE_MOUNT)))
+def clone_source(topo: Topology, node: str) -> str:
+    """pg_basebackup's connection to the upstream (password from the passfile); the
+    application_name lets pgtopo follow it in pg_stat_progress_basebackup."""
+    upstream = topo.upstream_of(node)
+    assert upstream is not None, "the primary is never cloned"
+    return f"host={upstream} port={L.PG_PORT} user={topo.auth.replication_user} application_name={node}-clone"
 
 
 def clone_job(topo: Topology, node: str) -> ContainerSpec:
-    upstream = topo.upstream_of(node)
-    assert upstream is not None, "the primary is never cloned"
-    source = f"host={upstream} port={L.PG_PORT} user={topo.auth.replication_user} application_name={node}-clone"
-    argv = ["sh", "-c", CLONE_SCRIPT, "pgtopo-clone", L.PGDATA, auto_conf(topo, node), source, L.slot_name(node)]
+    argv = ["sh", "-c", CLONE_SCRIPT, "pgtopo-clone", L.PGDATA, auto_conf(topo, node), clone_source(topo, node),
+            L.slot_name(node)]
     return _job(topo, node, "clone", argv, network=True)
 
 

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 def destroy(client: "docker.DockerClient", topo: Topology, volumes: bool, lock_timeout: float = 60.0) -> list[str]:
     """Remove the cluster's objects; returns what was removed, by kind and name."""
     removed: list[str] = []
-    with cluster_lock(client, topo.cluster, topo.image, lock_timeout):
+    with cluster_lock(client, topo.cluster, topo.image, lock_timeout) as held:
+        held.confirm()
         lock_name = L.Names(topo.cluster, "").lock
         for c in docker_ops.list_containers(client, f"{topo.cluster}-"):
             name = c["Names"][0].lstrip("/")

@@ -7,7 +7,7 @@ finishes it), and every wait polls briefly (100 ms) instead of sleeping a fixed 
 
 from __future__ import annotations
 
-import re
+import secrets
 import threading
 import time
 from contextlib import contextmanager
@@ -40,8 +40,35 @@ class Context:
     lock: threading.Lock = field(default_factory=threading.Lock)
     clone_slots: dict[str, threading.Semaphore] = field(default_factory=dict)
 
+    background: list[tuple[threading.Thread, list[BaseException]]] = field(default_factory=list)
+
     def __post_init__(self) -> None:
         self.names = desired.names(self.topo)
+
+    def in_background(self, fn: Callable[[], None]) -> None:
+        """Run `fn` off the critical path; `settle()` waits for it and raises what it raised."""
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                fn()
+            except BaseException as exc:  # handed to settle()
+                errors.append(exc)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        with self.lock:
+            self.background.append((thread, errors))
+
+    def settle(self, raise_errors: bool = True) -> None:
+        with self.lock:
+            pending, self.background = self.background, []
+        failed = []
+        for thread, errors in pending:
+            thread.join()
+            failed += errors
+        if failed and raise_errors:
+            raise failed[0]
 
     @property
     def password(self) -> str:
@@ -81,7 +108,9 @@ def execute(ctx: Context, action: Action) -> str | None:
         case Kind.CREATE_VOLUME:
             docker_ops.create_volume(ctx.client, ctx.names.volume(node), L.labels(ctx.topo.cluster, "node", node))
         case Kind.INIT:
-            _init(ctx, node)
+            _bootstrap(ctx, action)
+        case Kind.CLONE if not ctx.snapshot.observed.node(node).has_data:
+            _bootstrap(ctx, action)
         case Kind.CLONE:
             _clone(ctx, action)
         case Kind.CREATE:
@@ -131,19 +160,38 @@ def _create_state(ctx: Context) -> None:
     ctx.snapshot.state = new
 
 
-def _init(ctx: Context, node: str) -> None:
-    """initdb into the node's volume; the job records the new system identifier in the state."""
-    output = docker_ops.run_job(ctx.client, desired.init_job(ctx.topo, node))
-    found = re.search(r"system_identifier=(\d+) (stored|unstored)", output)
-    if found is None:
-        raise PgtopoError(f"{node}: initdb finished but reported no system identifier:\n{output[-500:]}",
-                          hint="see the output above")
+def _bootstrap(ctx: Context, action: Action) -> None:
+    """A node without data: a new container that initdbs (the primary) or clones from its
+    upstream (a replica) before its server starts, in one container start (desired.NODE_SCRIPT).
+    A left-over container of the node holds no data either (the plan checked) and is replaced."""
+    node = action.node
+    upstream = action.upstream if action.kind is Kind.CLONE else None
+    if upstream is not None:
+        _check_source(ctx, node, upstream, "clone")
+        _ensure_slot(ctx, action)
+    name = ctx.names.container(node)
+    if ctx.snapshot.observed.node(node).container is not None:
+        docker_ops.remove_container(ctx.client, name)
+    cid = docker_ops.create_container(ctx.client, desired.node_container(ctx.topo, node, secrets.token_hex(8)))
+    docker_ops.start(ctx.client, cid)
+    if upstream is None:
+        ctx.progress(node, "initdb")
+        _await_server(ctx, node, bootstrap=lambda: False)
+        ctx.progress(node, "")
+        _record_system_identifier(ctx, node)
+    else:
+        with _clone_slot(ctx, upstream), _clone_progress(ctx, node, upstream) as cloning:
+            _await_server(ctx, node, bootstrap=cloning)
+
+
+def _record_system_identifier(ctx: Context, node: str) -> None:
+    """Keep the new cluster's identity in the state: every later clone and rewind checks its
+    source against it (this apply's from memory at once; the volume is written meanwhile)."""
+    sysid = probe.probe(ctx.endpoint(node)).system_identifier
     assert ctx.snapshot.state is not None
-    updated = replace(ctx.snapshot.state, system_identifier=int(found.group(1)))
-    if found.group(2) == "unstored":  # a state volume written by an older pgtopo: write it whole
-        cluster_state.write(ctx.client, ctx.topo.image, ctx.names.state_volume, ctx.topo.cluster, updated,
-                            ctx.topo.auth.replication_user)
-    ctx.snapshot.state = updated
+    updated = ctx.snapshot.state = replace(ctx.snapshot.state, system_identifier=sysid)
+    ctx.in_background(lambda: cluster_state.write(ctx.client, ctx.topo.image, ctx.names.state_volume,
+                                                  ctx.topo.cluster, updated, ctx.topo.auth.replication_user))
 
 
 def _check_source(ctx: Context, node: str, upstream: str, verb: str) -> None:
@@ -197,10 +245,12 @@ def _clone_slot(ctx: Context, upstream: str) -> threading.Semaphore:
 
 
 @contextmanager
-def _clone_progress(ctx: Context, node: str, upstream: str) -> Iterator[None]:
-    """Report pg_stat_progress_basebackup of the upstream every 250 ms while the clone runs."""
+def _clone_progress(ctx: Context, node: str, upstream: str) -> Iterator[Callable[[], bool]]:
+    """Report pg_stat_progress_basebackup of the upstream every 250 ms while the clone runs;
+    yields "is the clone still making progress?" (a row seen in the last 30 s)."""
     done = threading.Event()
     ep = ctx.endpoint(upstream)
+    seen = [time.monotonic()]
 
     def poll() -> None:
         while not done.wait(0.25):
@@ -209,6 +259,7 @@ def _clone_progress(ctx: Context, node: str, upstream: str) -> Iterator[None]:
             except PgtopoError:
                 continue
             if row is not None:
+                seen[0] = time.monotonic()
                 phase, streamed, total = row
                 size = f"{streamed / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else "")
                 ctx.progress(node, f"clone from {upstream}: {phase}, {size}")
@@ -216,7 +267,7 @@ def _clone_progress(ctx: Context, node: str, upstream: str) -> Iterator[None]:
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
     try:
-        yield
+        yield lambda: time.monotonic() - seen[0] < 30.0
     finally:
         done.set()
         thread.join(timeout=2)
@@ -258,8 +309,12 @@ def _await_streaming(ctx: Context, node: str) -> None:
         pg_ops.wait_streaming(ctx.endpoint(node), upstream, time.monotonic() + READY_TIMEOUT, POLL)
 
 
-def _await_server(ctx: Context, node: str) -> None:
-    """Learn the published port of a started node, then wait until its server answers."""
+def _await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None = None) -> None:
+    """Learn the published port of a started node, then wait until its server answers.
+
+    `bootstrap`: the container first makes its data; while that says it is making progress the
+    wait has no deadline, and a bootstrap that fails (the container exits, or Docker restarted
+    it) removes the container, which holds no data, and reports its last output."""
     name = ctx.names.container(node)
     port = docker_ops.host_port(ctx.client, name, L.PG_PORT)
     if port is None:
@@ -271,8 +326,13 @@ def _await_server(ctx: Context, node: str) -> None:
             pg_ops.wait_ready(ep, min(deadline, time.monotonic() + 2.0), POLL)
             break
         except PgtopoError as exc:
-            state = docker_ops.inspect_container(ctx.client, name)["State"]
+            info = docker_ops.inspect_container(ctx.client, name)
+            state = info["State"]
             gone = state.get("Status") in ("exited", "dead") and not state.get("Restarting")
+            if bootstrap is not None and (gone or state.get("Restarting") or info.get("RestartCount", 0) > 0):
+                _bootstrap_failed(ctx, node, name)
+            if bootstrap is not None and bootstrap():
+                deadline = max(deadline, time.monotonic() + READY_TIMEOUT)
             if gone or time.monotonic() >= deadline:
                 logs = ctx.client.api.logs(name, tail=8).decode(errors="replace").strip()
                 why = f"container {state.get('Status')}" if gone else f"no answer in {READY_TIMEOUT:.0f} s"
@@ -280,3 +340,11 @@ def _await_server(ctx: Context, node: str) -> None:
                                   hint=f"see `docker logs {name}`") from None
     with ctx.lock:
         ctx.snapshot.endpoints[node] = ep
+
+
+def _bootstrap_failed(ctx: Context, node: str, name: str) -> None:
+    with docker_ops.translated(f"read the output of {name}"):
+        logs = ctx.client.api.logs(name, tail=8).decode(errors="replace").strip()
+    docker_ops.remove_container(ctx.client, name)  # it holds no data; the next apply starts afresh
+    raise DockerError(f"{node}: making its data failed; the container was removed:\n{logs}",
+                      hint="fix the cause shown above and run apply again; it resumes where it stopped")

@@ -5,13 +5,23 @@ per engine, so creating it is atomic) that runs `cat` on a stdin only this proce
 StdinOnce and auto-remove: when pgtopo exits, however it exits (kill -9 included), the engine
 closes that stdin, `cat` ends and the engine removes the container.  No stale lock survives its
 holder, and it works for every machine that shares the engine.
+
+Creating the container takes the lock (about 10 ms).  Starting it arms the clean-up and costs a
+container start (about 0.2 s): apply does that in the background once its plan has work, and
+confirms it before the first node is touched; an apply with nothing to do never starts it.  A
+holder killed before its lock was started leaves a lock in state "created": one that is still
+so after STALE_CREATED seconds is removed by the next apply (only while not running, so a
+holder that has just started it keeps it).
 """
 
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from pgtopo import docker_ops, labels as L
@@ -21,12 +31,41 @@ if TYPE_CHECKING:
     import docker
 
 POLL = 0.2
+STALE_CREATED = 30.0
+
+
+@dataclass
+class Held:
+    """A lock this process holds; `confirm()` waits until its clean-up on exit is armed."""
+
+    client: "docker.DockerClient"
+    name: str
+    cid: str
+    sock: socket.socket | None = None
+    error: BaseException | None = None
+    armed: threading.Thread | None = None
+
+    def arm(self) -> None:
+        """Start the lock container in the background, so that this process's exit releases it."""
+        if self.armed is None:
+            self.armed = threading.Thread(target=_arm, args=(self.client, self), name="pgtopo-lock", daemon=True)
+            self.armed.start()
+
+    def confirm(self) -> None:
+        self.arm()
+        assert self.armed is not None
+        self.armed.join()
+        if self.error is not None:
+            raise DockerError(f"Docker failed to start the lock container {self.name}: {self.error}",
+                              hint="check that the Docker engine is healthy, then run apply again")
 
 
 @contextmanager
 def cluster_lock(client: "docker.DockerClient", cluster: str, image: str, timeout: float,
-                 on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-    """Hold the cluster's lock for the duration of the block; wait up to `timeout` seconds for it."""
+                 on_wait: Callable[[str], None] | None = None, arm: bool = True) -> Iterator[Held]:
+    """Hold the cluster's lock for the duration of the block; wait up to `timeout` seconds for it.
+    `arm=False` leaves the start for `arm()` (an apply with nothing to do never starts it); call
+    `confirm()` on what it yields before changing a node."""
     name = L.Names(cluster, "").lock
     deadline = time.monotonic() + timeout
     told = False
@@ -43,13 +82,15 @@ def cluster_lock(client: "docker.DockerClient", cluster: str, image: str, timeou
             on_wait(f"waiting for the lock of cluster {cluster!r}: another apply is running")
             told = True
         time.sleep(POLL)
+    if arm:
+        held.arm()
     try:
-        yield
+        yield held
     finally:
-        _release(client, name, held)
+        _release(client, held)
 
 
-def _try_acquire(client: "docker.DockerClient", name: str, image: str, cluster: str) -> socket.socket | None:
+def _try_acquire(client: "docker.DockerClient", name: str, image: str, cluster: str) -> Held | None:
     from docker.errors import APIError
 
     api = client.api
@@ -64,19 +105,47 @@ def _try_acquire(client: "docker.DockerClient", name: str, image: str, cluster: 
         )["Id"]
     except APIError as exc:
         if exc.status_code == 409:
+            _remove_if_stale(client, name, cluster)
             return None
         raise DockerError(f"Docker failed to create the lock container {name}: {exc.explanation}",
                           hint="check that the image of the file exists locally") from exc
-    with docker_ops.translated(f"start the lock container {name}"):
-        sock = api.attach_socket(cid, params={"stdin": 1, "stream": 1})
-        api.start(cid)
-    return sock
+    return Held(client, name, cid)
 
 
-def _release(client: "docker.DockerClient", name: str, sock: socket.socket) -> None:
+def _arm(client: "docker.DockerClient", held: Held) -> None:
+    """Attach to the lock's stdin, then start it: from now on this process's exit releases it."""
+    api = client.api
     try:
-        raw = getattr(sock, "_sock", sock)
-        raw.close()
+        held.sock = api.attach_socket(held.cid, params={"stdin": 1, "stream": 1})
+        api.start(held.cid)
+    except Exception as exc:  # reported by confirm(); a thread must not die with it unseen
+        held.error = exc
+
+
+def _remove_if_stale(client: "docker.DockerClient", name: str, cluster: str) -> None:
+    """Remove a lock whose holder died before starting it (see the module's docstring)."""
+    from docker.errors import APIError
+
+    api = client.api
+    try:
+        info = api.inspect_container(name)
+        labels = (info.get("Config") or {}).get("Labels") or {}
+        if info["State"].get("Status") != "created" or labels.get(L.CLUSTER) != cluster:
+            return
+        made = datetime.strptime(info["Created"][:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+        if (datetime.now(timezone.utc) - made).total_seconds() > STALE_CREATED:
+            api.remove_container(name, force=False)  # refused (409) if its holder has just started it
+    except (APIError, KeyError, ValueError):
+        return
+
+
+def _release(client: "docker.DockerClient", held: Held) -> None:
+    if held.armed is not None:
+        held.armed.join()
+    try:
+        raw = getattr(held.sock, "_sock", held.sock)
+        if raw is not None:
+            raw.close()
     except OSError:
         pass
-    docker_ops.remove_container(client, name)
+    docker_ops.remove_container(client, held.name)

@@ -26,7 +26,7 @@ REMOVE_WAVE = 300
 SLOT_WAVE = 301
 
 REPLICATION_KEYS = ("primary_conninfo", "primary_slot_name")
-DATA_KINDS = (Kind.INIT, Kind.CLONE, Kind.REWIND, Kind.DEMOTE)  # these leave the container stopped
+DATA_KINDS = (Kind.INIT, Kind.CLONE, Kind.REWIND, Kind.DEMOTE)  # on existing data: leave the container stopped
 
 
 def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, force: bool = False) -> Plan:
@@ -163,7 +163,10 @@ def _node_actions(topo: Topology, obs: Observed, node: str) -> list[Action]:
     else:
         actions += _replica_data(topo, obs, facts, wave)
     data_rebuilt = any(a.kind in DATA_KINDS for a in actions)
-    container = _container_action(topo, facts, wave, data_rebuilt)
+    # A node without data gets a new container that initdbs or clones before its server starts
+    # (execute._bootstrap): that action brings the container too.
+    bootstrapped = data_rebuilt and not facts.has_data
+    container = None if bootstrapped else _container_action(topo, facts, wave, data_rebuilt)
     if container is not None:
         actions.append(container)
     if data_rebuilt and node == topo.primary:
@@ -179,7 +182,8 @@ def _primary_data(topo: Topology, facts: NodeFacts, wave: int) -> list[Action]:
     actions = []
     if facts.volume is None:
         actions.append(Action(Kind.CREATE_VOLUME, facts.name, "no data volume", wave=wave))
-    actions.append(Action(Kind.INIT, facts.name, "no data anywhere in the cluster: initdb with data checksums", wave=wave))
+    actions.append(Action(Kind.INIT, facts.name, "no data anywhere in the cluster: initdb with data checksums, "
+                          "then start", wave=wave))
     return actions
 
 
@@ -200,7 +204,8 @@ def _replica_data(topo: Topology, obs: Observed, facts: NodeFacts, wave: int) ->
     actions = []
     if facts.volume is None:
         actions.append(Action(Kind.CREATE_VOLUME, facts.name, "no data volume", wave=wave))
-    actions.append(Action(Kind.CLONE, facts.name, f"{why}: pg_basebackup from {upstream}", wave=wave,
+    then = ", then start" if not facts.has_data else ""
+    actions.append(Action(Kind.CLONE, facts.name, f"{why}: pg_basebackup from {upstream}{then}", wave=wave,
                           upstream=upstream, slot=L.slot_name(facts.name), destructive=destructive))
     return actions
 

@@ -1,22 +1,23 @@
 """observe → plan → execute, until the plan is empty and every replica streams.
 
 Called by the CLI's apply.  Owns the order of things: refusals stop everything before any
-change; destructive actions need the caller's consent before the first action; the lock is
-taken only when there is something to do (a no-op apply stays fast and lock-free); each wave
-runs its nodes in parallel.
+change; destructive actions need the caller's consent before the first action; apply takes the
+lock before it observes (diff never locks); each wave runs its nodes in parallel.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from pgtopo import lock as cluster_lock, pg_ops
 from pgtopo.actions import Action, Kind, Plan
-from pgtopo.errors import NotConverged, PgtopoError, SafetyRefusal, StalePlan
+from pgtopo.errors import DockerError, NotConverged, PgtopoError, SafetyRefusal, StalePlan
 from pgtopo.execute import Context, execute
 from pgtopo.observe import Snapshot, observe
 from pgtopo.plan import plan
@@ -58,17 +59,23 @@ def diff(client: "docker.DockerClient", topo: Topology, prune_volumes: bool = Fa
 def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, consent: Callable[[Plan], bool],
           lock_timeout: float, events: Events | None = None, prune_volumes: bool = False,
           force: bool = False) -> Outcome:
-    """Make the cluster match `topo`; raises SafetyRefusal, NotConverged or another PgtopoError."""
+    """Make the cluster match `topo`; raises SafetyRefusal, NotConverged or another PgtopoError.
+
+    The lock comes first and the cluster is observed once, under it (terraform's order): a
+    change never acts on what another apply was in the middle of, and nothing is observed twice."""
     events = events or Events()
     started = time.monotonic()
     outcome = Outcome()
-    first, snapshot = diff(client, topo, prune_volumes, force)
-    for warning in first.warnings:
-        events.info(f"warning: {warning}")
-    _check(first, consent)
-    if first.actions:
-        with cluster_lock.cluster_lock(client, topo.cluster, topo.image, lock_timeout, events.info):
-            snapshot = _converge(client, topo, base_dir, consent, events, outcome, (prune_volumes, force))
+    options = (prune_volumes, force)
+    with ExitStack() as stack:
+        try:
+            held = stack.enter_context(
+                cluster_lock.cluster_lock(client, topo.cluster, topo.image, lock_timeout, events.info, arm=False))
+        except DockerError:  # the plan may say why in plainer words (the image is missing)
+            p, _ = diff(client, topo, *options)
+            _check(p, consent)
+            raise
+        snapshot = _converge(client, topo, base_dir, consent, events, outcome, options, held)
     if not all_streaming(topo, snapshot):
         wait_streaming(topo, snapshot, STREAM_TIMEOUT, events.progress)
     outcome.seconds = time.monotonic() - started
@@ -86,7 +93,7 @@ def apply_saved(client: "docker.DockerClient", topo: Topology, base_dir: Path, s
     started = time.monotonic()
     outcome = Outcome()
     _check(saved, consent)
-    with cluster_lock.cluster_lock(client, topo.cluster, topo.image, lock_timeout, events.info):
+    with cluster_lock.cluster_lock(client, topo.cluster, topo.image, lock_timeout, events.info) as held:
         snapshot = observe(client, topo)
         digest, state = documents.fingerprint(snapshot.observed)
         if digest != fingerprint[0]:
@@ -95,8 +102,7 @@ def apply_saved(client: "docker.DockerClient", topo: Topology, base_dir: Path, s
             raise StalePlan(f"the cluster changed since the plan was made; nothing was changed:\n{listed}",
                             hint="make a new plan with `pgtopo diff FILE --out plan.json`")
         ctx = Context(client=client, topo=topo, snapshot=snapshot, base_dir=base_dir, progress=events.progress)
-        for wave in saved.waves():
-            outcome.done += _run_wave(ctx, wave, events)
+        _run_waves(ctx, saved, events, held.confirm, outcome)
     wait_streaming(topo, snapshot, STREAM_TIMEOUT, events.progress)
     outcome.seconds = time.monotonic() - started
     return outcome
@@ -112,15 +118,19 @@ def _check(p: Plan, consent: Callable[[Plan], bool]) -> None:
 
 
 def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, consent: Callable[[Plan], bool],
-              events: Events, outcome: Outcome, options: tuple[bool, bool]) -> Snapshot:
-    for _ in range(MAX_ROUNDS):
-        p, snapshot = diff(client, topo, *options)  # again, under the lock: the world may have moved
+              events: Events, outcome: Outcome, options: tuple[bool, bool], held: cluster_lock.Held) -> Snapshot:
+    for n in range(MAX_ROUNDS):
+        p, snapshot = diff(client, topo, *options)  # after each round: the world may have moved
+        if n == 0:
+            for warning in p.warnings:
+                events.info(f"warning: {warning}")
+        if p.actions:
+            held.arm()  # before a consent prompt, which may wait on a person for long
         _check(p, consent)
         if not p.actions:
             return snapshot
         ctx = Context(client=client, topo=topo, snapshot=snapshot, base_dir=base_dir, progress=events.progress)
-        for wave in p.waves():
-            outcome.done += _run_wave(ctx, wave, events)
+        _run_waves(ctx, p, events, held.confirm, outcome)
     p, snapshot = diff(client, topo, *options)
     if p.actions:
         pending = "\n".join(f"  {a.describe()}" for a in p.actions)
@@ -129,9 +139,24 @@ def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, con
     return snapshot
 
 
-def _run_wave(ctx: Context, wave: list[Action], events: Events) -> list[tuple[Action, float]]:
+def _run_waves(ctx: Context, p: Plan, events: Events, confirm_lock: Callable[[], None], outcome: Outcome) -> None:
+    """The plan's waves in order; work an action left running in the background is waited for
+    before the next observation (its error is raised unless another one already is)."""
+    try:
+        for wave in p.waves():
+            outcome.done += _run_wave(ctx, wave, events, confirm_lock)
+    finally:
+        ctx.settle(raise_errors=sys.exc_info()[0] is None)
+
+
+def _run_wave(ctx: Context, wave: list[Action], events: Events,
+              confirm_lock: Callable[[], None]) -> list[tuple[Action, float]]:
     """Each node's actions in order; different nodes in parallel.  The first error is raised
-    after every other chain of the wave has finished, so nothing is left half-way unseen."""
+    after every other chain of the wave has finished, so nothing is left half-way unseen.
+    The lock's clean-up is confirmed armed before any node is touched (cluster-wide objects,
+    wave 0, are made meanwhile)."""
+    if any(a.node for a in wave):
+        confirm_lock()
     chains: dict[str, list[Action]] = {}
     for action in wave:  # cluster-wide actions (no node) are independent of each other
         chains.setdefault(action.node or f"cluster:{action.kind.value}", []).append(action)

@@ -58,7 +58,7 @@ def encode(state: ClusterState, replication_user: str) -> dict[str, bytes]:
         REPLICATION_FILE: state.replication_password.encode(),
         PGPASS_FILE: pgpass.encode(),
     }
-    # always present (empty until initdb), so the init job can fill it in as the postgres user
+    # always present (empty until the primary's first initdb, after which pgtopo records it)
     files[SYSID_FILE] = str(state.system_identifier).encode() if state.system_identifier is not None else b""
     return files
 

@@ -38,7 +38,7 @@ def test_replica_volume_removed_is_recloned(make_cluster) -> None:
     docker_cli("volume", "rm", f"{c.name}-replica-data")
     healed = pgtopo("apply", str(c.path))
     assert healed.code == 0, healed
-    assert actions(healed.out) == [("create-volume", "replica"), ("clone", "replica"), ("create", "replica")]
+    assert actions(healed.out) == [("create-volume", "replica"), ("clone", "replica")]
     assert streams(c, "replica", "primary")
     assert psql(c.container("replica"), "SELECT count(*) FROM t") == "1000"
 
@@ -185,6 +185,20 @@ def test_primary_container_removed_is_recreated_on_its_data(make_cluster) -> Non
     assert actions(healed.out) == [("create", "primary")]
     assert psql(c.container("primary"), "SELECT i FROM t") == "7"
     assert streams(c, "replica", "primary")
+
+
+def test_a_container_never_makes_its_data_twice(make_cluster, engine: docker.DockerClient) -> None:
+    """The primary's container initdb'd once; when its PGDATA vanishes it refuses to start rather
+    than initdb again by itself (Docker's restart policy keeps retrying, and it keeps refusing)."""
+    c = make_cluster(IMAGE)
+    converge(c, "primary: primary\nnodes:\n  primary: {}\n")
+    name = c.container("primary")
+    docker_cli("exec", name, "sh", "-c", "mv /var/lib/postgresql/data/pgdata /var/lib/postgresql/data/moved")
+    docker_cli("restart", "-t", "5", name)
+    assert wait_for(lambda: "not running init again" in subprocess.run(
+        ["docker", "logs", name], capture_output=True, text=True).stderr, timeout=30)
+    listing = docker_cli("run", "--rm", "-v", f"{c.name}-primary-data:/x", IMAGE, "ls", "/x")
+    assert listing.split() == ["bootstrapped", "moved"], listing  # no new pgdata
 
 
 def test_primary_volume_lost_while_a_replica_holds_data_is_refused(make_cluster, engine: docker.DockerClient) -> None:

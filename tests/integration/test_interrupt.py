@@ -45,14 +45,14 @@ def test_kill_during_basebackup_then_apply_finishes(make_cluster, engine: docker
 
     c.write(PAIR)
     proc = start_apply(c.path)
-    job = f"{c.name}-replica-clone"
-    kill_when(proc, lambda: any(ct.status == "running"
-                                for ct in engine.containers.list(all=True, filters={"name": job})))
+    # the replica's new container runs pg_basebackup before its server starts
+    kill_when(proc, lambda: psql(c.container("primary"),
+                                 "SELECT count(*) FROM pg_stat_progress_basebackup") == "1")
     assert proc.returncode == -signal.SIGKILL
 
     again = pgtopo("apply", str(c.path), "--yes")
     assert again.code == 0, again
-    assert job not in objects(engine, c.name)["containers"]
+    assert objects(engine, c.name)["containers"] == sorted([c.container("primary"), c.container("replica")])
     assert wait_for(lambda: psql(c.container("replica"), "SELECT count(*) FROM pgbench_accounts") == rows)
     assert psql(c.container("primary"), "SELECT application_name, state FROM pg_stat_replication") == \
         "replica|streaming"

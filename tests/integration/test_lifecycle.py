@@ -12,6 +12,7 @@ import docker
 import pytest
 
 from pgtopo import docker_ops, lock
+from pgtopo.errors import LockTimeout
 
 from .conftest import IMAGE, PAIR, actions, objects, pgtopo, psql
 
@@ -114,8 +115,8 @@ def test_lock_dies_with_its_holder(make_cluster, engine: docker.DockerClient) ->
     """kill -9 of the holder releases the lock: the engine closes its stdin and removes it."""
     c = make_cluster(IMAGE)
     code = (f"from pgtopo import docker_ops, lock\nimport time\n"
-            f"with lock.cluster_lock(docker_ops.connect(), {c.name!r}, {IMAGE!r}, 10):\n"
-            f"    print('held', flush=True); time.sleep(120)\n")
+            f"with lock.cluster_lock(docker_ops.connect(), {c.name!r}, {IMAGE!r}, 10) as held:\n"
+            f"    held.confirm(); print('held', flush=True); time.sleep(120)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "held"
@@ -126,6 +127,26 @@ def test_lock_dies_with_its_holder(make_cluster, engine: docker.DockerClient) ->
     deadline = time.monotonic() + 15
     while objects(engine, c.name)["containers"] and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert objects(engine, c.name)["containers"] == []
+
+
+def test_a_lock_never_started_is_stale_after_a_while(make_cluster, engine: docker.DockerClient,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A holder killed between creating its lock and starting it leaves a created-only lock:
+    the next apply removes it once it is STALE_CREATED seconds old, and not before."""
+    c = make_cluster(IMAGE)
+    name = f"{c.name}-pgtopo-lock"
+    engine.containers.create(IMAGE, ["sh", "-c", "cat >/dev/null"], name=name, stdin_open=True,
+                             labels={"io.pgtopo.cluster": c.name, "io.pgtopo.role": "lock"})
+    monkeypatch.setattr(lock, "STALE_CREATED", 2.0)
+    with pytest.raises(LockTimeout):
+        with lock.cluster_lock(docker_ops.connect(), c.name, IMAGE, timeout=0.5):
+            pass
+    assert objects(engine, c.name)["containers"] == [name]
+    time.sleep(2.5)
+    with lock.cluster_lock(docker_ops.connect(), c.name, IMAGE, timeout=5) as held:
+        held.confirm()
+        assert engine.containers.get(name).status == "running"
     assert objects(engine, c.name)["containers"] == []
 
 
