@@ -7,7 +7,6 @@ that detects drift is the hash of exactly what gets created.
 
 from __future__ import annotations
 
-
 from pgtopo import labels as L
 from pgtopo.docker_ops import ContainerSpec, Mount
 from pgtopo.spec import ParamValue, Topology
