@@ -7,11 +7,11 @@ closes that stdin, `cat` ends and the engine removes the container.  No stale lo
 holder, and it works for every machine that shares the engine.
 
 Creating the container takes the lock (about 10 ms).  Starting it arms the clean-up and costs a
-container start (about 0.2 s): apply does that in the background once its plan has work, and
-confirms it before the first node is touched; an apply with nothing to do never starts it.  A
-holder killed before its lock was started leaves a lock in state "created": one that is still
-so after STALE_CREATED seconds is removed by the next apply (only while not running, so a
-holder that has just started it keeps it).
+container start (about 0.2 s): apply does that in the background once its plan has work (an
+apply with nothing to do never starts it) and confirms it when its first wave of actions has
+finished.  A holder killed before its lock was started leaves a lock in state "created": one
+that is still so after STALE_CREATED seconds is removed by the next apply (only while not
+running, so a holder that has just started it keeps it).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ class Held:
     armed: threading.Thread | None = None
 
     def arm(self) -> None:
-        """Start the lock container in the background, so that this process's exit releases it."""
+        """Start the lock container in the background: from then on this process's exit
+        releases the lock."""
         if self.armed is None:
             self.armed = threading.Thread(target=_arm, args=(self.client, self), name="pgtopo-lock", daemon=True)
             self.armed.start()
@@ -64,8 +65,7 @@ class Held:
 def cluster_lock(client: "docker.DockerClient", cluster: str, image: str, timeout: float,
                  on_wait: Callable[[str], None] | None = None, arm: bool = True) -> Iterator[Held]:
     """Hold the cluster's lock for the duration of the block; wait up to `timeout` seconds for it.
-    `arm=False` leaves the start for `arm()` (an apply with nothing to do never starts it); call
-    `confirm()` on what it yields before changing a node."""
+    `arm=False` leaves the start to `arm()`; `confirm()` waits for it."""
     name = L.Names(cluster, "").lock
     deadline = time.monotonic() + timeout
     told = False
@@ -140,6 +140,10 @@ def _remove_if_stale(client: "docker.DockerClient", name: str, cluster: str) -> 
 
 
 def _release(client: "docker.DockerClient", held: Held) -> None:
+    """Remove the lock container.  Docker finishes a start still under way first (so an apply
+    with nothing to do need not wait for it itself); the start then fails or the removal kills
+    it, either way nothing is left."""
+    docker_ops.remove_container(client, held.name)
     if held.armed is not None:
         held.armed.join()
     try:
@@ -148,4 +152,3 @@ def _release(client: "docker.DockerClient", held: Held) -> None:
             raw.close()
     except OSError:
         pass
-    docker_ops.remove_container(client, held.name)

@@ -125,7 +125,7 @@ def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, con
             for warning in p.warnings:
                 events.info(f"warning: {warning}")
         if p.actions:
-            held.arm()  # before a consent prompt, which may wait on a person for long
+            held.arm()  # in the background; before a consent prompt, which may wait on a person
         _check(p, consent)
         if not p.actions:
             return snapshot
@@ -141,22 +141,20 @@ def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, con
 
 def _run_waves(ctx: Context, p: Plan, events: Events, confirm_lock: Callable[[], None], outcome: Outcome) -> None:
     """The plan's waves in order; work an action left running in the background is waited for
-    before the next observation (its error is raised unless another one already is)."""
+    before the next observation (its error is raised unless another one already is).  The lock
+    is confirmed armed once the first wave has finished (its start ran meanwhile): only an
+    engine that cannot start a container fails that, and then no wave after it runs."""
     try:
         for wave in p.waves():
-            outcome.done += _run_wave(ctx, wave, events, confirm_lock)
+            outcome.done += _run_wave(ctx, wave, events)
+            confirm_lock()
     finally:
         ctx.settle(raise_errors=sys.exc_info()[0] is None)
 
 
-def _run_wave(ctx: Context, wave: list[Action], events: Events,
-              confirm_lock: Callable[[], None]) -> list[tuple[Action, float]]:
+def _run_wave(ctx: Context, wave: list[Action], events: Events) -> list[tuple[Action, float]]:
     """Each node's actions in order; different nodes in parallel.  The first error is raised
-    after every other chain of the wave has finished, so nothing is left half-way unseen.
-    The lock's clean-up is confirmed armed before any node is touched (cluster-wide objects,
-    wave 0, are made meanwhile)."""
-    if any(a.node for a in wave):
-        confirm_lock()
+    after every other chain of the wave has finished, so nothing is left half-way unseen."""
     chains: dict[str, list[Action]] = {}
     for action in wave:  # cluster-wide actions (no node) are independent of each other
         chains.setdefault(action.node or f"cluster:{action.kind.value}", []).append(action)
