@@ -94,6 +94,22 @@ def server_command(node: str) -> list[str]:
     return ["postgres", "-D", L.PGDATA, "-c", "listen_addresses=*", "-c", f"cluster_name={node}"]
 
 
+# `flushing DIR CMD...` runs CMD while a background loop flushes DIR's file system every 100 ms
+# (syncfs), so a copy goes to disk while it is made instead of all at the final `sync`.  Measured
+# here (alternating runs, mean of 4): a 118 MB re-clone's clone action took 1.23 s instead of
+# 1.45 s, and a new cluster's 23 MB clones were unchanged.  Not used for initdb: its many small
+# files made it slower (1.8-2.2 s instead of 1.5 s).
+FLUSHING = r"""
+flushing() {
+  ( while sleep 0.1; do sync -f "$1" 2>/dev/null || true; done ) & flusher=$!
+  shift
+  rc=0; "$@" || rc=$?
+  kill "$flusher" 2>/dev/null || true
+  return "$rc"
+}
+"""
+
+
 # A node container's command: this script, then the server's argv.  With data in place it just
 # execs the server (PID 1 again, so SIGINT still means a fast shutdown).  A container that pgtopo
 # creates for a node without data also carries a bootstrap request in its environment: initdb, or
@@ -104,12 +120,14 @@ def server_command(node: str) -> list[str]:
 # instead of bootstrapping again (a new initdb must always be a new decision of the planner).
 NODE_SCRIPT = r"""
 set -eu
+""" + FLUSHING + r"""
 mark="${PGDATA%/*}/bootstrapped"
 init_data() {
   tmp="$PGDATA.tmp"
   rm -rf "$tmp"
-  initdb -D "$tmp" --data-checksums --auth-local=trust --auth-host=scram-sha-256 --username=postgres \
-         --pwfile=/run/pgtopo/superuser_password --encoding=UTF8 --locale=C.UTF-8 --no-sync >/dev/null
+  initdb -D "$tmp" --data-checksums --auth-local=trust --auth-host=scram-sha-256 \
+         --username=postgres --pwfile=/run/pgtopo/superuser_password --encoding=UTF8 --locale=C.UTF-8 \
+         --no-sync >/dev/null
   printf '%s' "$PGTOPO_AUTO_CONF" > "$tmp/postgresql.auto.conf"
   printf '%s' "$PGTOPO_HBA" > "$tmp/pg_hba.conf"
   printf '%s' "$PGTOPO_DEFAULTS" >> "$tmp/postgresql.conf"
@@ -119,8 +137,8 @@ init_data() {
 clone_data() {
   tmp="$PGDATA.tmp"
   rm -rf "$tmp"
-  PGPASSFILE=/run/pgtopo/pgpass pg_basebackup -D "$tmp" -X stream -R -c fast -S "$PGTOPO_SLOT" \
-         -d "$PGTOPO_SOURCE" --no-sync
+  export PGPASSFILE=/run/pgtopo/pgpass
+  flushing "${PGDATA%/*}" pg_basebackup -D "$tmp" -X stream -R -c fast -S "$PGTOPO_SLOT" -d "$PGTOPO_SOURCE" --no-sync
   printf '%s' "$PGTOPO_AUTO_CONF" > "$tmp/postgresql.auto.conf"
   chmod 0700 "$tmp"
   sync
@@ -212,9 +230,10 @@ def node_container(topo: Topology, node: str, bootstrap_nonce: str | None = None
 
 CLONE_SCRIPT = r"""
 set -eu
+""" + FLUSHING + r"""
 data="$1"; auto="$2"; conninfo="$3"; slot="$4"; tmp="$data.tmp"; old="$data.old"
 rm -rf "$tmp" "$old"
-pg_basebackup -D "$tmp" -X stream -R -c fast -S "$slot" -d "$conninfo" --no-sync
+flushing "${data%/*}" pg_basebackup -D "$tmp" -X stream -R -c fast -S "$slot" -d "$conninfo" --no-sync
 printf '%s' "$auto" > "$tmp/postgresql.auto.conf"
 chmod 0700 "$tmp"
 sync

@@ -37,6 +37,9 @@ class Context:
     snapshot: Snapshot
     base_dir: Path
     progress: Callable[[str, str], None] = lambda node, text: None
+    # waits until the cluster lock's container has started (it starts in the background): called
+    # before a write downtime, so the engine is not busy with it then
+    confirm_lock: Callable[[], None] = lambda: None
     lock: threading.Lock = field(default_factory=threading.Lock)
     clone_slots: dict[str, threading.Semaphore] = field(default_factory=dict)
 

@@ -101,8 +101,9 @@ def apply_saved(client: "docker.DockerClient", topo: Topology, base_dir: Path, s
             listed = "\n".join(f"  {c}" for c in changes[:20]) or "  (the fingerprint differs)"
             raise StalePlan(f"the cluster changed since the plan was made; nothing was changed:\n{listed}",
                             hint="make a new plan with `pgtopo diff FILE --out plan.json`")
-        ctx = Context(client=client, topo=topo, snapshot=snapshot, base_dir=base_dir, progress=events.progress)
-        _run_waves(ctx, saved, events, held.confirm, outcome)
+        ctx = Context(client=client, topo=topo, snapshot=snapshot, base_dir=base_dir, progress=events.progress,
+                      confirm_lock=held.confirm)
+        _run_waves(ctx, saved, events, outcome)
     wait_streaming(topo, snapshot, STREAM_TIMEOUT, events.progress)
     outcome.seconds = time.monotonic() - started
     return outcome
@@ -129,8 +130,9 @@ def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, con
         _check(p, consent)
         if not p.actions:
             return snapshot
-        ctx = Context(client=client, topo=topo, snapshot=snapshot, base_dir=base_dir, progress=events.progress)
-        _run_waves(ctx, p, events, held.confirm, outcome)
+        ctx = Context(client=client, topo=topo, snapshot=snapshot, base_dir=base_dir, progress=events.progress,
+                      confirm_lock=held.confirm)
+        _run_waves(ctx, p, events, outcome)
     p, snapshot = diff(client, topo, *options)
     if p.actions:
         pending = "\n".join(f"  {a.describe()}" for a in p.actions)
@@ -139,7 +141,7 @@ def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, con
     return snapshot
 
 
-def _run_waves(ctx: Context, p: Plan, events: Events, confirm_lock: Callable[[], None], outcome: Outcome) -> None:
+def _run_waves(ctx: Context, p: Plan, events: Events, outcome: Outcome) -> None:
     """The plan's waves in order; work an action left running in the background is waited for
     before the next observation (its error is raised unless another one already is).  The lock
     is confirmed armed once the first wave has finished (its start ran meanwhile): only an
@@ -147,7 +149,7 @@ def _run_waves(ctx: Context, p: Plan, events: Events, confirm_lock: Callable[[],
     try:
         for wave in p.waves():
             outcome.done += _run_wave(ctx, wave, events)
-            confirm_lock()
+            ctx.confirm_lock()
     finally:
         ctx.settle(raise_errors=sys.exc_info()[0] is None)
 

@@ -28,6 +28,7 @@ def switchover(ctx: "Context", action: Action, stop, start) -> str:
     """Returns the note apply prints: the write downtime."""
     cand, old = action.node, action.upstream or ""
     pg_ops.checkpoint(ctx.endpoint(old))
+    ctx.confirm_lock()  # the lock's container started during the checkpoint; the engine is quiet now
     old_container = ctx.names.container(old)
     started = time.monotonic()
     stop(ctx, old)
