@@ -10,6 +10,7 @@ probe for the others.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -42,10 +43,12 @@ def observe(client: "docker.DockerClient", topo: Topology) -> Snapshot:
         f_volumes = pool.submit(docker_ops.list_volumes, client, prefix)
         f_network = pool.submit(docker_ops.inspect_network, client, names.network)
         # Meanwhile: the state through the primary's container, by name (used only if the listing
-        # shows that container is ours), and psycopg's import, which the probes need next.
+        # shows that container is ours); and psycopg's import, which the probes need next, in a
+        # thread of its own that nothing waits for (a first use of psycopg waits for it through
+        # Python's import lock): with no server to probe, the plan need not wait for it.
         f_state = pool.submit(cluster_state.read_from, client, names.container(topo.primary))
         f_image = pool.submit(docker_ops.image_present, client, topo.image)
-        pool.submit(_import_psycopg)
+        threading.Thread(target=_import_psycopg, name="pgtopo-import", daemon=True).start()
         containers, volumes, network = f_containers.result(), f_volumes.result(), f_network.result()
         image_present = f_image.result()
 
