@@ -35,7 +35,9 @@ class Snapshot:
     endpoints: dict[str, pg_ops.Endpoint] = field(default_factory=dict)
 
 
-def observe(client: "docker.DockerClient", topo: Topology) -> Snapshot:
+def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState | None" = None) -> Snapshot:
+    """`known`: the cluster's state as this process last wrote or read it under the cluster's
+    lock (nobody else writes it meanwhile); then it is not read again."""
     names = L.Names(topo.cluster, topo.network_name)
     prefix = f"{topo.cluster}-"
     with ThreadPoolExecutor(max_workers=5) as pool:
@@ -46,7 +48,9 @@ def observe(client: "docker.DockerClient", topo: Topology) -> Snapshot:
         # shows that container is ours); and psycopg's import, which the probes need next, in a
         # thread of its own that nothing waits for (a first use of psycopg waits for it through
         # Python's import lock): with no server to probe, the plan need not wait for it.
-        f_state = pool.submit(cluster_state.read_from, client, names.container(topo.primary))
+        f_state: "Future[ClusterState | None]" = (
+            pool.submit(lambda: known) if known is not None
+            else pool.submit(cluster_state.read_from, client, names.container(topo.primary)))
         f_image = pool.submit(docker_ops.image_present, client, topo.image)
         threading.Thread(target=_import_psycopg, name="pgtopo-import", daemon=True).start()
         containers, volumes, network = f_containers.result(), f_volumes.result(), f_network.result()
@@ -58,7 +62,7 @@ def observe(client: "docker.DockerClient", topo: Topology) -> Snapshot:
         # The volumes of nodes whose server cannot run are read while the state is being read.
         stopped = {n: pool.submit(_read_data, client, topo.image, parts.containers.get(n), parts.volumes[n])
                    for n in every if n in parts.volumes and not _runs(parts.containers.get(n))}
-        state = _read_state(client, topo, parts, f_state)
+        state = _read_state(client, topo, parts, f_state, known)
         endpoints = _endpoints(parts.containers, state)
         futures = {n: pool.submit(_probe_node, client, topo.image, n, parts, endpoints.get(n), stopped.get(n))
                    for n in every}
@@ -146,13 +150,13 @@ def _network(raw: dict | None) -> NetworkFacts | None:
 
 
 def _read_state(client: "docker.DockerClient", topo: Topology, parts: _Parts,
-                early: "Future[ClusterState | None]") -> "ClusterState | None":
+                early: "Future[ClusterState | None]", known: "ClusterState | None") -> "ClusterState | None":
     """The cluster's state.  Every node container mounts the one state volume, so one read is
     enough: the early read through the primary's container when that container is ours, else
-    through any node container, else through a helper."""
+    through any node container, else through a helper.  `known` (see observe) is used as it is."""
     if parts.state_volume is None:
         return None
-    if topo.primary in parts.containers:
+    if topo.primary in parts.containers or known is not None:
         return early.result()
     some = next(iter(parts.containers.values()), None)
     if some is not None:

@@ -26,6 +26,8 @@ from pgtopo.spec import Topology
 if TYPE_CHECKING:
     import docker
 
+    from pgtopo.state import ClusterState
+
 MAX_ROUNDS = 4
 STREAM_TIMEOUT = 120.0
 POLL = 0.05
@@ -51,8 +53,8 @@ class Outcome:
 
 
 def diff(client: "docker.DockerClient", topo: Topology, prune_volumes: bool = False,
-         force: bool = False) -> tuple[Plan, Snapshot]:
-    snapshot = observe(client, topo)
+         force: bool = False, known: "ClusterState | None" = None) -> tuple[Plan, Snapshot]:
+    snapshot = observe(client, topo, known)
     return plan(topo, snapshot.observed, prune_volumes, force), snapshot
 
 
@@ -120,8 +122,9 @@ def _check(p: Plan, consent: Callable[[Plan], bool]) -> None:
 
 def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, consent: Callable[[Plan], bool],
               events: Events, outcome: Outcome, options: tuple[bool, bool], held: cluster_lock.Held) -> Snapshot:
+    known = None  # the state, once this apply has read it under the lock
     for n in range(MAX_ROUNDS):
-        p, snapshot = diff(client, topo, *options)  # after each round: the world may have moved
+        p, snapshot = diff(client, topo, *options, known=known)  # after each round: the world may have moved
         if n == 0:
             for warning in p.warnings:
                 events.info(f"warning: {warning}")
@@ -133,7 +136,8 @@ def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, con
         ctx = Context(client=client, topo=topo, snapshot=snapshot, base_dir=base_dir, progress=events.progress,
                       confirm_lock=held.confirm)
         _run_waves(ctx, p, events, outcome)
-    p, snapshot = diff(client, topo, *options)
+        known = ctx.snapshot.state
+    p, snapshot = diff(client, topo, *options, known=known)
     if p.actions:
         pending = "\n".join(f"  {a.describe()}" for a in p.actions)
         raise NotConverged(f"still not in sync after {MAX_ROUNDS} rounds:\n{pending}",
