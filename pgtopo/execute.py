@@ -42,7 +42,6 @@ class Context:
     confirm_lock: Callable[[], None] = lambda: None
     lock: threading.Lock = field(default_factory=threading.Lock)
     clone_slots: dict[str, threading.Semaphore] = field(default_factory=dict)
-
     background: list[tuple[threading.Thread, list[BaseException]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -316,8 +315,8 @@ def _await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None 
     """Learn the published port of a started node, then wait until its server answers.
 
     `bootstrap`: the container first makes its data; while that says it is making progress the
-    wait has no deadline, and a bootstrap that fails (the container exits, or Docker restarted
-    it) removes the container, which holds no data, and reports its last output."""
+    wait has no deadline, and when the container stops first (it exits, or Docker restarted it)
+    the container is removed (its volume kept) and its last output reported."""
     name = ctx.names.container(node)
     port = docker_ops.host_port(ctx.client, name, L.PG_PORT)
     if port is None:
@@ -348,6 +347,7 @@ def _await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None 
 def _bootstrap_failed(ctx: Context, node: str, name: str) -> None:
     with docker_ops.translated(f"read the output of {name}"):
         logs = ctx.client.api.logs(name, tail=8).decode(errors="replace").strip()
-    docker_ops.remove_container(ctx.client, name)  # it holds no data; the next apply starts afresh
-    raise DockerError(f"{node}: making its data failed; the container was removed:\n{logs}",
+    docker_ops.remove_container(ctx.client, name)  # its volume is kept; the next apply goes on from there
+    raise DockerError(f"{node}: its new container stopped before its server answered (making its data, or "
+                      f"starting on it, failed); the container was removed, its volume kept:\n{logs}",
                       hint="fix the cause shown above and run apply again; it resumes where it stopped")

@@ -140,10 +140,10 @@ def _remove_if_stale(client: "docker.DockerClient", name: str, cluster: str) -> 
 
 
 def _release(client: "docker.DockerClient", held: Held) -> None:
-    """Remove the lock container.  Docker finishes a start still under way first (so an apply
-    with nothing to do need not wait for it itself); the start then fails or the removal kills
-    it, either way nothing is left."""
-    docker_ops.remove_container(client, held.name)
+    """Remove the lock container, by its id: should another apply have taken over a lock this
+    one never started, the name is theirs now.  Docker finishes a start still under way first;
+    the start then fails or the removal kills it, either way nothing is left."""
+    docker_ops.remove_container(client, held.cid)
     if held.armed is not None:
         held.armed.join()
     try:

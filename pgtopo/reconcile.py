@@ -74,8 +74,7 @@ def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, cons
             held = stack.enter_context(
                 cluster_lock.cluster_lock(client, topo.cluster, topo.image, lock_timeout, events.info, arm=False))
         except DockerError:  # the plan may say why in plainer words (the image is missing)
-            p, _ = diff(client, topo, *options)
-            _check(p, consent)
+            _refuse(diff(client, topo, *options)[0])
             raise
         snapshot = _converge(client, topo, base_dir, consent, events, outcome, options, held)
     if not all_streaming(topo, snapshot):
@@ -111,9 +110,13 @@ def apply_saved(client: "docker.DockerClient", topo: Topology, base_dir: Path, s
     return outcome
 
 
-def _check(p: Plan, consent: Callable[[Plan], bool]) -> None:
+def _refuse(p: Plan) -> None:
     if p.refusals:
         raise SafetyRefusal("refusing to apply; nothing was changed:\n" + "\n".join(f"  {r}" for r in p.refusals))
+
+
+def _check(p: Plan, consent: Callable[[Plan], bool]) -> None:
+    _refuse(p)
     if p.destructive and not consent(p):
         listed = "\n".join(f"  ! {a.describe()}" for a in p.destructive)
         raise SafetyRefusal(f"the plan has destructive actions; nothing was changed:\n{listed}",
