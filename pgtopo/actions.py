@@ -27,6 +27,7 @@ class Kind(enum.Enum):
     SWITCHOVER = "switchover"
     FAILOVER = "failover"
     CREATE_ROLE = "create-role"
+    SET_PASSWORD = "set-password"
     CONFIGURE = "configure"
     RESTART = "restart"
     REPOINT = "repoint"

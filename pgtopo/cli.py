@@ -120,7 +120,7 @@ def diff(file: Path, verbose: bool, log_format: str, prune_volumes: bool, force:
 
     _setup(verbose, log_format)
     topo = _load(file)
-    plan, snapshot = reconcile.diff(_client(), topo, prune_volumes, force)
+    plan, snapshot = reconcile.diff(_client(), topo, prune_volumes, force, base_dir=file.parent)
     if output == "json" or out_file is not None:
         doc = documents.plan_document(topo, str(file), _read(file), snapshot.observed, plan)
         if out_file is not None:

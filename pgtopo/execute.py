@@ -137,6 +137,8 @@ def execute(ctx: Context, action: Action) -> str | None:
         case Kind.CREATE_ROLE:
             replication = ctx.snapshot.state.replication_password if ctx.snapshot.state else ""
             pg_ops.ensure_replication_role(ctx.endpoint(node), ctx.topo.auth.replication_user, replication)
+        case Kind.SET_PASSWORD:
+            _set_passwords(ctx, node)
         case Kind.CONFIGURE:
             pg_ops.alter_system(ctx.endpoint(node), dict(action.settings))
         case Kind.REPOINT:
@@ -194,6 +196,27 @@ def _record_system_identifier(ctx: Context, node: str) -> None:
     updated = ctx.snapshot.state = replace(ctx.snapshot.state, system_identifier=sysid)
     ctx.in_background(lambda: cluster_state.write(ctx.client, ctx.topo.image, ctx.names.state_volume,
                                                   ctx.topo.cluster, updated, ctx.topo.auth.replication_user))
+
+
+def _set_passwords(ctx: Context, node: str) -> None:
+    """The file's passwords: ALTER ROLE on the primary (standbys follow through WAL), then into
+    the state volume, whose pgpass the replicas read when they next connect (a running
+    replication connection stays up).  Killed in between, the next apply connects with the
+    file's password (Endpoint.fallback) and finishes the job."""
+    superuser, replication = cluster_state.desired_passwords(ctx.topo, ctx.base_dir)
+    old = ctx.snapshot.state
+    assert old is not None
+    new = replace(old, superuser_password=superuser or old.superuser_password,
+                  replication_password=replication or old.replication_password)
+    pg_ops.set_passwords(ctx.endpoint(node), {"postgres": new.superuser_password,
+                                              ctx.topo.auth.replication_user: new.replication_password})
+    cluster_state.write(ctx.client, ctx.topo.image, ctx.names.state_volume, ctx.topo.cluster, new,
+                        ctx.topo.auth.replication_user)
+    with ctx.lock:
+        ctx.snapshot.state = new
+        ctx.snapshot.endpoints = {  # a standby may replay the new superuser password a moment later
+            n: replace(ep, password=new.superuser_password, fallback=old.superuser_password)
+            for n, ep in ctx.snapshot.endpoints.items()}
 
 
 def _check_source(ctx: Context, node: str, upstream: str, verb: str) -> None:

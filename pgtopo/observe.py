@@ -35,9 +35,11 @@ class Snapshot:
     endpoints: dict[str, pg_ops.Endpoint] = field(default_factory=dict)
 
 
-def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState | None" = None) -> Snapshot:
+def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState | None" = None,
+            fallback: str | None = None) -> Snapshot:
     """`known`: the cluster's state as this process last wrote or read it under the cluster's
-    lock (nobody else writes it meanwhile); then it is not read again."""
+    lock (nobody else writes it meanwhile); then it is not read again.  `fallback`: a superuser
+    password to try when the stored one is refused (the file's new one, see pg_ops.Endpoint)."""
     names = L.Names(topo.cluster, topo.network_name)
     prefix = f"{topo.cluster}-"
     with ThreadPoolExecutor(max_workers=5) as pool:
@@ -63,7 +65,7 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
         stopped = {n: pool.submit(_read_data, client, topo.image, parts.containers.get(n), parts.volumes[n])
                    for n in every if n in parts.volumes and not _runs(parts.containers.get(n))}
         state = _read_state(client, topo, parts, f_state, known)
-        endpoints = _endpoints(parts.containers, state)
+        endpoints = _endpoints(parts.containers, state, fallback)
         futures = {n: pool.submit(_probe_node, client, topo.image, n, parts, endpoints.get(n), stopped.get(n))
                    for n in every}
         facts = {n: f.result() for n, f in futures.items()}
@@ -164,11 +166,12 @@ def _read_state(client: "docker.DockerClient", topo: Topology, parts: _Parts,
     return cluster_state.read(client, topo.image, parts.state_volume.name, topo.cluster)
 
 
-def _endpoints(containers: dict[str, ContainerFacts], state: "ClusterState | None") -> dict[str, pg_ops.Endpoint]:
+def _endpoints(containers: dict[str, ContainerFacts], state: "ClusterState | None",
+               fallback: str | None) -> dict[str, pg_ops.Endpoint]:
     if state is None:
         return {}
     return {
-        node: pg_ops.Endpoint(node, c.host_port, state.superuser_password)
+        node: pg_ops.Endpoint(node, c.host_port, state.superuser_password, fallback)
         for node, c in containers.items()
         if c.running and c.host_port
     }

@@ -148,6 +148,8 @@ class Observed:
     nodes: Mapping[str, NodeFacts] = field(default_factory=dict)
     foreign: tuple[str, ...] = ()  # objects with pgtopo names but without pgtopo labels
     image_present: bool = True  # the file's image exists in the engine (pgtopo never pulls)
+    # auth fields whose value in the file differs from the password in use (never the values)
+    password_drift: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", MappingProxyType(dict(self.nodes)))

@@ -22,29 +22,37 @@ HOST = "127.0.0.1"
 
 @dataclass(frozen=True)
 class Endpoint:
-    """How pgtopo reaches one server: a loopback port and the superuser password."""
+    """How pgtopo reaches one server: a loopback port and the superuser password; `fallback`,
+    while the superuser password changes, the other one (the server may not have the new one
+    yet, or no longer the old one)."""
 
     node: str
     port: int
     password: str
+    fallback: str | None = None
 
 
 def connect(ep: Endpoint, timeout: float = 3.0) -> "psycopg.Connection":
     import psycopg
 
-    try:
-        return psycopg.connect(
-            host=HOST,
-            port=ep.port,
-            user="postgres",
-            password=ep.password,
-            dbname="postgres",
-            connect_timeout=max(1, int(timeout)),
-            autocommit=True,
-            application_name="pgtopo",
-        )
-    except psycopg.Error as exc:
-        raise PostgresError(f"{ep.node}: cannot connect on {HOST}:{ep.port}: {_first_line(exc)}") from exc
+    passwords = [ep.password] + ([ep.fallback] if ep.fallback and ep.fallback != ep.password else [])
+    for n, password in enumerate(passwords):
+        try:
+            return psycopg.connect(
+                host=HOST,
+                port=ep.port,
+                user="postgres",
+                password=password,
+                dbname="postgres",
+                connect_timeout=max(1, int(timeout)),
+                autocommit=True,
+                application_name="pgtopo",
+            )
+        except psycopg.Error as exc:
+            if n + 1 < len(passwords) and "password authentication failed" in str(exc):
+                continue
+            raise PostgresError(f"{ep.node}: cannot connect on {HOST}:{ep.port}: {_first_line(exc)}") from exc
+    raise AssertionError("unreachable")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -144,6 +152,19 @@ def ensure_replication_role(ep: Endpoint, role: str, password: str) -> None:
         )
 
     run(ep, go, f"create replication role {role}")
+
+
+def set_passwords(ep: Endpoint, passwords: dict[str, str]) -> None:
+    """ALTER ROLE ... PASSWORD (scram-sha-256) for each role, in one transaction."""
+    from psycopg import sql
+
+    def go(conn: "psycopg.Connection") -> None:
+        with conn.transaction():
+            conn.execute("SET LOCAL password_encryption = 'scram-sha-256'")
+            for role, password in passwords.items():
+                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+
+    run(ep, go, "change passwords")
 
 
 def set_replication_source(ep: Endpoint, conninfo: str, slot: str) -> None:

@@ -266,6 +266,11 @@ def _server_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: int) 
     actions: list[Action] = []
     if node == topo.primary and topo.auth.replication_user not in pg.replication_roles:
         actions.append(Action(Kind.CREATE_ROLE, node, f"replication role {topo.auth.replication_user} is missing", wave=wave))
+    if node == topo.primary and obs.password_drift:
+        fields = " and ".join(f"auth.{name}" for name in obs.password_drift)
+        verb = "differs" if len(obs.password_drift) == 1 else "differ"
+        actions.append(Action(Kind.SET_PASSWORD, node, f"{fields} in the file {verb} from the one in use: "
+                              "ALTER ROLE on the primary, then keep it in the state volume", wave=wave))
     if node != topo.primary:
         actions += _replication_actions(topo, obs, facts, wave)
     changes = _setting_changes(topo, facts)

@@ -11,7 +11,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -53,9 +53,40 @@ class Outcome:
 
 
 def diff(client: "docker.DockerClient", topo: Topology, prune_volumes: bool = False,
-         force: bool = False, known: "ClusterState | None" = None) -> tuple[Plan, Snapshot]:
-    snapshot = observe(client, topo, known)
-    return plan(topo, snapshot.observed, prune_volumes, force), snapshot
+         force: bool = False, known: "ClusterState | None" = None,
+         base_dir: Path | None = None) -> tuple[Plan, Snapshot]:
+    """Observe and plan.  With `base_dir` (where the file's secret files are) the passwords the
+    file gives are compared with those in use, and used to connect should the server already
+    have the file's superuser password."""
+    wanted, warning = _file_passwords(topo, base_dir)
+    snapshot = observe(client, topo, known, fallback=wanted[0])
+    drift = _password_drift(wanted, snapshot.state)
+    if drift:
+        snapshot.observed = replace(snapshot.observed, password_drift=drift)
+    p = plan(topo, snapshot.observed, prune_volumes, force)
+    return (replace(p, warnings=p.warnings + (warning,)) if warning else p), snapshot
+
+
+def _file_passwords(topo: Topology, base_dir: Path | None) -> tuple[tuple[str | None, str | None], str | None]:
+    """The passwords the file asks for (None where it leaves them to pgtopo), and a warning when
+    one cannot be read (an unset environment variable in a CI job that only plans)."""
+    from pgtopo import state as cluster_state
+    from pgtopo.errors import SpecError
+
+    if base_dir is None or (topo.auth.superuser_password is None and topo.auth.replication_password is None):
+        return (None, None), None
+    try:
+        return cluster_state.desired_passwords(topo, base_dir), None
+    except SpecError as exc:
+        return (None, None), f"{exc.message}; the file's passwords were not compared with those in use"
+
+
+def _password_drift(wanted: tuple[str | None, str | None], state: "ClusterState | None") -> tuple[str, ...]:
+    if state is None:
+        return ()
+    have = (state.superuser_password, state.replication_password)
+    names = ("superuser_password", "replication_password")
+    return tuple(name for name, want, had in zip(names, wanted, have) if want is not None and want != had)
 
 
 def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, consent: Callable[[Plan], bool],
@@ -74,7 +105,7 @@ def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, cons
             held = stack.enter_context(
                 cluster_lock.cluster_lock(client, topo.cluster, topo.image, lock_timeout, events.info, arm=False))
         except DockerError:  # the plan may say why in plainer words (the image is missing)
-            _refuse(diff(client, topo, *options)[0])
+            _refuse(diff(client, topo, *options, base_dir=base_dir)[0])
             raise
         snapshot = _converge(client, topo, base_dir, consent, events, outcome, options, held)
     if not all_streaming(topo, snapshot):
@@ -127,7 +158,7 @@ def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, con
               events: Events, outcome: Outcome, options: tuple[bool, bool], held: cluster_lock.Held) -> Snapshot:
     known = None  # the state, once this apply has read it under the lock
     for n in range(MAX_ROUNDS):
-        p, snapshot = diff(client, topo, *options, known=known)  # after each round: the world may have moved
+        p, snapshot = diff(client, topo, *options, known=known, base_dir=base_dir)  # each round: the world moves
         if n == 0:
             for warning in p.warnings:
                 events.info(f"warning: {warning}")
@@ -140,7 +171,7 @@ def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, con
                       confirm_lock=held.confirm)
         _run_waves(ctx, p, events, outcome)
         known = ctx.snapshot.state
-    p, snapshot = diff(client, topo, *options, known=known)
+    p, snapshot = diff(client, topo, *options, known=known, base_dir=base_dir)
     if p.actions:
         pending = "\n".join(f"  {a.describe()}" for a in p.actions)
         raise NotConverged(f"still not in sync after {MAX_ROUNDS} rounds:\n{pending}",

@@ -11,7 +11,7 @@ import docker
 import psycopg
 import pytest
 
-from .conftest import IMAGE, pgtopo, psql
+from .conftest import IMAGE, actions, pgtopo, psql, wait_for
 
 
 @pytest.fixture
@@ -96,4 +96,67 @@ def test_bind_all_interfaces_only_when_the_file_says_so_and_diff_warns(make_clus
     assert pgtopo("apply", str(c.path)).code == 0
     bindings = engine.containers.get(c.container("solo")).attrs["HostConfig"]["PortBindings"]["5432/tcp"]
     assert [b["HostIp"] for b in bindings] == ["0.0.0.0"]
+    assert pgtopo("diff", str(c.path)).code == 0
+
+
+def _port(engine: docker.DockerClient, c, node: str) -> int:
+    return int(engine.containers.get(c.container(node)).ports["5432/tcp"][0]["HostPort"])
+
+
+def _can_log_in(port: int, password: str) -> bool:
+    try:
+        with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=password, dbname="postgres",
+                             connect_timeout=5) as conn:
+            return conn.execute("SELECT 1").fetchone() == (1,)
+    except psycopg.OperationalError as exc:
+        assert "password authentication failed" in str(exc), exc
+        return False
+
+
+def test_passwords_changed_in_the_file_are_set_and_kept(make_cluster, engine: docker.DockerClient) -> None:
+    """Change both passwords in the file: diff shows it, apply sets them on the primary and in the
+    state volume, the old ones stop working, replicas stream again after reconnecting."""
+    c = make_cluster(IMAGE)
+    su, repl = c.path.parent / f"{c.name}-su", c.path.parent / f"{c.name}-repl"
+    su.write_text("first-superuser-password-0123456789\n")
+    repl.write_text("first-replication-password-0123456789\n")
+    c.write(f"auth:\n  superuser_password: {{file: {su.name}}}\n  replication_password: {{file: {repl.name}}}\n"
+            "primary: primary\nnodes:\n  primary: {}\n  replica: {}\n")
+    assert pgtopo("apply", str(c.path)).code == 0
+    assert pgtopo("diff", str(c.path)).code == 0
+
+    su.write_text("second-superuser-password-0123456789\n")
+    repl.write_text("second-replication-password-0123456789\n")
+    planned = pgtopo("diff", str(c.path))
+    assert planned.code == 1 and "set-password" in planned.out, planned
+    assert "second-" not in planned.out + planned.err  # a plan names the fields, never the values
+    applied = pgtopo("apply", str(c.path))
+    assert applied.code == 0, applied
+    assert ("set-password", "primary") in actions(applied.out), applied.out
+    for node in ("primary", "replica"):
+        assert wait_for(lambda: _can_log_in(_port(engine, c, node), "second-superuser-password-0123456789"))
+        assert not _can_log_in(_port(engine, c, node), "first-superuser-password-0123456789")
+    assert secret(c, "superuser_password") == "second-superuser-password-0123456789"
+    assert "second-replication-password-0123456789" in secret(c, "pgpass")
+    # a replica that reconnects authenticates with the new replication password from pgpass
+    subprocess.run(["docker", "restart", c.container("replica")], check=True, capture_output=True, timeout=120)
+    assert wait_for(lambda: psql(c.container("primary"), "SELECT state FROM pg_stat_replication") == "streaming",
+                    timeout=30)
+    assert pgtopo("diff", str(c.path)).code == 0
+
+
+def test_a_password_change_cut_short_is_finished_by_the_next_apply(make_cluster, engine: docker.DockerClient) -> None:
+    """The server already has the file's new superuser password but the state volume still holds
+    the old one (an apply killed between the two): the next apply gets in with the file's one."""
+    c = make_cluster(IMAGE)
+    su = c.path.parent / f"{c.name}-su"
+    su.write_text("first-superuser-password-0123456789\n")
+    c.write(f"auth:\n  superuser_password: {{file: {su.name}}}\nprimary: primary\nnodes:\n  primary: {{}}\n")
+    assert pgtopo("apply", str(c.path)).code == 0
+    psql(c.container("primary"), "ALTER ROLE postgres PASSWORD 'second-superuser-password-0123456789'")
+    su.write_text("second-superuser-password-0123456789\n")
+    healed = pgtopo("apply", str(c.path))
+    assert healed.code == 0, healed
+    assert actions(healed.out) == [("set-password", "primary")], healed.out
+    assert secret(c, "superuser_password") == "second-superuser-password-0123456789"
     assert pgtopo("diff", str(c.path)).code == 0

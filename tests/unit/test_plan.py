@@ -349,3 +349,23 @@ def test_a_port_open_to_every_interface_is_allowed_with_a_warning() -> None:
     assert [a.kind for a in p.actions] == [Kind.RECREATE]  # the binding is part of the container
     assert p.warnings and "bind: 0.0.0.0" in p.warnings[0] and p.warnings[0].startswith("primary:")
     assert plan(T, converged(T)).warnings == ()
+
+
+@pytest.mark.parametrize("drift", [("replication_password",), ("superuser_password", "replication_password")])
+def test_a_password_changed_in_the_file_is_set_on_the_primary(drift: tuple[str, ...]) -> None:
+    observed = replace(converged(T), password_drift=drift)
+    [action] = plan(T, observed).actions
+    assert (action.node, action.kind) == ("primary", Kind.SET_PASSWORD)
+    assert all(f"auth.{name}" in action.reason for name in drift) and not action.destructive
+
+
+def test_password_drift_names_only_what_the_file_sets_and_differs() -> None:
+    from pgtopo.reconcile import _password_drift
+    from pgtopo.state import ClusterState
+
+    state = ClusterState(superuser_password="su-old", replication_password="repl")
+    assert _password_drift((None, None), state) == ()
+    assert _password_drift(("su-old", "repl"), state) == ()
+    assert _password_drift(("su-new", None), state) == ("superuser_password",)
+    assert _password_drift((None, "repl-new"), state) == ("replication_password",)
+    assert _password_drift(("su-new", "repl-new"), None) == ()  # no cluster yet: nothing to change
