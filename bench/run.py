@@ -22,6 +22,9 @@ Ctrl-C or SIGTERM.  Results go to stdout and to bench/RESULTS.md.  Exit 0 when e
 (targets may fail), 1 when a section could not be measured.
 
   .venv/bin/python bench/run.py [--reps N] [--quick] [--image IMAGE] [--only a,b,...] [--out FILE]
+
+This file parses the options and runs the sections; converge.py holds a, b and h, operations.py
+c to f, harness.py starts pgtopo and cleans up after it, report.py makes the tables.
 """
 
 from __future__ import annotations
