@@ -224,6 +224,12 @@ def host_port(client: "docker.DockerClient", container: str, port: int) -> int |
     return None
 
 
+def last_lines(client: "docker.DockerClient", container: str, lines: int = 8) -> str:
+    """The last lines a container printed (stdout and stderr), for an error message."""
+    with translated(f"read the output of {container}"):
+        return client.api.logs(container, tail=lines).decode(errors="replace").strip()
+
+
 def run_job(client: "docker.DockerClient", spec: ContainerSpec, timeout: float = 3600) -> str:
     """Run a one-shot container to completion; return its output, raise DockerError on failure."""
     cid = create_container(client, spec)

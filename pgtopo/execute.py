@@ -359,7 +359,7 @@ def _await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None 
             if bootstrap is not None and bootstrap():
                 deadline = max(deadline, time.monotonic() + READY_TIMEOUT)
             if gone or time.monotonic() >= deadline:
-                logs = ctx.client.api.logs(name, tail=8).decode(errors="replace").strip()
+                logs = docker_ops.last_lines(ctx.client, name)
                 why = f"container {state.get('Status')}" if gone else f"no answer in {READY_TIMEOUT:.0f} s"
                 raise PgtopoError(f"{node}: the server did not come up ({why}; last: {exc.message}):\n{logs}",
                                   hint=f"see `docker logs {name}`") from None
@@ -368,8 +368,7 @@ def _await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None 
 
 
 def _bootstrap_failed(ctx: Context, node: str, name: str) -> None:
-    with docker_ops.translated(f"read the output of {name}"):
-        logs = ctx.client.api.logs(name, tail=8).decode(errors="replace").strip()
+    logs = docker_ops.last_lines(ctx.client, name)
     docker_ops.remove_container(ctx.client, name)  # its volume is kept; the next apply goes on from there
     raise DockerError(f"{node}: its new container stopped before its server answered (making its data, or "
                       f"starting on it, failed); the container was removed, its volume kept:\n{logs}",

@@ -68,6 +68,22 @@ def psql(container: str, sql: str) -> str:
     return proc.stdout.strip()
 
 
+def solo_with_pgbench(c: "Cluster", scale: int = 8) -> str:
+    """Converge SOLO, fill it with `pgbench -i -s scale` (a clone of it takes a while); returns
+    the row count of pgbench_accounts."""
+    c.write(SOLO)
+    assert pgtopo("apply", str(c.path)).code == 0
+    subprocess.run(["docker", "exec", c.container("primary"), "pgbench", "-U", "postgres", "-i", "-s", str(scale),
+                    "-q", "postgres"], check=True, capture_output=True, timeout=300)
+    return psql(c.container("primary"), "SELECT count(*) FROM pgbench_accounts")
+
+
+def basebackups(c: "Cluster") -> int:
+    """How many pg_basebackups from the primary are under way (a replica's new container clones
+    before its server starts)."""
+    return int(psql(c.container("primary"), "SELECT count(*) FROM pg_stat_progress_basebackup"))
+
+
 def cleanup(client: docker.DockerClient, cluster: str) -> None:
     """Remove every container, network and volume labelled with `cluster`."""
     flt = {"label": f"{L.CLUSTER}={cluster}"}

@@ -13,7 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from .conftest import IMAGE, SOLO, pgtopo, psql, wait_for
+from .conftest import IMAGE, basebackups, pgtopo, psql, solo_with_pgbench, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PIDFILE = Path("/var/run/docker.pid")
@@ -40,18 +40,12 @@ def restart_engine() -> None:
 
 def test_engine_restart_during_a_clone(make_cluster, engine: docker.DockerClient) -> None:
     c = make_cluster(IMAGE)
-    c.write(SOLO)
-    assert pgtopo("apply", str(c.path)).code == 0
-    subprocess.run(["docker", "exec", c.container("primary"), "pgbench", "-U", "postgres", "-i", "-s", "8", "-q",
-                    "postgres"], check=True, capture_output=True, timeout=300)
-    rows = psql(c.container("primary"), "SELECT count(*) FROM pgbench_accounts")
+    rows = solo_with_pgbench(c)
 
     c.write("primary: primary\nnodes:\n  primary: {}\n  replica: {}\n  replica2: {}\n")
     proc = subprocess.Popen([sys.executable, "-m", "pgtopo", "apply", str(c.path)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-    # the replica's new container runs pg_basebackup before its server starts
-    assert wait_for(lambda: psql(c.container("primary"),
-                                 "SELECT count(*) FROM pg_stat_progress_basebackup") != "0", timeout=60)
+    assert wait_for(lambda: basebackups(c) > 0, timeout=60)
     restart_engine()
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 2, (out, err)

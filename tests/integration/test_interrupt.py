@@ -10,7 +10,7 @@ import time
 
 import docker
 
-from .conftest import IMAGE, PAIR, SOLO, objects, pgtopo, psql, wait_for
+from .conftest import IMAGE, PAIR, basebackups, objects, pgtopo, psql, solo_with_pgbench, wait_for
 
 
 
@@ -37,17 +37,11 @@ def kill_when(proc: subprocess.Popen, condition, timeout: float = 60.0) -> None:
 
 def test_kill_during_basebackup_then_apply_finishes(make_cluster, engine: docker.DockerClient) -> None:
     c = make_cluster(IMAGE)
-    c.write(SOLO)
-    assert pgtopo("apply", str(c.path)).code == 0
-    subprocess.run(["docker", "exec", c.container("primary"), "pgbench", "-U", "postgres", "-i", "-s", "8", "-q",
-                    "postgres"], check=True, capture_output=True, timeout=300)
-    rows = psql(c.container("primary"), "SELECT count(*) FROM pgbench_accounts")
+    rows = solo_with_pgbench(c)
 
     c.write(PAIR)
     proc = start_apply(c.path)
-    # the replica's new container runs pg_basebackup before its server starts
-    kill_when(proc, lambda: psql(c.container("primary"),
-                                 "SELECT count(*) FROM pg_stat_progress_basebackup") == "1")
+    kill_when(proc, lambda: basebackups(c) == 1)
     assert proc.returncode == -signal.SIGKILL
 
     again = pgtopo("apply", str(c.path), "--yes")
