@@ -318,6 +318,7 @@ def switchover(file: Path, verbose: bool, log_format: str, node: str, yes: bool,
     from pgtopo.loader import parse_topology
 
     _setup(verbose, log_format)
+    _retired(retired_force)
     before = _load(file)
     original = _read(file)
     if before.primary == node:

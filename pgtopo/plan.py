@@ -39,7 +39,9 @@ def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, allow_data_
     sysid = cluster_system_identifier(topo, obs)
     promo = promotion(topo, obs, sysid, allow_data_loss)
     stopped_writers = {a.node for a in promo.actions if a.kind is Kind.FENCE}
-    refusals = _refusals(topo, obs, stopped_writers) + list(promo.refusals) + capacity_refusals(topo, obs)
+    refusals = _refusals(topo, obs) + list(promo.refusals) + capacity_refusals(topo, obs)
+    if not promo.refusals:  # a promotion's refusal says better what to do about a writable replica
+        refusals += _role_refusals(topo, obs, stopped_writers)
     if refusals:
         return Plan(refusals=tuple(refusals))
     actions = _cluster_actions(topo, obs) + list(promo.actions)
@@ -130,7 +132,7 @@ def cluster_system_identifier(topo: Topology, obs: Observed) -> int | None:
     return obs.system_identifier or obs.node(topo.primary).system_identifier
 
 
-def _refusals(topo: Topology, obs: Observed, stopped_writers: set[str]) -> list[str]:
+def _refusals(topo: Topology, obs: Observed) -> list[str]:
     refusals = [
         f"{name} exists but was not made by pgtopo for cluster {topo.cluster!r} (no pgtopo labels); "
         "pgtopo never touches it: rename or remove it, or choose another cluster name"
@@ -159,7 +161,6 @@ def _refusals(topo: Topology, obs: Observed, stopped_writers: set[str]) -> list[
             f"the state volume {L.Names(topo.cluster, '').state_volume} holds no credentials while the cluster has "
             "data; restore it, or set auth.superuser_password / auth.replication_password in the file"
         )
-    refusals += _role_refusals(topo, obs, stopped_writers)
     return refusals
 
 

@@ -12,9 +12,10 @@ then promote.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol, TypeVar
 
 from pgtopo import desired, docker_ops, labels as L, pg_ops, pgcontrol
 from pgtopo.actions import Action
@@ -24,7 +25,9 @@ from pgtopo.timelines import lsn_text
 if TYPE_CHECKING:
     from pgtopo.execute import Context
 
+T = TypeVar("T")
 POLL = 0.01
+PROMOTE_TIMEOUT = 60.0
 GRACE = 3.0  # how long past its deadline a wait on a server that stopped answering is given
 
 
@@ -40,11 +43,19 @@ def switchover(ctx: "Context", action: Action, stop: NodeStep, start: NodeStep) 
     pg_ops.checkpoint(ctx.endpoint(old))
     ctx.confirm_lock()  # the lock's container started during the checkpoint; the engine is quiet now
     started = time.monotonic()
+    timeout = ctx.topo.switchover.timeout_seconds
+    # A fast shutdown waits for every WAL sender to see its standby confirm the last WAL; one whose
+    # standby froze waits for wal_sender_timeout.  Past the switchover's timeout Docker kills it
+    # (safe: crash recovery), the shutdown is not clean, and the switchover is rolled back.
+    docker_ops.stop(ctx.client, old_container, timeout=max(1, math.ceil(timeout)))
     stop(ctx, old)
     final = _shutdown_checkpoint(ctx, old, start)
-    timeout = ctx.topo.switchover.timeout_seconds
-    replayed = _bounded(lambda: pg_ops.wait_replayed_past(ctx.endpoint(cand), final, time.monotonic() + timeout, POLL),
-                        timeout + GRACE)
+    deadline = max(started + timeout, time.monotonic() + 1.0)
+    try:
+        replayed = _within(deadline - time.monotonic() + GRACE, lambda: pg_ops.wait_replayed_past(
+            ctx.endpoint(cand), final, deadline, POLL))
+    except (_Frozen, PgtopoError):
+        replayed = None
     if replayed is None:
         _roll_back(ctx, old, start)
         raise RolledBack(
@@ -52,28 +63,48 @@ def switchover(ctx: "Context", action: Action, stop: NodeStep, start: NodeStep) 
             f"paused or cut off); {old} was unfenced and started again as the primary, {cand} was not promoted",
             hint="check the candidate's replication with `pgtopo status`, then switch over again",
         )
-    pg_ops.promote(ctx.endpoint(cand))
+    _promote(ctx, cand, old)
     downtime = time.monotonic() - started
     if old in ctx.topo.nodes:
         _restart_as_standby(ctx, old, start)
     return f"write downtime {downtime:.2f} s (shutdown of {old} until {cand} accepted writes)"
 
 
-def _bounded(wait: Callable[[], int | None], seconds: float) -> int | None:
-    """Run a wait in a thread and give up after `seconds`: a server frozen mid-query (docker
-    pause) never answers, and a socket to it may never fail."""
-    result: list[int | None] = [None]
+class _Frozen(Exception):
+    """A wait outlived its bound: the server stopped answering mid-query."""
+
+
+def _within(seconds: float, fn: Callable[[], T]) -> T:
+    """Run `fn` in a thread and give up after `seconds`: a server frozen mid-query (docker pause)
+    never answers, and a socket to it may never fail.  Raises what `fn` raised, or _Frozen."""
+    result: list[T] = []
+    error: list[BaseException] = []
 
     def run() -> None:
         try:
-            result[0] = wait()
-        except PgtopoError:
-            result[0] = None
+            result.append(fn())
+        except BaseException as exc:  # handed to the caller
+            error.append(exc)
 
     thread = threading.Thread(target=run, name="pgtopo-wait", daemon=True)
     thread.start()
     thread.join(seconds)
-    return None if thread.is_alive() else result[0]
+    if thread.is_alive():
+        raise _Frozen()
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def _promote(ctx: "Context", cand: str, fenced: str) -> None:
+    try:
+        _within(PROMOTE_TIMEOUT + GRACE, lambda: pg_ops.promote(ctx.endpoint(cand), PROMOTE_TIMEOUT))
+    except _Frozen:
+        raise PgtopoError(
+            f"{cand} stopped answering while it was being promoted; whether it was is not known"
+            + (f"; {fenced} stayed fenced, so no other node can accept writes" if fenced else ""),
+            hint=f"once {cand} answers again (`docker ps`, `docker logs`), run apply: it goes on from there",
+        ) from None
 
 
 def _roll_back(ctx: "Context", old: str, start: NodeStep) -> None:
@@ -108,7 +139,7 @@ def failover(ctx: "Context", action: Action, stop: NodeStep) -> str:
     ctx.confirm_lock()
     for node in action.fence:
         fence(ctx, node, stop)
-    pg_ops.promote(ctx.endpoint(cand))
+    _promote(ctx, cand, ", ".join(action.fence))
     fenced = f"; fenced (standby only from now on): {', '.join(action.fence)}" if action.fence else ""
     return f"{cand} promoted{fenced}"
 

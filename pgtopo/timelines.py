@@ -56,6 +56,12 @@ def lsn_text(value: int) -> str:
 
 def decide(node: Position, upstream: Position, name: str = "the upstream") -> tuple[Verdict, str]:
     """What the node needs to stream from `upstream` (called `name` in the reason), and why."""
+    split = history_split(node, upstream)
+    if split is not None:
+        if node.lsn <= split:
+            return Verdict.FOLLOW, f"its WAL ends before its history and {name}'s part at {lsn_text(split)}"
+        return Verdict.REWIND, (f"timeline {node.timeline} diverged from {name} at {lsn_text(split)} "
+                                "(same timeline number, another history: two separate promotions)")
     if node.timeline == upstream.timeline:
         if node.lsn <= upstream.lsn:
             return Verdict.FOLLOW, f"its WAL (timeline {node.timeline}) is part of {name}'s"
@@ -72,8 +78,26 @@ def decide(node: Position, upstream: Position, name: str = "the upstream") -> tu
     return Verdict.REWIND, f"timeline {node.timeline} diverged from {name} at {lsn_text(fork)}"
 
 
+def history_split(node: Position, upstream: Position) -> int | None:
+    """Where two lineages that both name a timeline part although their numbers say otherwise:
+    their histories list the same parent timeline ending at different positions (two separate
+    promotions from one timeline can both make "timeline 2").  None when the histories agree
+    (or one of them is not known)."""
+    if not node.history or not upstream.history:
+        return None
+    theirs = dict(upstream.history)
+    for tli, end in node.history:
+        other = theirs.get(tli)
+        if other is not None and other != end:
+            return min(end, other)
+    return None
+
+
 def shared_end(node: Position, upstream: Position) -> int | None:
     """The last WAL position both lineages hold; None when they share no timeline."""
+    split = history_split(node, upstream)
+    if split is not None:
+        return min(node.lsn, split)
     if node.timeline == upstream.timeline:
         return min(node.lsn, upstream.lsn)
     end = upstream.end_of(node.timeline)

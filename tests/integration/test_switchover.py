@@ -101,7 +101,11 @@ def test_failover_after_the_primary_is_removed(make_cluster, engine: docker.Dock
     subprocess.run(["docker", "start", *replicas], check=True, capture_output=True)
     assert all(wait_for(lambda r=r: _answers(r)) for r in replicas)
 
-    result = pgtopo("switchover", str(c.path), "--to", "replica", "--yes")
+    # The old primary's volume holds a committed row nobody else has: promoting past it is refused...
+    refused = pgtopo("switchover", str(c.path), "--to", "replica", "--yes")
+    assert refused.code == 1 and "primary: holds" in refused.err and "(primary: primary)" in refused.err, refused
+    # ...until the user says that row may go.
+    result = pgtopo("switchover", str(c.path), "--to", "replica", "--yes", "--allow-data-loss")
     assert result.code == 0, result
     done = actions(result.out)
     assert done[0] == ("failover", "replica"), result.out
@@ -117,6 +121,25 @@ def test_failover_after_the_primary_is_removed(make_cluster, engine: docker.Dock
                            "INSERT INTO t VALUES (3)"], capture_output=True, text=True)
     assert proc.returncode != 0 and "read-only" in proc.stderr
     assert pgtopo("diff", str(c.path)).code == 0
+
+
+def test_a_failover_with_every_copy_equal_needs_no_consent_and_fences_the_old_primary(make_cluster) -> None:
+    """The old primary's volume holds nothing the candidate lacks: a plain failover, and the old
+    primary is fenced before the promotion (it can only ever start as a standby)."""
+    c = make_cluster(IMAGE)
+    converge(c, TRIO)
+    psql(c.container("primary"), "CREATE TABLE t AS SELECT 1 AS i")
+    for r in ("replica", "replica2"):
+        assert wait_for(lambda r=r: psql(c.container(r), "SELECT count(*) FROM pg_tables WHERE tablename='t'") == "1")
+    subprocess.run(["docker", "stop", c.container("primary")], check=True, capture_output=True)
+
+    result = pgtopo("switchover", str(c.path), "--to", "replica", "--yes")
+    assert result.code == 0, result
+    done = actions(result.out)
+    assert done[0] == ("failover", "replica") and "fence primary" in result.out, result.out
+    assert ("rewind", "primary") not in done  # nothing to undo: it follows
+    assert role_map(c) == {"primary": "standby", "replica": "primary", "replica2": "standby"}
+    assert psql(c.container("primary"), "SELECT count(*) FROM t") == "1"
 
 
 def _answers(container: str) -> bool:
@@ -149,17 +172,25 @@ def test_refusals_change_nothing(make_cluster) -> None:
 def test_failover_refuses_a_candidate_behind_another_replica(make_cluster) -> None:
     c = make_cluster(IMAGE)
     converge(c, TRIO)
-    psql(c.container("replica"), "SELECT pg_wal_replay_pause()")
+    # replica stops receiving (not just replaying: a promotion replays all it has received)
+    psql(c.container("replica"), "ALTER SYSTEM SET primary_conninfo = 'host=nowhere'")
+    psql(c.container("replica"), "SELECT pg_reload_conf()")
+    assert wait_for(lambda: psql(c.container("replica"), "SELECT count(*) FROM pg_stat_wal_receiver "
+                                                         "WHERE status = 'streaming'") == "0")
     psql(c.container("primary"), "CREATE TABLE t AS SELECT generate_series(1, 1000) AS i")
     assert wait_for(lambda: psql(c.container("replica2"), "SELECT count(*) FROM pg_tables WHERE tablename='t'") == "1")
     subprocess.run(["docker", "rm", "-f", c.container("primary")], check=True, capture_output=True)
 
     refused = pgtopo("switchover", str(c.path), "--to", "replica", "--yes")
     assert refused.code == 1, refused
-    assert re.search(r"replica2 has replayed \d+ bytes more", refused.err), refused.err
+    assert re.search(r"replica2: holds \d+ bytes of WAL on timeline 1 that replica does not have", refused.err), refused.err
+    assert "(primary: primary)" in refused.err  # the old primary's volume is the most advanced copy
     assert role_map(c, ("replica", "replica2")) == {"replica": "standby", "replica2": "standby"}
 
-    forced = pgtopo("switchover", str(c.path), "--to", "replica", "--yes", "--force")
+    retired = pgtopo("switchover", str(c.path), "--to", "replica", "--yes", "--force")
+    assert retired.code == 2 and "--allow-data-loss" in retired.err, retired
+    forced = pgtopo("switchover", str(c.path), "--to", "replica", "--yes", "--allow-data-loss")
     assert forced.code == 0, forced
     assert actions(forced.out)[0] == ("failover", "replica")
     assert role_map(c, ("replica", "replica2"))["replica"] == "primary"
+    assert psql(c.container("replica"), "SELECT to_regclass('t') IS NULL") == "t"

@@ -184,8 +184,9 @@ REFUSALS = [
                                        volume=volume(T, "primary"), data=DataFacts(True, SYSID)),
                   replica=NodeFacts("replica", container=container(T, "replica"), volume=volume(T, "replica"),
                                     pg=pg_replica(T, "replica", in_recovery=False, receiver=None))),
-        "cannot be observed to decide between rewind and re-clone",
-        id="a replica accepts writes while its upstream is down",
+        "starting primary as the primary would make two writers. Name replica as the primary in the file "
+        "(primary: replica)",
+        id="a replica accepts writes while its upstream is down: never a second writer, name the writer",
     ),
     pytest.param(
         converged(T, primary=NodeFacts("primary", container=container(T, "primary"), volume=volume(T, "primary"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pgtopo.timelines import Position, Verdict, decide, lsn_int, lsn_text, parse_history
+from pgtopo.timelines import Position, Verdict, decide, lsn_int, lsn_text, parse_history, shared_end
 
 HISTORY_2 = "1\t0/3000148\tno recovery target specified\n"
 HISTORY_3 = "1\t0/3000148\tno recovery target specified\n2\t0/5000000\tno recovery target specified\n"
@@ -22,12 +22,26 @@ CASES = [
     pytest.param(Position(3, 0x6000000, parse_history(HISTORY_3)), Position(2, 0x7000000, parse_history(HISTORY_2)),
                  Verdict.REWIND, id="forked from timeline 2"),
     pytest.param(Position(5, 10, ((4, 5),)), Position(1, 100), Verdict.RECLONE, id="no common timeline"),
+    pytest.param(Position(1, 0x3000148), Position(2, 0x4000000, parse_history(HISTORY_2)), Verdict.FOLLOW,
+                 id="old primary ends exactly at the switch point (a clean switchover): follow"),
+    pytest.param(Position(2, 0x3000300, ((1, 0x3000200),)), Position(2, 0x4000000, ((1, 0x3000148),)),
+                 Verdict.REWIND, id="two separate promotions, both timeline 2: diverged at the earlier fork"),
+    pytest.param(Position(2, 0x3000100, ((1, 0x3000100),)), Position(2, 0x4000000, ((1, 0x3000148),)),
+                 Verdict.FOLLOW, id="two separate promotions, both timeline 2, this one wrote nothing past the fork"),
 ]
 
 
 @pytest.mark.parametrize(("node", "upstream", "verdict"), CASES)
 def test_decide(node: Position, upstream: Position, verdict: Verdict) -> None:
     assert decide(node, upstream)[0] is verdict
+
+
+def test_shared_end_follows_histories_not_numbers() -> None:
+    a = Position(2, 0x3000300, ((1, 0x3000200),))
+    b = Position(2, 0x4000000, ((1, 0x3000148),))
+    assert shared_end(a, b) == 0x3000148
+    assert shared_end(Position(1, 100), Position(1, 200)) == 100
+    assert shared_end(Position(1, 0x3000200), Position(2, 0x4000000, ((1, 0x3000148),))) == 0x3000148
 
 
 def test_reason_names_the_divergence_point() -> None:
