@@ -21,11 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine-restart", action="store_true",
                         help="allow Docker engine restarts as a fault (root, local dockerd; disturbs every user)")
     parser.add_argument("--keep-going", action="store_true", help="run every round even after a violation")
+    parser.add_argument("--keep", action="store_true", help="leave the cluster up after a violation")
+    parser.add_argument("--op-timeout", type=float, default=60.0, help="cancel a pgtopo command after this")
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), help="run one deterministic reproduction")
     args = parser.parse_args(argv)
     replay = (f" LOSSY={args.lossy}" if args.lossy else "") + (" ENGINE_RESTART=1" if args.engine_restart else "")
     opts = Options(seed=args.seed, rounds=args.rounds, image=args.image, lossy_rate=args.lossy,
-                   engine_restart=args.engine_restart, keep_going=args.keep_going, replay=replay)
+                   engine_restart=args.engine_restart, keep_going=args.keep_going, keep=args.keep, op_timeout=args.op_timeout, replay=replay)
     if args.scenario:
         violations = SCENARIOS[args.scenario](opts, lambda line: print(line, flush=True))
     else:

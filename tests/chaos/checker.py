@@ -18,6 +18,7 @@ answer false after any instant at which the new one already answered false.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class LossAllowance:
     until: float
 
 
-def lost_writes(acks: list[Ack], present: set[int], allowances: list[LossAllowance] = []) -> list[Violation]:
+def lost_writes(acks: list[Ack], present: set[int], allowances: Sequence[LossAllowance] = ()) -> list[Violation]:
     """Acknowledged rows missing from the primary, except those a lossy step was allowed to lose."""
     cutoff = max((a.until for a in allowances), default=float("-inf"))
     missing = [a for a in acks if a.id not in present and a.at > cutoff]

@@ -41,6 +41,8 @@ class Options:
     lossy_rate: float = 0.0  # share of rounds designated lossy (they may pass --allow-data-loss)
     engine_restart: bool = False
     keep_going: bool = False
+    keep: bool = False  # leave the cluster up after a violation, to look at it
+    op_timeout: float = OP_TIMEOUT
     replay: str = ""  # extra arguments the replay command needs
 
 
@@ -94,6 +96,9 @@ class Harness:
         """Stop the client and monitor, destroy the cluster with its volumes, check nothing is left."""
         self.client.stop()
         self.monitor.stop()
+        if self.violations and self.opts.keep:
+            self.say(f"kept cluster {self.cluster} for inspection: pgtopo destroy {self.path} --yes --volumes")
+            return self.violations
         engine.unpause_all(self.docker, self.cluster)
         gone = engine.pgtopo("destroy", str(self.path), "--yes", "--volumes")
         self.say(f"teardown: {gone.summary()}; {len(self.client.acks)} acknowledged rows, "
@@ -154,7 +159,7 @@ class Harness:
             case "failover":
                 old, target = self.topo.primary, pick(choice.target, self.topo.replicas())
                 result = engine.node_fault(choice.failover_kill, self.container(old), self.topo.network)
-                self.say(f"  failover: docker {choice.failover_kill} {old}: {result}")
+                self.say(f"  failover: docker {choice.failover_kill} {old} (the primary): {result}")
                 self.topo = self.topo.with_primary(target)
                 self.write(f"failover: primary: {target}")
                 self.command(choice, "apply", str(self.path), "--yes")
@@ -168,13 +173,18 @@ class Harness:
         nodes = self.topo.nodes()
         timer = threading.Timer(choice.fault_delay, lambda: self.fault(choice, proc, nodes))
         timer.start()
-        run = engine.finish(proc, started, list(args), OP_TIMEOUT)
+        run = engine.finish(proc, started, list(args), self.opts.op_timeout)
         timer.join()
         self.after_command(run)
-        if run.timed_out:
-            self.record([Violation("convergence", f"{run.summary()}: still running after {OP_TIMEOUT:.0f} s, "
-                                                  "cancelled (nothing may wait forever)")])
+        self.say(f"  {run.summary()}")
+        self.timed_out(run)
         return run
+
+    def timed_out(self, run: engine.Run) -> bool:
+        if run.timed_out:
+            self.record([Violation("convergence", f"{run.summary()}: still running after "
+                                                  f"{self.opts.op_timeout:.0f} s, cancelled (nothing may wait forever)")])
+        return run.timed_out
 
     def fault(self, choice: Choice, proc: subprocess.Popen[str], nodes: list[str]) -> None:
         node = pick(choice.fault_target, nodes)
@@ -199,9 +209,11 @@ class Harness:
         would: name the node pgtopo suggests as primary, wait for another pgtopo's lock."""
         last = ""
         for attempt in range(1, RECOVERY_ATTEMPTS + 1):
-            run = engine.pgtopo(*self.lossy_args(("apply", str(self.path), "--yes")), timeout=OP_TIMEOUT)
+            run = engine.pgtopo(*self.lossy_args(("apply", str(self.path), "--yes")), timeout=self.opts.op_timeout)
             self.after_command(run)
             self.say(f"  recovery {attempt}: {run.summary()}")
+            if self.timed_out(run):
+                return
             if run.code == 0:
                 diff = engine.pgtopo("diff", str(self.path))
                 if diff.code == 0:
@@ -210,8 +222,6 @@ class Harness:
                 last = diff.text()
                 continue
             last = run.text()
-            if run.timed_out:
-                break
             if "another pgtopo holds the lock" in last:
                 time.sleep(1.0)
                 continue
@@ -231,6 +241,8 @@ class Harness:
         return args
 
     def after_command(self, run: engine.Run) -> None:
+        with (self.workdir / "commands.log").open("a") as log:
+            log.write(f"[{self.now():7.2f}s] {run.summary()}\n{run.out}{run.err}\n")
         if "--allow-data-loss" in run.args:
             self.allowances.append(LossAllowance(run.summary(), self.now()))
 
