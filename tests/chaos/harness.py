@@ -31,6 +31,7 @@ from .topology import SECRET_NAME, Topo, read_primary
 OP_TIMEOUT = 60.0  # a pgtopo command still running after this is cancelled (and reported)
 RECOVERY_ATTEMPTS = 6
 PRIMARY_SUGGESTION = re.compile(r"\(primary: ([a-z][a-z0-9-]*)\)")
+UPSTREAM_DOWN = re.compile(r"its upstream ([a-z][a-z0-9-]*) cannot be observed.*bring the upstream up first")
 
 
 @dataclass
@@ -56,7 +57,7 @@ class Harness:
     violations: list[Violation] = field(default_factory=list)
     history: list[str] = field(default_factory=list)
     allowances: list[LossAllowance] = field(default_factory=list)
-    former: set[str] = field(default_factory=set)
+    former: set[str] = field(default_factory=set)  # every node the file ever named
 
     def __post_init__(self) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.cluster}-"))
@@ -79,6 +80,7 @@ class Harness:
         """Converge the first cluster, create the client's table, start the monitor and client."""
         self.topo = topo or self.topo
         self.extra = extra
+        self.former = set(self.topo.nodes())
         self.topo.write(self.path, extra)
         self.data_loss_flag = "--allow-data-loss" in engine.pgtopo("apply", "--help").out
         self.say(f"cluster {self.cluster}, image {self.opts.image}, file {self.path}, seed {self.opts.seed}, "
@@ -225,14 +227,19 @@ class Harness:
             if "another pgtopo holds the lock" in last:
                 time.sleep(1.0)
                 continue
+            suggested = [n for n in PRIMARY_SUGGESTION.findall(last) if n != self.topo.primary and n in self.topo.upstreams]
+            if suggested:  # the way out that loses nothing: name the node pgtopo says holds the newest data
+                self.topo = self.topo.with_primary(suggested[0])
+                self.write(f"user: primary: {suggested[0]}, as pgtopo suggests")
+                continue
+            if (up := UPSTREAM_DOWN.search(last)) and up.group(1) in self.topo.upstreams:
+                result = engine.docker_cli("start", self.container(up.group(1)))
+                self.say(f"  user: docker start {up.group(1)}, as pgtopo asks: exit {result.returncode}")
+                continue
             if "--allow-data-loss" in last and not (self.lossy and self.data_loss_flag):
                 self.record([Violation("convergence", "apply refused and the only way out it offers is "
                                                       f"--allow-data-loss, in a round that is not lossy: {_tail(last)}")])
                 return
-            suggested = PRIMARY_SUGGESTION.findall(last)
-            if suggested and suggested[-1] != self.topo.primary and suggested[-1] in self.topo.upstreams:
-                self.topo = self.topo.with_primary(suggested[-1])
-                self.write(f"user: pgtopo suggests primary {suggested[-1]}")
         self.record([Violation("convergence", f"not converged after {RECOVERY_ATTEMPTS} applies: {_tail(last)}")])
 
     def lossy_args(self, args: tuple[str, ...]) -> tuple[str, ...]:
