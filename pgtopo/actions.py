@@ -20,6 +20,8 @@ class Kind(enum.Enum):
     CLONE = "clone"
     REWIND = "rewind"
     DEMOTE = "demote"
+    FENCE = "fence"
+    UNFENCE = "unfence"
     CREATE = "create"
     RECREATE = "recreate"
     START = "start"
@@ -58,6 +60,8 @@ class Action:
     slot: str | None = None
     target: str | None = None  # a Docker object's name, for actions on one (a left-over job)
     destructive: bool = False
+    data_loss: bool = False  # discards WAL no other node holds: needs --allow-data-loss
+    fence: tuple[str, ...] = ()  # failover: the nodes stopped and fenced before the promotion
 
     def describe(self) -> str:
         """`replica2: clone — <reason>`, the line diff and apply print."""
@@ -78,7 +82,11 @@ class Plan:
 
     @property
     def destructive(self) -> tuple[Action, ...]:
-        return tuple(a for a in self.actions if a.destructive)
+        return tuple(a for a in self.actions if a.destructive or a.data_loss)
+
+    @property
+    def data_loss(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.data_loss)
 
     def waves(self) -> list[list[Action]]:
         """Actions grouped by wave, in wave order, keeping the plan's order inside each wave."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, NoReturn
 import click
 
 from pgtopo import __version__
-from pgtopo.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, PgtopoError, SafetyRefusal
+from pgtopo.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, PgtopoError, RolledBack, SafetyRefusal
 
 if TYPE_CHECKING:
     from pgtopo.actions import Action, Plan
@@ -93,8 +93,21 @@ def validate(files: tuple[Path, ...], verbose: bool, log_format: str) -> None:
 
 PRUNE = click.option("--prune-volumes", is_flag=True,
                      help="Also delete the data volumes of nodes removed from the file (destructive).")
-FORCE = click.option("--force", is_flag=True,
-                     help="Fail over to the file's primary even when another replica has replayed more.")
+
+
+def _allow_data_loss(fn: Callable) -> Callable:
+    """--allow-data-loss, and the retired --force (which now only says what replaced it)."""
+    fn = click.option("--force", "retired_force", is_flag=True, hidden=True)(fn)
+    return click.option(
+        "--allow-data-loss", "allow_data_loss", is_flag=True,
+        help="Consent to discarding WAL that no other node holds: promoting past a more advanced copy, "
+             "rewinding or re-cloning a diverged writer. Never implied by --yes.")(fn)
+
+
+def _retired(force: bool) -> None:
+    if force:
+        raise PgtopoError("--force is gone: a promotion past a more advanced copy discards committed writes",
+                          hint="read what `pgtopo diff` says would be discarded, then pass --allow-data-loss")
 OUTPUT = click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
                       help="text for people; json: the documented document (schemas/*.schema.json).")
 
@@ -103,12 +116,12 @@ OUTPUT = click.option("-o", "--output", type=click.Choice(["text", "json"]), def
 @FILE
 @common
 @PRUNE
-@FORCE
+@_allow_data_loss
 @OUTPUT
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also save the plan; `pgtopo apply PLAN.json` then carries out exactly it.")
-def diff(file: Path, verbose: bool, log_format: str, prune_volumes: bool, force: bool, output: str,
-         out_file: Path | None) -> None:
+def diff(file: Path, verbose: bool, log_format: str, prune_volumes: bool, allow_data_loss: bool,
+         retired_force: bool, output: str, out_file: Path | None) -> None:
     """Show what apply would do. Exit 0 in sync, 1 changes pending (or apply would refuse), 2 error.
 
     \b
@@ -119,8 +132,9 @@ def diff(file: Path, verbose: bool, log_format: str, prune_volumes: bool, force:
     from pgtopo import documents, planfile, reconcile, render
 
     _setup(verbose, log_format)
+    _retired(retired_force)
     topo = _load(file)
-    plan, snapshot = reconcile.diff(_client(), topo, prune_volumes, force, base_dir=file.parent)
+    plan, snapshot = reconcile.diff(_client(), topo, prune_volumes, allow_data_loss, base_dir=file.parent)
     if output == "json" or out_file is not None:
         doc = documents.plan_document(topo, str(file), _read(file), snapshot.observed, plan)
         if out_file is not None:
@@ -141,9 +155,9 @@ def diff(file: Path, verbose: bool, log_format: str, prune_volumes: bool, force:
 @click.option("--lock-timeout", type=float, default=600.0, show_default=True,
               help="Seconds to wait for another apply of the same cluster.")
 @PRUNE
-@FORCE
+@_allow_data_loss
 def apply(file: Path, verbose: bool, log_format: str, yes: bool, lock_timeout: float, prune_volumes: bool,
-          force: bool) -> None:
+          allow_data_loss: bool, retired_force: bool) -> None:
     """Make the cluster match the file (or carry out a saved plan); wait until every replica streams.
 
     FILE is a topology file, or a plan saved by `diff --out` (then exactly that plan runs, and
@@ -158,6 +172,7 @@ def apply(file: Path, verbose: bool, log_format: str, yes: bool, lock_timeout: f
     from pgtopo.actions import Kind
 
     _setup(verbose, log_format)
+    _retired(retired_force)
     saved = planfile.read(file) if planfile.is_plan_file(file) else None
     topo = saved.topology if saved else _load(file)
     out = render.console()
@@ -177,11 +192,11 @@ def apply(file: Path, verbose: bool, log_format: str, yes: bool, lock_timeout: f
         if saved is not None:
             outcome = reconcile.apply_saved(_client(), topo, saved.base_dir, saved.plan, saved.fingerprint,
                                             consent=lambda p: _consent(p, yes), lock_timeout=lock_timeout,
-                                            events=events)
+                                            events=events, allow_data_loss=allow_data_loss)
         else:
             outcome = reconcile.apply(_client(), topo, file.parent, consent=lambda p: _consent(p, yes),
                                       lock_timeout=lock_timeout, events=events, prune_volumes=prune_volumes,
-                                      force=force)
+                                      allow_data_loss=allow_data_loss)
     if not outcome.done:
         out.print(f"cluster {topo.cluster}: in sync with the file, nothing to do")
         return
@@ -289,9 +304,9 @@ def destroy(file: Path, verbose: bool, log_format: str, volumes: bool, yes: bool
 @click.option("--to", "node", required=True, help="The node that must become the primary.")
 @click.option("-y", "--yes", is_flag=True, help="Carry out destructive actions without asking (needed in CI).")
 @click.option("--lock-timeout", type=float, default=600.0, show_default=True)
-@FORCE
+@_allow_data_loss
 def switchover(file: Path, verbose: bool, log_format: str, node: str, yes: bool, lock_timeout: float,
-               force: bool) -> None:
+               allow_data_loss: bool, retired_force: bool) -> None:
     """Make NODE the primary: rewrite `primary:` in FILE (comments kept), show the plan, apply it.
 
     When apply refuses (a lagging or non-streaming candidate), the file is put back as it was.
@@ -316,9 +331,12 @@ def switchover(file: Path, verbose: bool, log_format: str, node: str, yes: bool,
     try:
         ctx = click.get_current_context()
         ctx.invoke(apply, file=file, verbose=verbose, log_format=log_format, yes=yes,
-                   lock_timeout=lock_timeout, prune_volumes=False, force=force)
-    except SafetyRefusal as exc:
-        if "nothing was changed" in exc.message and updated != original:
+                   lock_timeout=lock_timeout, prune_volumes=False, allow_data_loss=allow_data_loss,
+                   retired_force=retired_force)
+    except (SafetyRefusal, RolledBack) as exc:
+        # Put the file back only when no promotion happened: a refusal before any change, or a
+        # switchover undone with the old primary taking writes again.
+        if (isinstance(exc, RolledBack) or "nothing was changed" in exc.message) and updated != original:
             file.write_text(original)
             exc.message += f"\n{file} was put back as it was (primary: {before.primary})"
         raise

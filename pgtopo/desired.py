@@ -263,14 +263,15 @@ sync
 """
 
 
-def _job(topo: Topology, node: str, job: str, argv: list[str], network: bool) -> ContainerSpec:
+def _job(topo: Topology, node: str, job: str, argv: list[str], network: bool, read_only: bool = False) -> ContainerSpec:
     n = names(topo)
     return ContainerSpec(
         name=n.job(node, job),
         image=topo.image,
         command=argv,
         labels=L.labels(topo.cluster, "job", node, job=job),
-        mounts=(Mount(n.volume(node), L.DATA_MOUNT), Mount(n.state_volume, L.STATE_MOUNT, read_only=True)),
+        mounts=(Mount(n.volume(node), L.DATA_MOUNT, read_only=read_only),
+                Mount(n.state_volume, L.STATE_MOUNT, read_only=True)),
         network=topo.network_name if network else None,
         env={"PGPASSFILE": L.PASSFILE, "PGDATA": L.PGDATA},
     )
@@ -311,8 +312,50 @@ data="$1"
 if [ -d "$data" ]; then touch "$data/standby.signal"; sync; fi
 """
 
+UNFENCE_SCRIPT = r"""
+set -eu
+data="$1"
+rm -f "$data/standby.signal"
+sync
+"""
+
+FENCE_SIGNAL = f"{L.PGDATA}/standby.signal"
+
 
 def fence_job(topo: Topology, node: str) -> ContainerSpec:
     """Make sure a stopped old primary can only ever start as a standby (standby.signal)."""
     argv = ["sh", "-c", FENCE_SCRIPT, "pgtopo-fence", L.PGDATA]
     return _job(topo, node, "fence", argv, network=False)
+
+
+def unfence_job(topo: Topology, node: str) -> ContainerSpec:
+    """Let a stopped, fenced old primary start as the primary again (only when the plan proved
+    it holds the newest WAL and no node accepts writes)."""
+    argv = ["sh", "-c", UNFENCE_SCRIPT, "pgtopo-unfence", L.PGDATA]
+    return _job(topo, node, "unfence", argv, network=False)
+
+
+# Where a stopped node's WAL ends: pg_waldump from its last checkpoint (or from the start of a
+# newer timeline its pg_wal holds) to the last valid record.  Prints "timeline N", the last record
+# line, and that timeline's history file.  Reads only (the volume is mounted read-only).
+WALDUMP_SCRIPT = r"""
+set -eu
+wal="$1/pg_wal"; tli="$2"; start="$3"
+last=$(ls "$wal" | grep -E '^[0-9A-F]{24}$' | sort | tail -n 1 || true)
+if [ -n "$last" ]; then
+  newest=$(( 0x$(printf '%s' "$last" | cut -c1-8) ))
+  if [ "$newest" -gt "$tli" ] && [ -f "$wal/$(printf '%08X' "$newest").history" ]; then
+    start=$(grep -E '^[0-9]' "$wal/$(printf '%08X' "$newest").history" | tail -n 1 | cut -f2)
+    tli=$newest
+  fi
+fi
+echo "timeline $tli"
+pg_waldump -p "$wal" -t "$tli" -s "$start" 2>/dev/null | grep -E '^rmgr:' | tail -n 1 || true
+history="$wal/$(printf '%08X' "$tli").history"
+if [ -f "$history" ]; then echo "history"; cat "$history"; fi
+"""
+
+
+def waldump_job(topo: Topology, node: str, timeline: int, start: str) -> ContainerSpec:
+    argv = ["sh", "-c", WALDUMP_SCRIPT, "pgtopo-waldump", L.PGDATA, str(timeline), start]
+    return _job(topo, node, "waldump", argv, network=False, read_only=True)

@@ -209,6 +209,19 @@ def remove_network(client: "docker.DockerClient", name: str) -> None:
         client.api.remove_network(name)
 
 
+def exec_run(client: "docker.DockerClient", container: str, argv: list[str], user: str = "postgres") -> str:
+    """Run a command in a running container; raise DockerError when it fails."""
+    with translated(f"run {argv[0]} in {container}"):
+        api = client.api
+        exec_id = api.exec_create(container, argv, user=user)["Id"]
+        output = api.exec_start(exec_id).decode(errors="replace")
+        code = api.exec_inspect(exec_id).get("ExitCode")
+    if code != 0:
+        raise DockerError(f"{argv[0]} failed in {container} (exit {code}): {output.strip()[-300:]}",
+                          hint=f"see `docker logs {container}`, then run apply again")
+    return output
+
+
 def inspect_container(client: "docker.DockerClient", container: str) -> dict:
     with translated(f"inspect container {container}"):
         return client.api.inspect_container(container)

@@ -34,6 +34,8 @@ def action_document(action: Action) -> dict[str, Any]:
         "wave": action.wave,
         "symbol": "!" if action.destructive else action.kind.symbol,
         "destructive": action.destructive,
+        "data_loss": action.data_loss,
+        "fence": list(action.fence),
         "upstream": action.upstream,
         "slot": action.slot,
         "target": action.target,
@@ -52,6 +54,8 @@ def action_from(doc: dict[str, Any]) -> Action:
         slot=doc.get("slot"),
         target=doc.get("target"),
         destructive=bool(doc.get("destructive")),
+        data_loss=bool(doc.get("data_loss")),
+        fence=tuple(doc.get("fence") or ()),
     )
 
 

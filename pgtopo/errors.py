@@ -9,6 +9,7 @@
     ├── NotConverged                 exit 1: apply ran but the cluster does not match the file
     ├── LockTimeout                  exit 1: another apply holds the cluster's lock
     ├── StalePlan                    exit 1: a saved plan no longer matches the file or the cluster
+    ├── RolledBack                   exit 1: a switchover was undone; the old primary took writes again
     └── TransientError               a condition that a later retry can clear
 
 Every error carries a `hint`: what the user should do next.  Library errors are translated at
@@ -76,6 +77,13 @@ class LockTimeout(PgtopoError):
 
 class StalePlan(PgtopoError):
     """A saved plan was made from another file content or another cluster state."""
+
+    exit_code = EXIT_CHANGES
+
+
+class RolledBack(PgtopoError):
+    """A switchover could not finish and was undone: the old primary runs as the primary again,
+    nothing was promoted."""
 
     exit_code = EXIT_CHANGES
 

@@ -97,6 +97,10 @@ def execute(ctx: Context, action: Action) -> str | None:
             return switch.switchover(ctx, action, _stop, _start)
         case Kind.FAILOVER:
             return switch.failover(ctx, action, _stop)
+        case Kind.FENCE:
+            switch.fence(ctx, node, _stop)
+        case Kind.UNFENCE:
+            switch.unfence(ctx, node)
         case Kind.DEMOTE:
             _ensure_slot(ctx, action)
             _stop(ctx, node)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from pgtopo import docker_ops, labels as L, pg_ops, probe, pgcontrol, state as cluster_state
+from pgtopo import desired, docker_ops, labels as L, pg_ops, probe, pgcontrol, state as cluster_state, walend
 from pgtopo.errors import PgtopoError
 from pgtopo.observed import ContainerFacts, DataFacts, NetworkFacts, NodeFacts, Observed, VolumeFacts
 from pgtopo.spec import Topology
+from pgtopo.timelines import lsn_text
 
 if TYPE_CHECKING:
     import docker
@@ -216,4 +217,34 @@ def _data_facts(client: "docker.DockerClient", container: str) -> DataFacts:
     if control is None:
         return DataFacts(has_pgdata=False)
     interrupted = docker_ops.read_file(client, container, L.REWIND_MARKER) is not None
-    return DataFacts(has_pgdata=True, system_identifier=control.system_identifier, interrupted=interrupted)
+    fenced = any(docker_ops.read_file(client, container, f"{L.PGDATA}/{signal}") is not None
+                 for signal in ("standby.signal", "recovery.signal"))
+    return DataFacts(has_pgdata=True, system_identifier=control.system_identifier, interrupted=interrupted,
+                     state=control.state, checkpoint=control.checkpoint, timeline=control.timeline, fenced=fenced)
+
+
+def read_wal_ends(client: "docker.DockerClient", topo: Topology, observed: Observed,
+                  nodes: tuple[str, ...]) -> Observed:
+    """Where the WAL of these stopped nodes ends (pg_waldump in a read-only job on each volume,
+    in parallel): what a promotion must compare (copies.wal_end_needed says when).  A node
+    whose WAL cannot be read keeps wal_end None, and the planner treats it as possibly ahead."""
+    if not nodes:
+        return observed
+    with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
+        found = dict(zip(nodes, pool.map(lambda n: _wal_end(client, topo, observed.node(n)), nodes)))
+    updated = {name: replace(facts, data=found.get(name) or facts.data) for name, facts in observed.nodes.items()}
+    return replace(observed, nodes=updated)
+
+
+def _wal_end(client: "docker.DockerClient", topo: Topology, facts: NodeFacts) -> DataFacts | None:
+    data = facts.data
+    if data is None or data.timeline is None or data.checkpoint is None:
+        return None
+    job = desired.waldump_job(topo, facts.name, data.timeline, lsn_text(data.checkpoint))
+    try:
+        end = walend.parse(docker_ops.run_job(client, job))
+    except PgtopoError:
+        return None
+    if end is None or end.end is None:
+        return None
+    return replace(data, wal_end=end.end, wal_timeline=end.timeline, history=end.history)

@@ -11,11 +11,14 @@ from types import MappingProxyType
 from typing import Mapping
 
 from pgtopo import labels as L
+from pgtopo.pgcontrol import PRIMARY_STATES
 
 
 # Settings a standby needs at least as high as its primary's (PostgreSQL checks them on replay).
 HOT_STANDBY_SETTINGS = ("max_connections", "max_worker_processes", "max_wal_senders",
                         "max_prepared_transactions", "max_locks_per_transaction")
+# Settings that bound what an upstream can serve: one slot and one WAL sender per standby.
+CAPACITY_SETTINGS = ("max_wal_senders", "max_replication_slots")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,22 @@ class DataFacts:
     has_pgdata: bool
     system_identifier: int | None = None
     interrupted: bool = False  # a pg_rewind began and never finished: the data cannot be trusted
+    state: int | None = None  # pg_control's DBState (pgcontrol.SHUT_DOWN, ...); None: not read
+    checkpoint: int | None = None  # the latest checkpoint's LSN: the WAL reaches at least this far
+    timeline: int | None = None  # the latest checkpoint's timeline
+    fenced: bool = False  # standby.signal (or recovery.signal) in PGDATA: it can only start as a standby
+    # Where its WAL really ends (the end of its last valid record, read with pg_waldump) and on
+    # which timeline, with that timeline's history; None when not read (read only when a
+    # promotion must be decided, see copies.wal_end_needed).
+    wal_end: int | None = None
+    wal_timeline: int | None = None
+    history: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def was_primary(self) -> bool:
+        """pg_control says it ran (or was about to run) as a primary: unfenced, it would start
+        accepting writes."""
+        return self.state in PRIMARY_STATES
 
 
 @dataclass(frozen=True)
@@ -101,6 +120,8 @@ class PgFacts:
     in_recovery: bool
     timeline: int | None
     lsn: int | None  # current (primary) or replayed (standby) WAL position
+    receive_lsn: int | None = None  # a standby: the WAL it has received (a promotion replays all of it)
+    fenced: bool = False  # standby.signal in PGDATA: a restart brings it back as a standby
     receiver: WalReceiver | None = None
     downstreams: tuple[Downstream, ...] = ()
     slots: tuple[Slot, ...] = ()
@@ -109,7 +130,7 @@ class PgFacts:
     replication_roles: tuple[str, ...] = ()
     restart_settings: frozenset[str] = frozenset()  # settings that only a restart applies
     history: tuple[tuple[int, int], ...] = ()  # (parent timeline, LSN where it ended)
-    limits: Mapping[str, int] = field(default_factory=dict)  # settings a standby needs >= its primary's
+    limits: Mapping[str, int] = field(default_factory=dict)  # HOT_STANDBY_SETTINGS and CAPACITY_SETTINGS
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,10 @@ from dataclasses import replace
 
 from pgtopo import desired, labels as L
 from pgtopo.actions import Action, Kind, Plan
+from pgtopo.copies import ahead_of, copies, copy_of, most_advanced
 from pgtopo.observed import HOT_STANDBY_SETTINGS, NodeFacts, Observed
-from pgtopo.promotion import promotion
+from pgtopo.pgcontrol import STATE_NAMES
+from pgtopo.promotion import LOSS_FLAG, capacity_refusals, promotion
 from pgtopo.spec import Topology
 from pgtopo.timelines import Position, Verdict, decide
 
@@ -29,27 +31,58 @@ REPLICATION_KEYS = ("primary_conninfo", "primary_slot_name")
 DATA_KINDS = (Kind.INIT, Kind.CLONE, Kind.REWIND, Kind.DEMOTE)  # on existing data: leave the container stopped
 
 
-def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, force: bool = False) -> Plan:
+def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, allow_data_loss: bool = False) -> Plan:
     """The actions that bring `obs` to what `topo` says, or the refusals that forbid trying.
     `prune_volumes`: also delete the data volumes of nodes removed from the file.
-    `force`: fail over to the file's primary even when another replica has replayed more."""
-    promo = promotion(topo, obs, force)
-    refusals = _refusals(topo, obs) + list(promo.refusals)
+    `allow_data_loss`: the user consents to discarding WAL that no other node holds (a promotion
+    past a more advanced copy, rewinding a diverged writer); without it such plans are refused."""
+    sysid = cluster_system_identifier(topo, obs)
+    promo = promotion(topo, obs, sysid, allow_data_loss)
+    stopped_writers = {a.node for a in promo.actions if a.kind is Kind.FENCE}
+    refusals = _refusals(topo, obs, stopped_writers) + list(promo.refusals) + capacity_refusals(topo, obs)
     if refusals:
         return Plan(refusals=tuple(refusals))
     actions = _cluster_actions(topo, obs) + list(promo.actions)
+    fenced = stopped_writers | {n for a in promo.actions for n in a.fence}
     notes: list[str] = []
     for node in sorted(topo.nodes, key=lambda n: (topo.depth(n), n)):
-        if node in promo.handled:
-            notes.append(f"{node}: taken care of by the {promo.actions[0].kind.value}")
+        if node in promo.handled or node in stopped_writers:
+            notes.append(f"{node}: taken care of by the {promo.actions[0].kind.value}; rejoins in a later round")
             continue
-        node_actions = _node_actions(topo, obs, node)
+        node_actions = _node_actions(topo, obs, node, fenced)
         actions += node_actions
         if not node_actions:
             notes.append(_in_sync_note(topo, obs.node(node)))
     actions += _stray_actions(topo, obs, prune_volumes)
     actions += _slot_cleanup(topo, obs)
+    actions, losses = _mark_losses(topo, obs, actions)
+    if losses and not allow_data_loss:
+        return Plan(refusals=tuple(losses))
     return Plan(actions=tuple(_order_restarts(topo, obs, actions)), notes=tuple(notes), warnings=warnings(topo))
+
+
+def _mark_losses(topo: Topology, obs: Observed, actions: list[Action]) -> tuple[list[Action], list[str]]:
+    """A rewind or re-clone of this cluster's data that holds WAL the primary lacks discards that
+    WAL: mark it, and say how many bytes on which timeline (the refusal when not allowed)."""
+    primary = obs.node(topo.primary)
+    reference = copy_of(primary) if primary.pg is not None and not primary.pg.in_recovery else None
+    sysid = cluster_system_identifier(topo, obs)
+    out, refusals = [], []
+    for a in actions:
+        facts = obs.node(a.node)
+        theirs = copy_of(facts) if a.kind in (Kind.REWIND, Kind.CLONE) and facts.has_data else None
+        foreign = sysid is not None and facts.system_identifier not in (None, sysid)
+        interrupted = facts.data is not None and facts.data.interrupted
+        ahead = ahead_of(theirs, reference) if theirs and reference and not foreign and not interrupted else None
+        if ahead is not None:
+            lost = "an unknown amount of WAL" if ahead.bytes is None else f"{ahead.bytes} bytes of WAL"
+            why = f"discards {lost} on timeline {ahead.timeline} that {topo.primary} does not have"
+            a = replace(a, reason=f"{a.reason}; {why}", destructive=True, data_loss=True)
+            refusals.append(f"{a.node}: a {a.kind.value} would discard {lost} on timeline {ahead.timeline} that no "
+                            f"other node holds ({ahead.why}). If {a.node}'s writes must survive, name it as the "
+                            f"primary in the file (primary: {a.node}); to discard them, apply with {LOSS_FLAG}")
+        out.append(a)
+    return out, refusals
 
 
 def warnings(topo: Topology) -> tuple[str, ...]:
@@ -97,7 +130,7 @@ def cluster_system_identifier(topo: Topology, obs: Observed) -> int | None:
     return obs.system_identifier or obs.node(topo.primary).system_identifier
 
 
-def _refusals(topo: Topology, obs: Observed) -> list[str]:
+def _refusals(topo: Topology, obs: Observed, stopped_writers: set[str]) -> list[str]:
     refusals = [
         f"{name} exists but was not made by pgtopo for cluster {topo.cluster!r} (no pgtopo labels); "
         "pgtopo never touches it: rename or remove it, or choose another cluster name"
@@ -109,10 +142,11 @@ def _refusals(topo: Topology, obs: Observed) -> list[str]:
     primary = obs.node(topo.primary)
     holders = sorted(n.name for n in obs.nodes.values() if n.name != topo.primary and n.has_data)
     if not primary.has_data and holders:
+        best = most_advanced(copies(obs, obs.system_identifier)) or holders[0]
         refusals.append(
             f"{topo.primary}: the primary has no data but {', '.join(holders)} still hold this cluster's data; "
             f"pgtopo never initdbs a new primary while the cluster's data exists. Make one of them the primary "
-            f"in the file (primary: {holders[0]}) and apply again"
+            f"in the file (primary: {best}) and apply again"
         )
     expected = obs.system_identifier
     if expected and primary.system_identifier and primary.system_identifier != expected:
@@ -125,13 +159,15 @@ def _refusals(topo: Topology, obs: Observed) -> list[str]:
             f"the state volume {L.Names(topo.cluster, '').state_volume} holds no credentials while the cluster has "
             "data; restore it, or set auth.superuser_password / auth.replication_password in the file"
         )
-    refusals += _role_refusals(topo, obs)
+    refusals += _role_refusals(topo, obs, stopped_writers)
     return refusals
 
 
-def _role_refusals(topo: Topology, obs: Observed) -> list[str]:
+def _role_refusals(topo: Topology, obs: Observed, stopped_writers: set[str]) -> list[str]:
     out = []
     for name in topo.replicas():
+        if name in stopped_writers:
+            continue
         pg, upstream = obs.node(name).pg, topo.upstream_of(name)
         if pg is not None and not pg.in_recovery and (upstream is None or obs.node(upstream).pg is None):
             out.append(
@@ -150,7 +186,7 @@ def _cluster_actions(topo: Topology, obs: Observed) -> list[Action]:
     return actions
 
 
-def _node_actions(topo: Topology, obs: Observed, node: str) -> list[Action]:
+def _node_actions(topo: Topology, obs: Observed, node: str, fenced: set[str]) -> list[Action]:
     facts = obs.node(node)
     wave = 1 + topo.depth(node)
     actions = [
@@ -168,12 +204,32 @@ def _node_actions(topo: Topology, obs: Observed, node: str) -> list[Action]:
     bootstrapped = data_rebuilt and not facts.has_data
     container = None if bootstrapped else _container_action(topo, facts, wave, data_rebuilt)
     if container is not None:
+        actions += _fence_first(topo, facts, container, fenced)
         actions.append(container)
+    if facts.pg is not None and facts.pg.fenced and not facts.pg.in_recovery and node == topo.primary:
+        actions.append(Action(Kind.UNFENCE, node, "it accepts writes and the file makes it the primary, but a "
+                              "standby.signal left by an interrupted promotion would restart it as a standby: "
+                              "remove it", wave=wave))
     if data_rebuilt and node == topo.primary:
         actions.append(Action(Kind.CREATE_ROLE, node, f"create the replication role {topo.auth.replication_user}", wave=wave))
     elif facts.pg is not None and not data_rebuilt:
         actions += _server_actions(topo, obs, facts, wave)
     return actions
+
+
+def _fence_first(topo: Topology, facts: NodeFacts, container: Action, fenced: set[str]) -> list[Action]:
+    """A node the file calls a replica whose data last ran as a primary starts only fenced: with
+    standby.signal it comes up as a standby, never as a second writer."""
+    data = facts.data
+    if (facts.name == topo.primary or facts.name in fenced or facts.pg is not None or data is None
+            or not data.was_primary or data.fenced or container.kind not in (Kind.START, Kind.CREATE, Kind.RECREATE)):
+        return []
+    return [Action(Kind.FENCE, facts.name, f"its data last ran as a primary ({_state_name(data.state)}) and the "
+                   f"file makes it a replica: write standby.signal before its container starts", wave=container.wave)]
+
+
+def _state_name(state: int | None) -> str:
+    return STATE_NAMES.get(state or 0, "unknown state")
 
 
 def _primary_data(topo: Topology, facts: NodeFacts, wave: int) -> list[Action]:
@@ -230,6 +286,10 @@ def _rejoin(topo: Topology, obs: Observed, facts: NodeFacts, wave: int) -> list[
             return []
         return [Action(Kind.REWIND, node, f"cannot stream: {why}: pg_rewind from {upstream} (re-clone if that fails)",
                        wave=wave, upstream=upstream, slot=slot, destructive=True)]
+    if verdict is Verdict.FOLLOW and pg.timeline == up.timeline:
+        return [Action(Kind.CLONE, node, f"accepts writes on {upstream}'s timeline {pg.timeline}: its WAL may differ "
+                       "from its upstream's at the same positions, which pg_rewind cannot see: re-clone from "
+                       f"{upstream}", wave=wave, upstream=upstream, slot=slot, destructive=True)]
     match verdict:
         case Verdict.FOLLOW:
             return [Action(Kind.DEMOTE, node, f"accepts writes but {why}: restart it as a standby of {upstream}",

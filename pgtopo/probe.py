@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pgtopo.observed import HOT_STANDBY_SETTINGS, Downstream, PgFacts, Slot, WalReceiver
+from pgtopo.observed import CAPACITY_SETTINGS, HOT_STANDBY_SETTINGS, Downstream, PgFacts, Slot, WalReceiver
 from pgtopo.pg_ops import Endpoint, _lsn, run
 from pgtopo.timelines import parse_history
 
@@ -43,6 +43,8 @@ SELECT current_setting('server_version_num')::int,
        ARRAY(SELECT rolname FROM pg_roles WHERE rolreplication AND rolcanlogin ORDER BY rolname),
        ARRAY(SELECT name FROM pg_settings WHERE context = 'postmaster' ORDER BY name),
        (SELECT coalesce(json_object_agg(name, setting::bigint), '{}') FROM pg_settings WHERE name = ANY(%s)),
+       CASE WHEN pos.standby THEN pg_last_wal_receive_lsn()::text END,
+       (pg_stat_file('standby.signal', true)).size IS NOT NULL,
        CASE WHEN pos.tli > 1 THEN pg_read_file('pg_wal/' || lpad(upper(to_hex(pos.tli)), 8, '0') || '.history',
                                                0, 10485760, true) END
 FROM pos
@@ -53,7 +55,7 @@ def probe(ep: Endpoint) -> PgFacts:
     """Read-only facts about one server."""
 
     def query(conn: "psycopg.Connection") -> PgFacts:
-        row = conn.execute(PROBE_SQL, (list(HOT_STANDBY_SETTINGS),)).fetchone()
+        row = conn.execute(PROBE_SQL, (sorted(set(HOT_STANDBY_SETTINGS) | set(CAPACITY_SETTINGS)),)).fetchone()
         assert row is not None
         return facts(row)
 
@@ -61,13 +63,15 @@ def probe(ep: Endpoint) -> PgFacts:
 
 
 def facts(row: tuple[Any, ...]) -> PgFacts:
-    version, sysid, standby, lsn, tli, pending, recv, downs, slots, auto, roles, restart, limits, history = row
+    version, sysid, standby, lsn, tli, pending, recv, downs, slots, auto, roles, restart, limits, received, fenced, history = row
     return PgFacts(
         server_version=version,
         system_identifier=int(sysid),
         in_recovery=bool(standby),
         timeline=tli,
         lsn=_lsn(lsn),
+        receive_lsn=_lsn(received),
+        fenced=bool(fenced),
         receiver=WalReceiver(status=recv[0], upstream=recv[1], slot=recv[2]) if recv else None,
         downstreams=tuple(Downstream(a, s, int(lag) if lag is not None else None) for a, s, lag in downs),
         slots=tuple(Slot(name, bool(active)) for name, active in slots),

@@ -1,20 +1,29 @@
-"""Switchover and failover: when the file's primary is not the node that takes writes.  Pure.
+"""Which node may accept writes, and what it takes to get there safely.  Pure.
 
-Called by plan.py.  A switchover (the old primary answers) is checked before anything changes:
-the candidate streams, its lag is under `switchover.max_lag_bytes`, timelines agree.  A
-failover (no node takes writes) promotes the named node only when no reachable replica has
-replayed more, unless forced; the old primary is fenced first so it can only come back as a
-standby, and is later rewound into a replica by the ordinary rules.
+Called by plan.py.  The invariants this module keeps (README, "Safety"):
+  * at most one writer: several running writers are refused, whatever the file says, unless
+    --allow-data-loss lets the file's primary win; a stopped primary is never started while
+    another node accepts writes;
+  * the old primary is fenced (standby.signal, container stopped) before any promotion, in
+    switchover and failover alike, and so is every node with data that is not provably a standby;
+  * the new primary holds every WAL record any other copy holds (running, stopped, or a volume
+    without a container; see copies.py); if not, refuse and name the most advanced copy, unless
+    --allow-data-loss;
+  * an upstream can serve its standbys: slots and WAL senders (capacity_refusals) and the
+    hot-standby settings of its future standbys, checked before the first change.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
+from pgtopo import labels as L
 from pgtopo.actions import Action, Kind
-from pgtopo.observed import NodeFacts, Observed
+from pgtopo.copies import Ahead, Copy, ahead_of, copies, copy_of, most_advanced
+from pgtopo.observed import HOT_STANDBY_SETTINGS, NodeFacts, Observed
 from pgtopo.spec import Topology
+
+LOSS_FLAG = "--allow-data-loss"
 
 
 @dataclass(frozen=True)
@@ -22,22 +31,37 @@ class Promotion:
     actions: tuple[Action, ...] = ()
     refusals: tuple[str, ...] = ()
     handled: frozenset[str] = field(default_factory=frozenset)  # nodes the promotion itself takes care of
+    unfence: bool = False  # the file's primary is a fenced old primary that may start as primary again
 
 
-def promotion(topo: Topology, obs: Observed, force: bool = False) -> Promotion:
+def promotion(topo: Topology, obs: Observed, sysid: int | None, allow_data_loss: bool = False) -> Promotion:
     target = obs.node(topo.primary)
-    if target.pg is None or not target.pg.in_recovery:
-        return Promotion()
     writers = sorted(n.name for n in obs.nodes.values() if n.pg is not None and not n.pg.in_recovery)
-    if len(writers) > 1:
-        return Promotion(refusals=(f"several nodes accept writes ({', '.join(writers)}); "
-                                   "pgtopo will not pick one: stop all but one by hand, then apply",))
-    if writers:
-        return _switchover(topo, target, obs.node(writers[0]))
-    return _failover(topo, obs, target, force)
+    if len(writers) > 1 and not (allow_data_loss and topo.primary in writers):
+        return Promotion(refusals=(_several_writers(topo, obs, writers),))
+    if target.pg is not None and not target.pg.in_recovery:
+        return Promotion()
+    if target.pg is not None:
+        if writers:
+            return _switchover(topo, obs, sysid, target, obs.node(writers[0]), allow_data_loss)
+        return _failover(topo, obs, sysid, target, allow_data_loss)
+    return _restart_primary(topo, obs, sysid, target, writers, allow_data_loss)
 
 
-def _switchover(topo: Topology, target: NodeFacts, old: NodeFacts) -> Promotion:
+def _several_writers(topo: Topology, obs: Observed, writers: list[str]) -> str:
+    listed = "; ".join(f"{w} ({copy.describe()})" for w in writers if (copy := copy_of(obs.node(w))))
+    return (f"several nodes accept writes: {listed}. pgtopo will not pick one. Name the one whose writes must "
+            f"survive as the primary in the file and apply with {LOSS_FLAG}: the others are rewound and what "
+            "only they wrote is discarded")
+
+
+def _position(facts: NodeFacts) -> str:
+    copy = copy_of(facts)
+    return copy.describe() if copy else "no data"
+
+
+def _switchover(topo: Topology, obs: Observed, sysid: int | None, target: NodeFacts, old: NodeFacts,
+                allow: bool) -> Promotion:
     assert target.pg is not None and old.pg is not None
     name, receiver = target.name, target.pg.receiver
     refusals = []
@@ -51,49 +75,152 @@ def _switchover(topo: Topology, target: NodeFacts, old: NodeFacts) -> Promotion:
     if lag > topo.switchover.max_lag_bytes:
         refusals.append(f"{name}: cannot switch over to it: it replays {lag} bytes behind {old.name} "
                         f"(switchover.max_lag_bytes is {topo.switchover.max_lag_bytes}); wait and apply again")
+    # The candidate gets all of the old primary's WAL before it is promoted: compare the others with that.
+    reference = copy_of(old)
+    assert reference is not None
+    losses = _losses(obs, sysid, reference, skip={name, old.name})
+    refusals += _loss_refusals(obs, sysid, name, losses, allow)
+    refusals += standby_settings_refusals(topo, obs, name)
     if refusals:
         return Promotion(refusals=tuple(refusals))
     after = (f"restart {old.name} as a standby of {topo.upstream_of(old.name)}" if old.name in topo.nodes
              else f"{old.name} is not in the file: leave it stopped for removal")
-    reason = (f"the file makes {name} the primary: CHECKPOINT and fast shutdown of {old.name}, wait until {name} "
-              f"has replayed its shutdown checkpoint, promote {name}, {after}")
-    action = Action(Kind.SWITCHOVER, name, reason, wave=1, upstream=old.name)
+    reason = (f"the file makes {name} the primary: fence {old.name} (standby.signal), CHECKPOINT and fast shutdown "
+              f"of it, wait until {name} has replayed its shutdown checkpoint, promote {name}, {after}")
+    action = Action(Kind.SWITCHOVER, name, reason, wave=1, upstream=old.name, data_loss=bool(losses))
     return Promotion(actions=(action,), handled=frozenset({old.name}))
 
 
-def _failover(topo: Topology, obs: Observed, target: NodeFacts, force: bool) -> Promotion:
-    assert target.pg is not None
+def _failover(topo: Topology, obs: Observed, sysid: int | None, target: NodeFacts, allow: bool) -> Promotion:
     name = target.name
-    ahead = sorted(
-        ((n.pg.lsn or 0) - (target.pg.lsn or 0), n.name)
-        for n in obs.nodes.values()
-        if n.pg is not None and n.pg.in_recovery and n.name != name and (n.pg.lsn or 0) > (target.pg.lsn or 0)
-    )
-    if ahead and not force:
-        by, other = ahead[-1]
+    reference = copy_of(target)
+    assert reference is not None
+    losses = _losses(obs, sysid, reference, skip={name})
+    refusals = _loss_refusals(obs, sysid, name, losses, allow) + standby_settings_refusals(topo, obs, name)
+    if refusals:
+        return Promotion(refusals=tuple(refusals))
+    fence = fence_set(obs, name)
+    fenced = f"fence {', '.join(fence)} (stopped, standby.signal) so none can come back as a writer, " if fence else ""
+    forced = f" ({LOSS_FLAG}: discards what only {', '.join(a.node for a in losses)} hold)" if losses else ""
+    reason = f"no node accepts writes and the file makes {name} the primary: {fenced}promote {name}{forced}"
+    action = Action(Kind.FAILOVER, name, reason, wave=1, fence=fence, data_loss=bool(losses),
+                    destructive=bool(losses))
+    return Promotion(actions=(action,))
+
+
+def _restart_primary(topo: Topology, obs: Observed, sysid: int | None, target: NodeFacts, writers: list[str],
+                     allow: bool) -> Promotion:
+    """The file's primary runs no server: start it again, but never beside another writer and
+    never when another copy holds WAL it lacks."""
+    if not target.has_data:
+        return Promotion()  # plan._refusals and the init rule decide
+    if writers:
+        w = writers[0]
+        if not allow:
+            return Promotion(refusals=(
+                f"{w} accepts writes ({_position(obs.node(w))}) while the file's primary {target.name} is not "
+                f"running ({_position(target)}): starting {target.name} as the primary would make two writers. "
+                f"Name {w} as the primary in the file (primary: {w}), or apply with {LOSS_FLAG} to fence {w} "
+                f"and discard what only it wrote",))
+        fence = Action(Kind.FENCE, w, f"{LOSS_FLAG}: {w} accepts writes but the file makes {target.name} the "
+                       f"primary: stop and fence it before {target.name} starts", wave=0, destructive=True,
+                       data_loss=True)
+        return Promotion(actions=(fence,))
+    reference = copy_of(target)
+    if reference is None or not reference.exact:
+        why = reference.unknown if reference else "no data"
+        if allow:
+            return Promotion()
         return Promotion(refusals=(
-            f"{name}: refusing to fail over to it: {other} has replayed {by} bytes more; name {other} as the "
-            f"primary in the file, or apply with --force to promote {name} anyway (what only {other} has is lost)",))
-    old = old_primary(obs, target)
-    fence = f"fence {old} so it can only come back as a standby, " if old else ""
-    forced = f" (forced past {ahead[-1][1]})" if ahead else ""
-    reason = f"no node takes writes and the file makes {name} the primary: {fence}promote {name}{forced}"
-    return Promotion(actions=(Action(Kind.FAILOVER, name, reason, wave=1, upstream=old),))
+            f"{target.name}: the file's primary runs no server and how far its WAL goes is unknown ({why}); "
+            f"pgtopo cannot check that no other node holds newer WAL. Stop its container so its volume can be read, "
+            f"or apply with {LOSS_FLAG}",))
+    losses = _losses(obs, sysid, reference, skip={target.name})
+    refusals = _loss_refusals(obs, sysid, target.name, losses, allow)
+    if refusals:
+        return Promotion(refusals=tuple(refusals))
+    data = target.data
+    unfence = data is not None and data.fenced and data.was_primary
+    if not unfence:
+        return Promotion()
+    action = Action(Kind.UNFENCE, target.name, "a fenced old primary holds the newest WAL and no node accepts "
+                    "writes: remove its standby.signal so it starts as the primary again (no promotion, no new "
+                    "timeline)", wave=1)
+    return Promotion(actions=(action,), unfence=True)
 
 
-def old_primary(obs: Observed, node: NodeFacts) -> str | None:
-    """Follow primary_conninfo hosts upstream from `node` to the first node that does not answer."""
-    seen = {node.name}
-    current = node
-    while current.pg is not None:
-        host = conninfo_host(current.pg.auto_conf.get("primary_conninfo", ""))
-        if host is None or host in seen:
-            return None
-        seen.add(host)
-        current = obs.node(host)
-    return current.name
+def _losses(obs: Observed, sysid: int | None, reference: Copy, skip: set[str]) -> list[Ahead]:
+    out = []
+    for name, copy in sorted(copies(obs, sysid).items()):
+        if name in skip:
+            continue
+        ahead = ahead_of(copy, reference)
+        if ahead is not None:
+            out.append(ahead)
+    return out
 
 
-def conninfo_host(conninfo: str) -> str | None:
-    match = re.search(r"(?:^|\s)host\s*=\s*'?([^'\s]+)", conninfo)
-    return match.group(1) if match else None
+def _loss_refusals(obs: Observed, sysid: int | None, name: str, losses: list[Ahead], allow: bool) -> list[str]:
+    if not losses or allow:
+        return []
+    lines = "; ".join(a.describe(name) for a in losses)
+    best = most_advanced(copies(obs, sysid))
+    if best is not None and best != name:
+        instead = f"name {best} as the primary in the file instead (primary: {best}): it holds the newest WAL"
+    else:
+        instead = "bring those nodes up (or stop them so their volumes can be read) and apply again"
+    return [f"{name}: refusing to make it the primary: {lines}. {instead}; or apply with {LOSS_FLAG} to "
+            f"promote {name} anyway and discard that WAL"]
+
+
+def fence_set(obs: Observed, candidate: str) -> tuple[str, ...]:
+    """Every node with data that is not provably a standby: stopped, unreachable or writable
+    (not just the node the candidate's primary_conninfo points at)."""
+    return tuple(sorted(
+        name for name, facts in obs.nodes.items()
+        if name != candidate and facts.has_data and not (facts.pg is not None and facts.pg.in_recovery)
+    ))
+
+
+def standby_settings_refusals(topo: Topology, obs: Observed, new_primary: str) -> list[str]:
+    """A standby does not start with a hot-standby setting below its primary's: check every
+    running node of the file against the new primary before promoting it."""
+    pg = obs.node(new_primary).pg
+    if pg is None:
+        return []
+    out = []
+    for node in sorted(topo.nodes):
+        other = obs.node(node).pg
+        if node == new_primary or other is None:
+            continue
+        for setting in HOT_STANDBY_SETTINGS:
+            need, have = pg.limits.get(setting), other.limits.get(setting)
+            if need is not None and have is not None and have < need:
+                out.append(f"{new_primary}: cannot become the primary: {setting} is {need} there but {have} on "
+                           f"{node}, which would not start as its standby; set {setting} to at least {need} on "
+                           f"{node} (or lower it on {new_primary}) and apply that first")
+    return out
+
+
+def capacity_refusals(topo: Topology, obs: Observed) -> list[str]:
+    """Each running upstream of the file can hold a slot and a WAL sender for every standby the
+    file gives it, counting the slots it already has (slots are dropped only at the end)."""
+    out = []
+    for upstream in sorted(topo.nodes):
+        pg = obs.node(upstream).pg
+        downstreams = topo.downstreams(upstream)
+        if pg is None or not downstreams:
+            continue
+        wanted = {L.slot_name(d) for d in downstreams}
+        existing = {s.name for s in pg.slots}
+        slots, have_slots = len(existing | wanted), pg.limits.get("max_replication_slots")
+        if wanted - existing and have_slots is not None and slots > have_slots:
+            out.append(f"{upstream}: needs {slots} replication slots ({len(wanted)} for its standbys in the file, "
+                       f"{len(existing - wanted)} others it holds) but max_replication_slots is {have_slots}; raise "
+                       f"it on {upstream} (parameters: max_replication_slots: {slots}; it takes a restart) and "
+                       "apply that before this change")
+        senders = pg.limits.get("max_wal_senders")
+        if senders is not None and len(downstreams) > senders:
+            out.append(f"{upstream}: needs {len(downstreams)} WAL senders for its standbys but max_wal_senders is "
+                       f"{senders}; raise it on {upstream} (it takes a restart) and apply that before this change")
+    return out

@@ -19,7 +19,8 @@ from pgtopo import lock as cluster_lock, pg_ops
 from pgtopo.actions import Action, Kind, Plan
 from pgtopo.errors import DockerError, NotConverged, PgtopoError, SafetyRefusal, StalePlan
 from pgtopo.execute import Context, execute
-from pgtopo.observe import Snapshot, observe
+from pgtopo.copies import wal_end_needed
+from pgtopo.observe import Snapshot, observe, read_wal_ends
 from pgtopo.plan import plan
 from pgtopo.spec import Topology
 
@@ -53,7 +54,7 @@ class Outcome:
 
 
 def diff(client: "docker.DockerClient", topo: Topology, prune_volumes: bool = False,
-         force: bool = False, known: "ClusterState | None" = None,
+         allow_data_loss: bool = False, known: "ClusterState | None" = None,
          base_dir: Path | None = None) -> tuple[Plan, Snapshot]:
     """Observe and plan.  With `base_dir` (where the file's secret files are) the passwords the
     file gives are compared with those in use, and used to connect should the server already
@@ -63,7 +64,9 @@ def diff(client: "docker.DockerClient", topo: Topology, prune_volumes: bool = Fa
     drift = _password_drift(wanted, snapshot.state)
     if drift:
         snapshot.observed = replace(snapshot.observed, password_drift=drift)
-    p = plan(topo, snapshot.observed, prune_volumes, force)
+    # A promotion compares every copy of the WAL: read where the stopped ones end (only then).
+    snapshot.observed = read_wal_ends(client, topo, snapshot.observed, wal_end_needed(topo.primary, snapshot.observed))
+    p = plan(topo, snapshot.observed, prune_volumes, allow_data_loss)
     return (replace(p, warnings=p.warnings + (warning,)) if warning else p), snapshot
 
 
@@ -91,7 +94,7 @@ def _password_drift(wanted: tuple[str | None, str | None], state: "ClusterState 
 
 def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, consent: Callable[[Plan], bool],
           lock_timeout: float, events: Events | None = None, prune_volumes: bool = False,
-          force: bool = False) -> Outcome:
+          allow_data_loss: bool = False) -> Outcome:
     """Make the cluster match `topo`; raises SafetyRefusal, NotConverged or another PgtopoError.
 
     The lock comes first and the cluster is observed once, under it (terraform's order): a
@@ -99,7 +102,7 @@ def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, cons
     events = events or Events()
     started = time.monotonic()
     outcome = Outcome()
-    options = (prune_volumes, force)
+    options = (prune_volumes, allow_data_loss)
     with ExitStack() as stack:
         try:
             held = stack.enter_context(
@@ -116,7 +119,8 @@ def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, cons
 
 def apply_saved(client: "docker.DockerClient", topo: Topology, base_dir: Path, saved: Plan,
                 fingerprint: tuple[str, dict[str, Any]],
-                *, consent: Callable[[Plan], bool], lock_timeout: float, events: Events | None = None) -> Outcome:
+                *, consent: Callable[[Plan], bool], lock_timeout: float, events: Events | None = None,
+                allow_data_loss: bool = False) -> Outcome:
     """Carry out exactly a saved plan, after checking, under the lock, that the cluster is still
     in the state the plan was made from; raises StalePlan otherwise."""
     from pgtopo import documents
@@ -124,7 +128,7 @@ def apply_saved(client: "docker.DockerClient", topo: Topology, base_dir: Path, s
     events = events or Events()
     started = time.monotonic()
     outcome = Outcome()
-    _check(saved, consent)
+    _check(saved, consent, allow_data_loss=allow_data_loss)
     with cluster_lock.cluster_lock(client, topo.cluster, topo.image, lock_timeout, events.info) as held:
         snapshot = observe(client, topo)
         digest, state = documents.fingerprint(snapshot.observed)
@@ -141,16 +145,26 @@ def apply_saved(client: "docker.DockerClient", topo: Topology, base_dir: Path, s
     return outcome
 
 
-def _refuse(p: Plan) -> None:
+def _refuse(p: Plan, done: int = 0) -> None:
+    """Refusals stop everything.  "nothing was changed" is said only when it is true: a later
+    round refuses after earlier rounds have acted (their actions were printed)."""
     if p.refusals:
-        raise SafetyRefusal("refusing to apply; nothing was changed:\n" + "\n".join(f"  {r}" for r in p.refusals))
+        changed = (f"refusing to go on after {done} action(s) above; the cluster is where they left it"
+                   if done else "refusing to apply; nothing was changed")
+        raise SafetyRefusal(f"{changed}:\n" + "\n".join(f"  {r}" for r in p.refusals),
+                            hint="see `pgtopo status`; the next apply starts from there" if done else None)
 
 
-def _check(p: Plan, consent: Callable[[Plan], bool]) -> None:
-    _refuse(p)
+def _check(p: Plan, consent: Callable[[Plan], bool], done: int = 0, allow_data_loss: bool = True) -> None:
+    _refuse(p, done)
+    changed = f"{done} action(s) above were carried out" if done else "nothing was changed"
+    if p.data_loss and not allow_data_loss:
+        listed = "\n".join(f"  ! {a.describe()}" for a in p.data_loss)
+        raise SafetyRefusal(f"the plan discards WAL that no other node holds; {changed}:\n{listed}",
+                            hint="only if losing those writes is intended: apply with --allow-data-loss")
     if p.destructive and not consent(p):
         listed = "\n".join(f"  ! {a.describe()}" for a in p.destructive)
-        raise SafetyRefusal(f"the plan has destructive actions; nothing was changed:\n{listed}",
+        raise SafetyRefusal(f"the plan has destructive actions; {changed}:\n{listed}",
                             hint="review them with `pgtopo diff`, then run apply with --yes")
 
 
@@ -164,7 +178,7 @@ def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, con
                 events.info(f"warning: {warning}")
         if p.actions:
             held.arm()  # in the background; before a consent prompt, which may wait on a person
-        _check(p, consent)
+        _check(p, consent, len(outcome.done))
         if not p.actions:
             return snapshot
         ctx = Context(client=client, topo=topo, snapshot=snapshot, base_dir=base_dir, progress=events.progress,

@@ -75,6 +75,8 @@ def print_plan(out: "Console", topo: Topology, p: Plan) -> None:
     counts = f"{len(p.actions)} action(s)"
     if p.destructive:
         counts += f", [bold red]{len(p.destructive)} destructive (!)[/]"
+    if p.data_loss:
+        counts += f", [bold red]{len(p.data_loss)} discarding WAL no other node holds (--allow-data-loss)[/]"
     out.print(f"plan: {counts}")
 
 

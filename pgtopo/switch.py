@@ -1,47 +1,56 @@
-"""Carry out a switchover or a failover (the plan decided which, and checked it may).
+"""Carry out a switchover or a failover (the plan decided which, and checked that it may), and
+fence or unfence a node.
 
-Called by execute.py.  Switchover: CHECKPOINT, fast shutdown of the old primary, read its
-shutdown checkpoint from pg_control, wait until the candidate has replayed past it (else start
-the old primary again as it was and fail: a candidate that has not got everything is never
-promoted), promote, then restart the old primary as a standby.  Failover: fence the old
-primary (stopped, standby.signal in its data) before promoting, so it never returns as a
-second primary.
+Called by execute.py.  Never two writers: the old primary is fenced (standby.signal in its data)
+before anything else, so from then on it can only start as a standby, whatever happens to pgtopo.
+Switchover: fence, CHECKPOINT, fast shutdown, read the shutdown checkpoint from pg_control, wait
+until the candidate has replayed past it (else unfence and start the old primary again as it was:
+a candidate that has not got everything is never promoted), promote, restart the old primary as
+a standby.  Failover: confirm the lock, fence every node the plan named (stopped, standby.signal),
+then promote.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from pgtopo import desired, docker_ops, labels as L, pg_ops, pgcontrol
 from pgtopo.actions import Action
-from pgtopo.errors import PgtopoError
+from pgtopo.errors import PgtopoError, RolledBack
 from pgtopo.timelines import lsn_text
 
 if TYPE_CHECKING:
     from pgtopo.execute import Context
 
 POLL = 0.01
+GRACE = 3.0  # how long past its deadline a wait on a server that stopped answering is given
 
 
-def switchover(ctx: "Context", action: Action, stop, start) -> str:
+class NodeStep(Protocol):
+    def __call__(self, ctx: "Context", node: str) -> None: ...
+
+
+def switchover(ctx: "Context", action: Action, stop: NodeStep, start: NodeStep) -> str:
     """Returns the note apply prints: the write downtime."""
     cand, old = action.node, action.upstream or ""
+    old_container = ctx.names.container(old)
+    docker_ops.exec_run(ctx.client, old_container, ["touch", desired.FENCE_SIGNAL])  # read at start-up only
     pg_ops.checkpoint(ctx.endpoint(old))
     ctx.confirm_lock()  # the lock's container started during the checkpoint; the engine is quiet now
-    old_container = ctx.names.container(old)
     started = time.monotonic()
     stop(ctx, old)
-    final = _shutdown_checkpoint(ctx, old_container)
-    deadline = time.monotonic() + ctx.topo.switchover.timeout_seconds
-    if pg_ops.wait_replayed_past(ctx.endpoint(cand), final, deadline, POLL) is None:
-        replayed = pg_ops.replay_lsn(ctx.endpoint(cand)) or 0
-        start(ctx, old)
-        raise PgtopoError(
-            f"{cand} did not replay {old}'s last WAL ({lsn_text(final)}; it is at {lsn_text(replayed)}) within "
-            f"{ctx.topo.switchover.timeout_seconds:.0f} s; {old} was started again as the primary and "
-            f"{cand} was not promoted",
-            hint="check the replication of the candidate (`pgtopo status`), then apply again",
+    final = _shutdown_checkpoint(ctx, old, start)
+    timeout = ctx.topo.switchover.timeout_seconds
+    replayed = _bounded(lambda: pg_ops.wait_replayed_past(ctx.endpoint(cand), final, time.monotonic() + timeout, POLL),
+                        timeout + GRACE)
+    if replayed is None:
+        _roll_back(ctx, old, start)
+        raise RolledBack(
+            f"{cand} did not replay {old}'s last WAL ({lsn_text(final)}) within {timeout:.0f} s (it is stuck, "
+            f"paused or cut off); {old} was unfenced and started again as the primary, {cand} was not promoted",
+            hint="check the candidate's replication with `pgtopo status`, then switch over again",
         )
     pg_ops.promote(ctx.endpoint(cand))
     downtime = time.monotonic() - started
@@ -50,17 +59,41 @@ def switchover(ctx: "Context", action: Action, stop, start) -> str:
     return f"write downtime {downtime:.2f} s (shutdown of {old} until {cand} accepted writes)"
 
 
-def _shutdown_checkpoint(ctx: "Context", container: str) -> int:
+def _bounded(wait: Callable[[], int | None], seconds: float) -> int | None:
+    """Run a wait in a thread and give up after `seconds`: a server frozen mid-query (docker
+    pause) never answers, and a socket to it may never fail."""
+    result: list[int | None] = [None]
+
+    def run() -> None:
+        try:
+            result[0] = wait()
+        except PgtopoError:
+            result[0] = None
+
+    thread = threading.Thread(target=run, name="pgtopo-wait", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return None if thread.is_alive() else result[0]
+
+
+def _roll_back(ctx: "Context", old: str, start: NodeStep) -> None:
+    """The candidate was not promoted: the old primary takes writes again, unfenced."""
+    unfence(ctx, old)
+    start(ctx, old)
+
+
+def _shutdown_checkpoint(ctx: "Context", old: str, start: NodeStep) -> int:
+    container = ctx.names.container(old)
     raw = docker_ops.read_file(ctx.client, container, f"{L.PGDATA}/global/pg_control") or b""
     control = pgcontrol.parse(raw)
     if control is None or not control.cleanly_shut_down:
-        docker_ops.start(ctx.client, container)
-        raise PgtopoError(f"{container} did not shut down cleanly; it was started again and nothing was promoted",
-                          hint=f"see `docker logs {container}`, then apply again")
+        _roll_back(ctx, old, start)
+        raise RolledBack(f"{container} did not shut down cleanly; it was unfenced and started again as the primary, "
+                         "nothing was promoted", hint=f"see `docker logs {container}`, then apply again")
     return control.checkpoint
 
 
-def _restart_as_standby(ctx: "Context", node: str, start) -> None:
+def _restart_as_standby(ctx: "Context", node: str, start: NodeStep) -> None:
     upstream = ctx.topo.upstream_of(node)
     if upstream is not None:
         pg_ops.create_slot(ctx.endpoint(upstream), L.slot_name(node))
@@ -68,19 +101,32 @@ def _restart_as_standby(ctx: "Context", node: str, start) -> None:
     start(ctx, node)
 
 
-def failover(ctx: "Context", action: Action, stop) -> str:
-    cand, old = action.node, action.upstream
-    note = ""
-    if old:
-        fence(ctx, old, stop)
-        note = f"; {old} is fenced: it can only start as a standby"
+def failover(ctx: "Context", action: Action, stop: NodeStep) -> str:
+    """Fence every node the plan named, then promote.  The lock is confirmed first: a fence or a
+    promotion must never run for an apply whose lock the engine could not arm."""
+    cand = action.node
+    ctx.confirm_lock()
+    for node in action.fence:
+        fence(ctx, node, stop)
     pg_ops.promote(ctx.endpoint(cand))
-    return f"{cand} promoted{note}"
+    fenced = f"; fenced (standby only from now on): {', '.join(action.fence)}" if action.fence else ""
+    return f"{cand} promoted{fenced}"
 
 
-def fence(ctx: "Context", node: str, stop) -> None:
+def fence(ctx: "Context", node: str, stop: NodeStep) -> None:
+    """Stop the node's container (if any) and write standby.signal into its data."""
     facts = ctx.snapshot.observed.node(node)
     if facts.container is not None:
         stop(ctx, node)
     if facts.volume is not None:
         docker_ops.run_job(ctx.client, desired.fence_job(ctx.topo, node))
+
+
+def unfence(ctx: "Context", node: str) -> None:
+    """Remove standby.signal: from the running server's data, or with a job when it is stopped."""
+    name = ctx.names.container(node)
+    container = ctx.snapshot.observed.node(node).container
+    if container is not None and docker_ops.inspect_container(ctx.client, name)["State"].get("Running"):
+        docker_ops.exec_run(ctx.client, name, ["rm", "-f", desired.FENCE_SIGNAL])
+    else:
+        docker_ops.run_job(ctx.client, desired.unfence_job(ctx.topo, node))

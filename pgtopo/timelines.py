@@ -72,6 +72,16 @@ def decide(node: Position, upstream: Position, name: str = "the upstream") -> tu
     return Verdict.REWIND, f"timeline {node.timeline} diverged from {name} at {lsn_text(fork)}"
 
 
+def shared_end(node: Position, upstream: Position) -> int | None:
+    """The last WAL position both lineages hold; None when they share no timeline."""
+    if node.timeline == upstream.timeline:
+        return min(node.lsn, upstream.lsn)
+    end = upstream.end_of(node.timeline)
+    if end is not None:
+        return min(node.lsn, end)
+    return _fork_point(node, upstream)
+
+
 def _fork_point(node: Position, upstream: Position) -> int | None:
     """The last WAL position both lineages share, walking the node's history backwards."""
     for tli, end in reversed(node.history):

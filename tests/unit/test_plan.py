@@ -134,7 +134,7 @@ CASES = [
     ),
     pytest.param(
         T, converged(T, primary=NodeFacts("primary", container=None, volume=volume(T, "primary"),
-                                         data=DataFacts(True, SYSID))),
+                                         data=DataFacts(True, SYSID, state=1, wal_end=0x4000000, wal_timeline=1))),
         [("primary", "create")],
         id="primary container removed, volume intact: recreate, never initdb",
     ),
@@ -302,33 +302,60 @@ REJOIN = [
                  id="promoted by hand and written to: rewind"),
     pytest.param(promoted(T, "replica", 1, 0x9000000, ()), Kind.CLONE, "ahead of primary on the same timeline",
                  id="ahead on the same timeline: re-clone"),
-    pytest.param(promoted(T, "replica", 1, 0x50, ()), Kind.DEMOTE, "restart it as a standby",
-                 id="writable but behind on the same timeline: just follow"),
+    pytest.param(promoted(T, "replica", 1, 0x50, ()), Kind.CLONE, "may differ from its upstream's at the same positions",
+                 id="writable on the primary's timeline, behind it: its WAL cannot be trusted, re-clone"),
 ]
 
 
 @pytest.mark.parametrize(("facts", "kind", "reason"), REJOIN)
-def test_a_replica_that_accepts_writes_is_brought_back(facts: NodeFacts, kind: Kind, reason: str) -> None:
+def test_a_second_writer_is_refused_whatever_the_file_says(facts: NodeFacts, kind: Kind, reason: str) -> None:
     p = plan(T, converged(T, replica=facts))
+    assert p.actions == ()
+    [refusal] = p.refusals
+    assert refusal.startswith("several nodes accept writes: primary (timeline 1, WAL 0/4000000); replica (timeline")
+    assert "--allow-data-loss" in refusal
+
+
+@pytest.mark.parametrize(("facts", "kind", "reason"), REJOIN)
+def test_with_allow_data_loss_the_files_primary_wins_and_the_other_writer_is_brought_back(
+        facts: NodeFacts, kind: Kind, reason: str) -> None:
+    p = plan(T, converged(T, replica=facts), allow_data_loss=True)
     assert not p.refusals
     first = p.actions[0]
     assert (first.node, first.kind) == ("replica", kind) and reason in first.reason, first.reason
-    assert first.destructive == (kind is not Kind.DEMOTE)
+    assert first.destructive
     assert ("replica", "start") in kinds(p)
 
 
 def test_a_standby_that_cannot_stream_is_rewound_only_when_its_timeline_diverged() -> None:
-    """The old primary after a failover: a standby on timeline 1 past the new primary's fork."""
+    """The old primary after a failover: a standby on timeline 1 past the new primary's fork.
+    What it holds past the fork exists on no other node: rewinding it needs --allow-data-loss."""
     new_primary = NodeFacts("primary", container=container(T, "primary"), volume=volume(T, "primary"),
                             pg=pg_primary(T, timeline=2, lsn=0x5000000, history=((1, 0x3000148),)))
     stuck = NodeFacts("replica", container=container(T, "replica"), volume=volume(T, "replica"),
                       pg=pg_replica(T, "replica", timeline=1, lsn=0x3000200, receiver=None))
-    first = plan(T, converged(T, primary=new_primary, replica=stuck)).actions[0]
-    assert (first.kind, first.node, first.destructive) == (Kind.REWIND, "replica", True)
+    refused = plan(T, converged(T, primary=new_primary, replica=stuck))
+    assert refused.actions == ()
+    assert refused.refusals[0].startswith("replica: a rewind would discard 184 bytes of WAL on timeline 1")
+    assert "(primary: replica)" in refused.refusals[0] and "--allow-data-loss" in refused.refusals[0]
+    first = plan(T, converged(T, primary=new_primary, replica=stuck), allow_data_loss=True).actions[0]
+    assert (first.kind, first.node, first.destructive, first.data_loss) == (Kind.REWIND, "replica", True, True)
     assert "cannot stream: timeline 1 diverged from primary at 0/3000148" in first.reason
+    assert "discards 184 bytes of WAL on timeline 1" in first.reason
     waiting = NodeFacts("replica", container=container(T, "replica"), volume=volume(T, "replica"),
                         pg=pg_replica(T, "replica", timeline=1, lsn=0x100, receiver=WalReceiver("starting", None, None)))
     assert plan(T, converged(T, replica=waiting)).actions == ()
+
+
+def test_a_standby_within_the_new_primarys_history_follows_without_losing_anything() -> None:
+    """A clean switchover leaves the old timeline ending exactly where the standby stopped:
+    equality is a follow, not a rewind (the boundary of timelines.decide)."""
+    new_primary = NodeFacts("primary", container=container(T, "primary"), volume=volume(T, "primary"),
+                            pg=pg_primary(T, timeline=2, lsn=0x5000000, history=((1, 0x3000148),)))
+    exact = NodeFacts("replica", container=container(T, "replica"), volume=volume(T, "replica"),
+                      pg=pg_replica(T, "replica", timeline=1, lsn=0x3000148, receiver=None))
+    p = plan(T, converged(T, primary=new_primary, replica=exact))
+    assert not p.refusals and all(a.kind is not Kind.REWIND for a in p.actions)
 
 
 def test_container_cut_off_its_network_is_reconnected() -> None:

@@ -1,0 +1,122 @@
+"""Where each node's copy of the cluster's WAL ends, and which copy holds WAL another lacks.  Pure.
+
+Called by promotion.py and plan.py.  A promotion is safe only when the new primary holds every
+WAL record any other copy of the cluster holds: running standbys (what they received), stopped
+nodes and volumes without a container (the end of their last valid record, read with pg_waldump,
+see observe.read_wal_ends).  A copy whose end is not known exactly counts as possibly ahead.
+Comparisons follow timeline histories (timelines.decide), never bare timeline numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pgtopo.observed import NodeFacts, Observed
+from pgtopo.timelines import History, Position, Verdict, decide, lsn_text, shared_end
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One node's WAL: its timeline, where it ends, and that timeline's history."""
+
+    node: str
+    timeline: int
+    end: int  # exact end when `exact`, else a lower bound (the last checkpoint)
+    history: History = ()
+    exact: bool = True
+    writer: bool = False  # accepts writes now: its end moves
+    unknown: str = ""  # when not exact: why the end is not known
+
+    @property
+    def position(self) -> Position:
+        return Position(self.timeline, self.end, self.history)
+
+    def describe(self) -> str:
+        at = lsn_text(self.end) if self.exact else f"at least {lsn_text(self.end)}"
+        return f"timeline {self.timeline}, WAL {at}"
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """`node` holds WAL the reference lacks: `bytes` of it on `timeline` (None: cannot tell)."""
+
+    node: str
+    bytes: int | None
+    timeline: int
+    why: str
+
+    def describe(self, ref: str) -> str:
+        if self.bytes is None:
+            return f"{self.node}: cannot tell whether it holds WAL {ref} lacks ({self.why})"
+        return (f"{self.node}: holds {self.bytes} bytes of WAL on timeline {self.timeline} that {ref} "
+                f"does not have ({self.why})")
+
+
+def copy_of(facts: NodeFacts) -> Copy | None:
+    """The node's copy of the WAL, or None when it holds no data."""
+    pg = facts.pg
+    if pg is not None:
+        if pg.timeline is None or pg.lsn is None:
+            return Copy(facts.name, pg.timeline or 0, 0, pg.history, exact=False,
+                        writer=not pg.in_recovery, unknown="its server reports no WAL position")
+        end = pg.lsn if not pg.in_recovery else max(pg.lsn, pg.receive_lsn or 0)
+        return Copy(facts.name, pg.timeline, end, pg.history, writer=not pg.in_recovery)
+    data = facts.data
+    if data is None or not data.has_pgdata:
+        return None
+    if data.wal_end is not None and data.wal_timeline is not None:
+        return Copy(facts.name, data.wal_timeline, data.wal_end, data.history)
+    running = facts.container is not None and facts.container.running
+    why = (f"its server does not answer ({facts.pg_error or 'no connection'})" if running
+           else "its WAL was not read")
+    return Copy(facts.name, data.timeline or 0, data.checkpoint or 0, data.history, exact=False, unknown=why)
+
+
+def ahead_of(copy: Copy, ref: Copy) -> Ahead | None:
+    """Does `copy` hold WAL that `ref` lacks?  `ref` must be exact; an inexact `copy` is ahead
+    when even its lower bound is, and otherwise "cannot tell"."""
+    verdict, why = decide(copy.position, ref.position, ref.node)
+    if verdict is Verdict.FOLLOW:
+        return None if copy.exact else Ahead(copy.node, None, copy.timeline, copy.unknown)
+    shared = shared_end(copy.position, ref.position)
+    lost = copy.end - shared if shared is not None else copy.end
+    return Ahead(copy.node, lost, copy.timeline, why)
+
+
+def copies(obs: Observed, cluster_sysid: int | None) -> dict[str, Copy]:
+    """Every node's copy of this cluster's WAL (data of another cluster is not a copy)."""
+    out = {}
+    for name, facts in obs.nodes.items():
+        sysid = facts.system_identifier
+        if cluster_sysid is not None and sysid is not None and sysid != cluster_sysid:
+            continue
+        c = copy_of(facts)
+        if c is not None:
+            out[name] = c
+    return out
+
+
+def most_advanced(all_copies: dict[str, Copy]) -> str | None:
+    """The node whose copy holds every other copy's WAL (exact copies only); None when copies
+    diverged, or when some copy's end is unknown."""
+    exact = [c for c in all_copies.values() if c.exact]
+    if len(exact) != len(all_copies):
+        return None
+    for candidate in sorted(exact, key=lambda c: (-c.timeline, -c.end, c.node)):
+        if all(ahead_of(other, candidate) is None for other in exact if other.node != candidate.node):
+            return candidate.node
+    return None
+
+
+def wal_end_needed(primary: str, obs: Observed) -> tuple[str, ...]:
+    """Nodes whose WAL end must be read from their volume before a plan can be made: when the
+    file's primary is not a running writer (a promotion, or a primary that must start again),
+    every node with data whose server is not running.  A steady cluster needs none."""
+    target = obs.node(primary).pg
+    if target is not None and not target.in_recovery:
+        return ()
+    return tuple(sorted(
+        name for name, facts in obs.nodes.items()
+        if facts.pg is None and facts.data is not None and facts.data.has_pgdata and facts.data.wal_end is None
+        and facts.volume is not None and not (facts.container is not None and facts.container.running)
+    ))
