@@ -31,6 +31,7 @@ from .topology import SECRET_NAME, Topo, read_primary
 OP_TIMEOUT = 60.0  # a pgtopo command still running after this is cancelled (and reported)
 RECOVERY_ATTEMPTS = 6
 PRIMARY_SUGGESTION = re.compile(r"\(primary: ([a-z][a-z0-9-]*)\)")
+STOP_TO_READ = re.compile(r"^\s*([a-z][a-z0-9-]*): .*Stop its container so its volume can be read", re.M)
 UPSTREAM_DOWN = re.compile(r"its upstream ([a-z][a-z0-9-]*) cannot be observed.*bring the upstream up first")
 
 
@@ -235,6 +236,10 @@ class Harness:
             if (up := UPSTREAM_DOWN.search(last)) and up.group(1) in self.topo.upstreams:
                 result = engine.docker_cli("start", self.container(up.group(1)))
                 self.say(f"  user: docker start {up.group(1)}, as pgtopo asks: exit {result.returncode}")
+                continue
+            if (stop := STOP_TO_READ.search(last)) and stop.group(1) in self.topo.upstreams:
+                result = engine.docker_cli("stop", "-t", "10", self.container(stop.group(1)))
+                self.say(f"  user: docker stop {stop.group(1)}, as pgtopo asks: exit {result.returncode}")
                 continue
             if "--allow-data-loss" in last and not (self.lossy and self.data_loss_flag):
                 self.record([Violation("convergence", "apply refused and the only way out it offers is "
