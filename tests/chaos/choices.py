@@ -39,7 +39,6 @@ class Choice:
     fault: str  # one of FAULTS
     fault_target: float
     fault_delay: float  # seconds after the op's command started
-    pause_for: float  # seconds a paused node stays frozen at most
     lossy: bool  # this round may pass --allow-data-loss
 
     def describe(self) -> str:
@@ -60,11 +59,13 @@ def draw(seed: int, round_no: int, engine_restart: bool = False, lossy_rate: flo
     kill = rng.choice(FAILOVER_KILLS)
     target, other, value = rng.random(), rng.random(), rng.random()
     fault = rng.choices(FAULTS, FAULT_WEIGHTS)[0]
-    fault_target, delay, pause_for, lossy_draw = rng.random(), rng.uniform(0.05, 2.5), rng.uniform(0.5, 4.0), rng.random()
+    fault_target, delay = rng.random(), rng.uniform(0.05, 2.5)
+    rng.random()  # reserved (was a pause length; a paused node now stays paused until the op phase ends)
+    lossy_draw = rng.random()
     if fault == "engine-restart" and not engine_restart:
         fault = "none"
     return Choice(round_no, op, change, by_command, kill, target, other, value, fault, fault_target,
-                  round(delay, 3), round(pause_for, 3), lossy_draw < lossy_rate)
+                  round(delay, 3), lossy_draw < lossy_rate)
 
 
 def pick(fraction: float, items: Sequence[T]) -> T:
