@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_IMAGE ?= $(or $(PGTOPO_IMAGE),pgtopo-local/postgres:17)
 
-.PHONY: test unit integration demo demo-down engine images schema bench clean
+.PHONY: test unit integration demo demo-down engine images schema bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,15 @@ demo-down: $(STAMP)
 bench: $(STAMP) engine
 	@if [ -z "$(PGTOPO_BENCH_IMAGE)" ]; then PGTOPO_TEST_MAJORS=15 bash scripts/images.sh; fi
 	$(BIN)/python bench/run.py
+
+# Randomized fault harness (issue 11): `make chaos SEED=1 ROUNDS=50`; LOSSY=0.2 lets a fifth of the
+# rounds pass --allow-data-loss; ENGINE_RESTART=1 adds engine restarts (root; disturbs every user of
+# the engine); SCENARIO=split-brain|lost-write runs one reproduction instead.
+SEED ?= 1
+ROUNDS ?= 50
+chaos: $(STAMP) images
+	$(BIN)/python -m tests.chaos --seed $(SEED) --rounds $(ROUNDS) $(if $(LOSSY),--lossy $(LOSSY)) \
+		$(if $(ENGINE_RESTART),--engine-restart) $(if $(SCENARIO),--scenario $(SCENARIO))
 
 schema: $(STAMP)
 	$(BIN)/python -c "from pgtopo.schema import schema_text; print(schema_text(), end='')" > schemas/topology.schema.json

@@ -1,0 +1,365 @@
+"""The chaos runner: a real cluster, a writing client, a monitor, and R rounds of seeded
+operations and faults, each followed by a recovery as a user would do it and the checks.
+
+Called by `python -m tests.chaos` (`make chaos`), the slice test and the scenarios.  What each
+round does comes from `choices.draw(seed, round)`; what the cluster does in return is real.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import docker
+
+from . import checker, engine
+from .checker import LossAllowance, Violation
+from .choices import Choice, draw, pick
+from .ops import topology_change
+from .probes import Client, Conn, Monitor
+from .topology import SECRET_NAME, Topo, read_primary
+
+OP_TIMEOUT = 60.0  # a pgtopo command still running after this is cancelled (and reported)
+RECOVERY_ATTEMPTS = 6
+PRIMARY_SUGGESTION = re.compile(r"\(primary: ([a-z][a-z0-9-]*)\)")
+STOP_TO_READ = re.compile(r"^\s*([a-z][a-z0-9-]*): .*Stop its container so its volume can be read", re.M)
+UPSTREAM_DOWN = re.compile(r"its upstream ([a-z][a-z0-9-]*) cannot be observed.*bring the upstream up first")
+
+
+@dataclass
+class Options:
+    seed: int = 1
+    rounds: int = 5
+    image: str = "pgtopo-local/postgres:17"
+    lossy_rate: float = 0.0  # share of rounds designated lossy (they may pass --allow-data-loss)
+    engine_restart: bool = False
+    keep_going: bool = False
+    keep: bool = False  # leave the cluster up after a violation, to look at it
+    op_timeout: float = OP_TIMEOUT
+    replay: str = ""  # extra arguments the replay command needs
+
+
+@dataclass
+class Harness:
+    """One run: `start()`, then `run_round(draw(...))` R times, then `finish()`."""
+
+    opts: Options
+    log: Callable[[str], None] = print
+    cluster: str = field(default_factory=lambda: "chaos-" + secrets.token_hex(3))
+    violations: list[Violation] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)
+    allowances: list[LossAllowance] = field(default_factory=list)
+    former: set[str] = field(default_factory=set)  # every node the file ever named
+
+    def __post_init__(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.cluster}-"))
+        self.path = self.workdir / f"{self.cluster}.yaml"
+        self.password = secrets.token_urlsafe(24)
+        (self.workdir / SECRET_NAME).write_text(self.password + "\n")
+        self.docker = docker.from_env(timeout=120)
+        self.t0 = time.monotonic()
+        self.topo = Topo(self.cluster, self.opts.image, "primary", {"primary": None, "replica": None, "replica2": None})
+        self.monitor = Monitor(lambda: engine.node_ports(self.docker, self.cluster), self.password, self.now)
+        self.client = Client(self._client_target, self.password, self.now)
+        self.data_loss_flag = False
+        self.sweep_mark = 0
+        self.extra = ""
+        self.lossy = False
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    def start(self, topo: Topo | None = None, extra: str = "") -> None:
+        """Converge the first cluster, create the client's table, start the monitor and client."""
+        self.topo = topo or self.topo
+        self.extra = extra
+        self.former = set(self.topo.nodes())
+        self.topo.write(self.path, extra)
+        self.data_loss_flag = "--allow-data-loss" in engine.pgtopo("apply", "--help").out
+        self.say(f"cluster {self.cluster}, image {self.opts.image}, file {self.path}, seed {self.opts.seed}, "
+                 f"--allow-data-loss {'available' if self.data_loss_flag else 'not available'}")
+        first = engine.pgtopo("apply", str(self.path), "--yes")
+        self.say(f"setup: {first.summary()}")
+        if first.code != 0:
+            raise RuntimeError(f"the first apply failed:\n{first.text()}")
+        self.sql(self.topo.primary, "CREATE TABLE chaos_ack (id bigint PRIMARY KEY, node text NOT NULL, "
+                                    "at timestamptz NOT NULL DEFAULT clock_timestamp())")
+        self.monitor.start()
+        self.client.start()
+
+    def finish(self) -> list[Violation]:
+        """Stop the client and monitor, destroy the cluster with its volumes, check nothing is left."""
+        self.client.stop()
+        self.monitor.stop()
+        if self.violations and self.opts.keep:
+            self.say(f"kept cluster {self.cluster} for inspection: pgtopo destroy {self.path} --yes --volumes")
+            return self.violations
+        engine.unpause_all(self.docker, self.cluster)
+        gone = engine.pgtopo("destroy", str(self.path), "--yes", "--volumes")
+        self.say(f"teardown: {gone.summary()}; {len(self.client.acks)} acknowledged rows, "
+                 f"{len(self.monitor.sweeps)} sweeps")
+        left = checker.leftovers(checker.Objects(**engine.labelled(self.docker, self.cluster)))
+        if gone.code != 0:
+            left.append(Violation("orphans", f"destroy failed: {gone.summary()}"))
+        self.record(left)
+        engine.remove_everything(self.docker, self.cluster)
+        if not self.violations:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        return self.violations
+
+    def run(self) -> list[Violation]:
+        """The whole seeded run; stops at the first round with a violation unless keep_going."""
+        try:
+            self.start()
+            for n in range(1, self.opts.rounds + 1):
+                self.run_round(draw(self.opts.seed, n, self.opts.engine_restart, self.opts.lossy_rate))
+                if self.violations and not self.opts.keep_going:
+                    break
+        finally:
+            self.finish()
+        if self.violations:
+            self.report()
+        return self.violations
+
+    # --- one round --------------------------------------------------------------------------
+
+    def run_round(self, choice: Choice) -> None:
+        started = time.monotonic()
+        self.history.append(choice.describe())
+        self.say(choice.describe())
+        self.lossy = choice.lossy
+        self.op(choice)
+        self.check_writers(f"round {choice.round} after the op")
+        engine.unpause_all(self.docker, self.cluster)
+        self.recover()
+        self.check_round(choice.round)
+        self.say(f"round {choice.round} done in {time.monotonic() - started:.1f} s; "
+                 f"{len(self.client.acks)} rows acknowledged so far")
+
+    def op(self, choice: Choice) -> None:
+        match choice.op:
+            case "change":
+                self.topo, what = topology_change(choice, self.topo)
+                self.write(f"change: {what}")
+                self.command(choice, "apply", str(self.path), "--yes")
+            case "switchover":
+                target = pick(choice.target, self.topo.replicas())
+                if choice.switch_by_command:
+                    self.command(choice, "switchover", str(self.path), "--to", target, "--yes")
+                    self.topo = self.topo.with_primary(read_primary(self.path))
+                else:
+                    self.topo = self.topo.with_primary(target)
+                    self.write(f"switchover: primary: {target}")
+                    self.command(choice, "apply", str(self.path), "--yes")
+            case "failover":
+                old, target = self.topo.primary, pick(choice.target, self.topo.replicas())
+                result = engine.node_fault(choice.failover_kill, self.container(old), self.topo.network)
+                self.say(f"  failover: docker {choice.failover_kill} {old} (the primary): {result}")
+                self.topo = self.topo.with_primary(target)
+                self.write(f"failover: primary: {target}")
+                self.command(choice, "apply", str(self.path), "--yes")
+            case _:
+                self.command(choice, "apply", str(self.path), "--yes")
+
+    def command(self, choice: Choice, *args: str) -> engine.Run:
+        """Run the op's pgtopo command with the round's fault injected `fault_delay` after it starts."""
+        args = self.lossy_args(args)
+        proc, started = engine.start_pgtopo(*args)
+        nodes = self.topo.nodes()
+        timer = threading.Timer(choice.fault_delay, lambda: self.fault(choice, proc, nodes))
+        timer.start()
+        run = engine.finish(proc, started, list(args), self.opts.op_timeout)
+        timer.join()
+        self.after_command(run)
+        self.say(f"  {run.summary()}")
+        self.timed_out(run)
+        return run
+
+    def timed_out(self, run: engine.Run) -> bool:
+        if run.timed_out:
+            self.record([Violation("convergence", f"{run.summary()}: still running after "
+                                                  f"{self.opts.op_timeout:.0f} s, cancelled (nothing may wait forever)")])
+        return run.timed_out
+
+    def fault(self, choice: Choice, proc: subprocess.Popen[str], nodes: list[str]) -> None:
+        node = pick(choice.fault_target, nodes)
+        match choice.fault:
+            case "none":
+                return
+            case "kill-pgtopo":
+                alive = proc.poll() is None
+                if alive:
+                    proc.send_signal(signal.SIGKILL)
+                what = "kill -9 pgtopo: " + ("done" if alive else "too late, it had finished")
+            case "engine-restart":
+                what = "engine restart: " + engine.restart_engine()
+            case kind:
+                what = f"docker {kind} {node}: " + engine.node_fault(kind, self.container(node), self.topo.network)
+        self.say(f"  fault at +{choice.fault_delay:.2f} s: {what}")
+
+    # --- recovery: what a user does until apply converges -------------------------------------
+
+    def recover(self) -> None:
+        """`pgtopo apply --yes` until it converges and `diff` exits 0, acting on refusals as a user
+        would: name the node pgtopo suggests as primary, wait for another pgtopo's lock."""
+        last = ""
+        for attempt in range(1, RECOVERY_ATTEMPTS + 1):
+            run = engine.pgtopo(*self.lossy_args(("apply", str(self.path), "--yes")), timeout=self.opts.op_timeout)
+            self.after_command(run)
+            self.say(f"  recovery {attempt}: {run.summary()}")
+            if self.timed_out(run):
+                return
+            if run.code == 0:
+                diff = engine.pgtopo("diff", str(self.path))
+                if diff.code == 0:
+                    return
+                self.say(f"  recovery {attempt}: diff exit {diff.code} after a converged apply: {diff.out.strip()[:300]}")
+                last = diff.text()
+                continue
+            last = run.text()
+            if "another pgtopo holds the lock" in last:
+                time.sleep(1.0)
+                continue
+            suggested = [n for n in PRIMARY_SUGGESTION.findall(last) if n != self.topo.primary and n in self.topo.upstreams]
+            if suggested:  # the way out that loses nothing: name the node pgtopo says holds the newest data
+                self.topo = self.topo.with_primary(suggested[0])
+                self.write(f"user: primary: {suggested[0]}, as pgtopo suggests")
+                continue
+            if (up := UPSTREAM_DOWN.search(last)) and up.group(1) in self.topo.upstreams:
+                result = engine.docker_cli("start", self.container(up.group(1)))
+                self.say(f"  user: docker start {up.group(1)}, as pgtopo asks: exit {result.returncode}")
+                continue
+            if (stop := STOP_TO_READ.search(last)) and stop.group(1) in self.topo.upstreams:
+                result = engine.docker_cli("stop", "-t", "10", self.container(stop.group(1)))
+                self.say(f"  user: docker stop {stop.group(1)}, as pgtopo asks: exit {result.returncode}")
+                continue
+            if "--allow-data-loss" in last and not (self.lossy and self.data_loss_flag):
+                self.record([Violation("convergence", "apply refused and the only way out it offers is "
+                                                      f"--allow-data-loss, in a round that is not lossy: {_tail(last)}")])
+                return
+        self.record([Violation("convergence", f"not converged after {RECOVERY_ATTEMPTS} applies: {_tail(last)}")])
+
+    def lossy_args(self, args: tuple[str, ...]) -> tuple[str, ...]:
+        if self.lossy and self.data_loss_flag and args[0] in ("apply", "switchover"):
+            return (*args, "--allow-data-loss")
+        return args
+
+    def after_command(self, run: engine.Run) -> None:
+        with (self.workdir / "commands.log").open("a") as log:
+            log.write(f"[{self.now():7.2f}s] {run.summary()}\n{run.out}{run.err}\n")
+        if "--allow-data-loss" in run.args:
+            self.allowances.append(LossAllowance(run.summary(), self.now()))
+
+    # --- checks ----------------------------------------------------------------------------
+
+    def check_writers(self, step: str) -> None:
+        """Two writers in any sweep since the last check, and in one fresh sweep now."""
+        sweeps = self.monitor.since(self.sweep_mark)
+        self.sweep_mark += len(sweeps)
+        found = checker.two_writers(sweeps)
+        if not found:
+            found = checker.two_writers(self.fresh_sweeps())
+        self.record([Violation(v.invariant, f"{step}: {v.message}") for v in found])
+
+    def fresh_sweeps(self, count: int = 2, timeout: float = 5.0) -> list[checker.Sweep]:
+        """The monitor's next `count` sweeps, all started after this call."""
+        mark = self.monitor.count() + 1  # the sweep under way may have started before
+        deadline = time.monotonic() + timeout
+        while self.monitor.count() < mark + count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        fresh = self.monitor.since(mark)
+        self.sweep_mark = max(self.sweep_mark, mark + len(fresh))
+        return fresh
+
+    def check_round(self, round_no: int) -> None:
+        self.check_writers(f"round {round_no} after recovery")
+        acks = self.client.snapshot()
+        present = self.primary_ids()
+        if present is None:
+            self.record([Violation("convergence", f"round {round_no}: the primary {self.topo.primary} does not "
+                                                  "answer after recovery")])
+        else:
+            self.record(checker.lost_writes(acks, present, self.allowances))
+        found = checker.Objects(**engine.labelled(self.docker, self.cluster))
+        self.record(checker.orphans(found, set(self.topo.nodes()), self.former - set(self.topo.nodes()),
+                                    self.cluster, self.topo.network))
+
+    def primary_ids(self) -> set[int] | None:
+        conn = Conn(self.password, "chaos-check")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            port = engine.node_ports(self.docker, self.cluster).get(self.topo.primary)
+            try:
+                if port is not None:
+                    _, rows = conn.execute(port, "SELECT id FROM chaos_ack")
+                    conn.close()
+                    return {r[0] for r in rows}
+            except Exception:
+                pass
+            time.sleep(0.3)
+        return None
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def record(self, found: list[Violation]) -> None:
+        for v in found:
+            self.say(f"  VIOLATION [{v.invariant}] {v.message}")
+        self.violations += found
+
+    def write(self, what: str) -> None:
+        self.former |= set(self.topo.nodes())
+        self.topo.write(self.path, self.extra)
+        self.say(f"  {what}")
+
+    def container(self, node: str) -> str:
+        return f"{self.cluster}-{node}"
+
+    def sql(self, node: str, statement: str) -> list[tuple]:
+        port = engine.node_ports(self.docker, self.cluster)[node]
+        conn = Conn(self.password, "chaos-setup")
+        try:
+            return conn.execute(port, statement)[1]
+        finally:
+            conn.close()
+
+    def _client_target(self) -> tuple[str, int | None]:
+        node = self.topo.primary
+        return node, self.monitor.ports.get(node)
+
+    def now(self) -> float:
+        """Seconds since this run started: the one clock of the log, the sweeps and the acks."""
+        return time.monotonic() - self.t0
+
+    def say(self, line: str) -> None:
+        self.log(f"[{self.now():7.2f}s] {line}")
+
+    def report(self, scenario: str | None = None) -> None:
+        o = self.opts
+        if scenario:
+            self.log(f"\nCHAOS SCENARIO {scenario} FAILED")
+            self.log("steps:")
+        else:
+            where = self.history[-1].split(":")[0] if self.history else "setup"
+            self.log(f"\nCHAOS RUN FAILED: seed {o.seed}, {len(self.history)} of {o.rounds} rounds run, "
+                     f"violation in {where}")
+            self.log("choices so far (same seed, same choices; the timing is real, not replayed):")
+        for line in self.history:
+            self.log(f"  {line}")
+        self.log("violations:")
+        for v in self.violations:
+            self.log(f"  [{v.invariant}] {v.message}")
+        replay = f"SCENARIO={scenario}" if scenario else f"SEED={o.seed} ROUNDS={len(self.history)}{o.replay}"
+        self.log(f"replay: make chaos {replay}")
+        self.log(f"files kept in {self.workdir}")
+
+
+def _tail(text: str, lines: int = 6) -> str:
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
