@@ -313,6 +313,10 @@ def _container_action(topo: Topology, facts: NodeFacts, wave: int, data_rebuilt:
         when = ROLL_WAVE + rolling_rank(topo, node) if rolling else wave
         suffix = "; one node at a time, replicas first" if rolling else ""
         return Action(Kind.RECREATE, node, f"{change}; the data volume is kept{suffix}", wave=when)
+    detached = c.networks is not None and topo.network_name not in c.networks
+    if not c.running and detached and not data_rebuilt:
+        return Action(Kind.RECREATE, node, f"container is {c.state} and not attached to network {topo.network_name}: "
+                      "recreate it on its volume", wave=wave)
     if data_rebuilt or not c.running:
         return Action(Kind.START, node, f"container is {c.state}" if not c.running else "start on the new data", wave=wave)
     if c.networks is not None and topo.network_name not in c.networks:

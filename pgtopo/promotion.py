@@ -130,6 +130,10 @@ def _restart_primary(topo: Topology, obs: Observed, sysid: int | None, target: N
                        f"primary: stop and fence it before {target.name} starts", wave=0, destructive=True,
                        data_loss=True)
         return Promotion(actions=(fence,))
+    if target.container is not None and target.container.running:
+        # Its container runs but its server cannot be reached (cut off its network, still
+        # starting): pgtopo starts nothing, so no writer appears; the node rules reconnect it.
+        return Promotion()
     reference = copy_of(target)
     if reference is None or not reference.exact:
         why = reference.unknown if reference else "no data"

@@ -65,14 +65,23 @@ def test_replica_promoted_by_hand_is_rewound(make_cluster) -> None:
     psql(c.container("replica"), "INSERT INTO t VALUES (666)")  # a write the file never allowed
     psql(c.container("primary"), "INSERT INTO t SELECT generate_series(2, 500)")
 
+    # Two writers: refused whatever the file says, with each one's timeline and position.
     diff = pgtopo("diff", str(c.path))
     assert diff.code == 1, diff
-    assert "! rewind" in diff.out and "timeline 2 diverged from primary at" in diff.out, diff.out
-    refused = pgtopo("apply", str(c.path))  # not a terminal, no --yes: destructive actions are refused
-    assert refused.code == 1 and "destructive" in refused.err, refused
+    assert "several nodes accept writes: primary (timeline 1, WAL" in diff.out, diff.out
+    assert "replica (timeline 2, WAL" in diff.out, diff.out
+    refused = pgtopo("apply", str(c.path), "--yes")  # --yes is not consent to discard writes
+    assert refused.code == 1 and "nothing was changed" in refused.err, refused
     assert psql(c.container("replica"), "SELECT pg_is_in_recovery()") == "f"  # nothing was changed
 
-    healed = pgtopo("apply", str(c.path), "--yes")
+    # The user decides the file's primary wins: diff says what the replica's rewind discards.
+    lossy = pgtopo("diff", str(c.path), "--allow-data-loss")
+    assert "! rewind" in lossy.out and "timeline 2 diverged from primary at" in lossy.out, lossy.out
+    assert "bytes of WAL on timeline 2 that primary does not have" in lossy.out, lossy.out
+    unconsented = pgtopo("apply", str(c.path), "--allow-data-loss")  # not a terminal, no --yes
+    assert unconsented.code == 1 and "destructive" in unconsented.err, unconsented
+
+    healed = pgtopo("apply", str(c.path), "--yes", "--allow-data-loss")
     assert healed.code == 0, healed
     assert ("rewind", "replica") in actions(healed.out) and "clone" not in [k for k, _ in actions(healed.out)]
     assert psql(c.container("replica"), "SELECT pg_is_in_recovery()") == "t"
