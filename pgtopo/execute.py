@@ -313,6 +313,9 @@ def _stop(ctx: Context, node: str) -> None:
     name = ctx.names.container(node)
     facts = ctx.snapshot.observed.node(node).container
     if facts is not None:
+        if docker_ops.inspect_container(ctx.client, name)["State"].get("Paused"):
+            raise DockerError(f"{node}: its container {name} was paused (docker pause) while apply ran; a frozen "
+                              "server cannot shut down", hint=f"`docker unpause {name}`, then apply again")
         docker_ops.stop(ctx.client, name, timeout=120)
     with ctx.lock:
         ctx.snapshot.endpoints.pop(node, None)

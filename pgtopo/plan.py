@@ -138,6 +138,11 @@ def _refusals(topo: Topology, obs: Observed) -> list[str]:
         "pgtopo never touches it: rename or remove it, or choose another cluster name"
         for name in obs.foreign
     ]
+    refusals += [
+        f"{name}: its container {n.container.name} is paused (docker pause); pgtopo does not act on a frozen node: "
+        f"`docker unpause {n.container.name}`, then apply again"
+        for name, n in sorted(obs.nodes.items()) if n.container is not None and n.container.state == "paused"
+    ]
     if not obs.image_present:
         refusals.append(f"image {topo.image} is not in the Docker engine; pgtopo never pulls: "
                         f"`docker pull {topo.image}` or build it, then apply again")

@@ -5,6 +5,7 @@ regression tests, and the rollback of a switchover whose candidate freezes."""
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 import time
 
@@ -145,3 +146,30 @@ def test_a_candidate_frozen_during_a_switchover_is_rolled_back_in_time(make_clus
     assert writers(c, ("primary", "replica", "replica2")) == ["primary"]
     assert psql(c.container("primary"), "SELECT pg_stat_file('standby.signal', true) IS NULL") == "t"
     assert pgtopo("apply", str(c.path), "--yes").code == 0
+
+
+def test_a_switchover_killed_after_the_old_primary_stopped_never_leaves_it_writable(make_cluster, engine) -> None:
+    """kill -9 of pgtopo right after the old primary's shutdown (before the promotion, or before
+    it is made a standby): the fence written before the shutdown keeps a `docker start` by hand
+    from bringing it back as a writer, and the next apply finishes the switchover."""
+    from .test_interrupt import kill_when
+
+    c = make_cluster(IMAGE)
+    converge(c, TRIO)
+    psql(c.container("primary"), "CREATE TABLE t AS SELECT 1 AS i")
+    c.write(TRIO.replace("primary: primary", "primary: replica", 1))
+    proc = subprocess.Popen([sys.executable, "-m", "pgtopo", "apply", str(c.path), "--yes"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    kill_when(proc, lambda: engine.api.inspect_container(c.container("primary"))["State"]["Status"] == "exited",
+              timeout=120)
+
+    docker("start", c.container("primary"))  # an operator, or a script, starts it again
+    assert wait_for(lambda: subprocess.run(["docker", "exec", c.container("primary"), "pg_isready", "-q"],
+                                           capture_output=True).returncode == 0, timeout=60)
+    assert writers(c, ("primary",)) == []  # fenced: it came back read-only
+
+    finished = pgtopo("apply", str(c.path), "--yes")
+    assert finished.code == 0, finished
+    assert writers(c, ("primary", "replica", "replica2")) == ["replica"]
+    assert psql(c.container("replica"), "SELECT count(*) FROM t") == "1"
+    assert pgtopo("diff", str(c.path)).code == 0

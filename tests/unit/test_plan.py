@@ -397,3 +397,9 @@ def test_password_drift_names_only_what_the_file_sets_and_differs() -> None:
     assert _password_drift(("su-new", None), state) == ("superuser_password",)
     assert _password_drift((None, "repl-new"), state) == ("replication_password",)
     assert _password_drift(("su-new", "repl-new"), None) == ()  # no cluster yet: nothing to change
+
+
+def test_a_paused_node_is_refused_before_anything() -> None:
+    frozen = replace(converged(T).node("replica2"), container=container(T, "replica2", "paused"))
+    p = plan(T, converged(T, replica2=frozen))
+    assert p.actions == () and p.refusals[0].startswith("replica2: its container pg-replica2 is paused")
