@@ -1,0 +1,53 @@
+"""pg_control and pg_waldump output, read from files recorded on PostgreSQL 15 and 17 (an initdb,
+a table, a crash): where a stopped node's WAL ends, and what its pg_control says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pgtopo import pgcontrol, walend
+
+DATA = Path(__file__).parent / "data"
+
+# pg_controldata of the recorded files (tests/unit/data/pg_controldata.N.txt)
+CONTROL = {15: (7713798683087818767, 0x15261F0), 17: (7713798705475076111, 0x152F500)}
+# where pg_waldump found the first invalid record after the crash: the end of the WAL
+WAL_END = {15: 0x15261F0, 17: 0x152F500}
+
+
+@pytest.mark.parametrize("major", [15, 17])
+def test_pg_control_header(major: int) -> None:
+    control = pgcontrol.parse((DATA / f"pg_control.{major}").read_bytes())
+    assert control is not None
+    assert (control.system_identifier, control.checkpoint) == CONTROL[major]
+    assert control.redo == control.checkpoint and control.timeline == 1  # a shutdown checkpoint
+    assert control.state == pgcontrol.SHUT_DOWN and control.was_primary and control.cleanly_shut_down
+    assert control.state_name == "shut down"
+
+
+def test_pg_control_too_short_is_none() -> None:
+    assert pgcontrol.parse(b"\0" * 40) is None
+
+
+@pytest.mark.parametrize("major", [15, 17])
+def test_wal_end_from_recorded_waldump_output(major: int) -> None:
+    found = walend.parse((DATA / f"waldump.{major}.txt").read_text())
+    assert found == walend.WalEnd(timeline=1, end=WAL_END[major], history=())
+
+
+def test_a_record_crossing_pages_ends_past_the_page_headers_it_crosses() -> None:
+    assert walend.record_end(0x1000, 24) == 0x1018
+    assert walend.record_end(0x1000, 21) == 0x1018  # MAXALIGNed
+    assert walend.record_end(0x1FF0, 32) == 0x2000 + 24 + 16  # a short header at the page boundary
+    seg = walend.SEGMENT
+    assert walend.record_end(seg - 16, 32) == seg + 40 + 16  # a long header at a segment start
+
+
+def test_waldump_output_with_a_newer_timeline_and_its_history() -> None:
+    text = ("timeline 2\nrmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/03000148, prev "
+            "0/03000110, desc: CHECKPOINT_SHUTDOWN\nhistory\n1\t0/3000110\tno recovery target specified\n")
+    assert walend.parse(text) == walend.WalEnd(2, 0x3000148 + 120, ((1, 0x3000110),))
+    assert walend.parse("timeline 1\n") == walend.WalEnd(1, None)  # no valid record: end unknown
+    assert walend.parse("sh: 1: pg_waldump: not found\n") is None
