@@ -94,7 +94,7 @@ def execute(ctx: Context, action: Action) -> str | None:
         case Kind.REWIND:
             return _rewind(ctx, action)
         case Kind.SWITCHOVER:
-            return switch.switchover(ctx, action, _stop, _start)
+            return switch.switchover(ctx, action, _start)
         case Kind.FAILOVER:
             return switch.failover(ctx, action, _stop)
         case Kind.FENCE:

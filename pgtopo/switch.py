@@ -35,7 +35,7 @@ class NodeStep(Protocol):
     def __call__(self, ctx: "Context", node: str) -> None: ...
 
 
-def switchover(ctx: "Context", action: Action, stop: NodeStep, start: NodeStep) -> str:
+def switchover(ctx: "Context", action: Action, start: NodeStep) -> str:
     """Returns the note apply prints: the write downtime."""
     cand, old = action.node, action.upstream or ""
     old_container = ctx.names.container(old)
@@ -48,7 +48,8 @@ def switchover(ctx: "Context", action: Action, stop: NodeStep, start: NodeStep) 
     # standby froze waits for wal_sender_timeout.  Past the switchover's timeout Docker kills it
     # (safe: crash recovery), the shutdown is not clean, and the switchover is rolled back.
     docker_ops.stop(ctx.client, old_container, timeout=max(1, math.ceil(timeout)))
-    stop(ctx, old)
+    with ctx.lock:
+        ctx.snapshot.endpoints.pop(old, None)
     final = _shutdown_checkpoint(ctx, old, start)
     deadline = max(started + timeout, time.monotonic() + 1.0)
     try:
