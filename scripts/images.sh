@@ -12,6 +12,18 @@ if [[ -n ${PGTOPO_TEST_IMAGE:-} ]]; then
     exit 0
 fi
 
+# The builds run in parallel: install debootstrap once first, so two apt-gets never race for
+# apt's lock on a fresh machine (one build failed that way).
+missing=0
+for major in ${PGTOPO_TEST_MAJORS:-15 17}; do
+    docker image inspect "pgtopo-local/postgres:$major" >/dev/null 2>&1 || missing=1
+done
+if [[ $missing -eq 1 ]] && ! command -v debootstrap >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] \
+        && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+fi
+
 pids=()
 for major in ${PGTOPO_TEST_MAJORS:-15 17}; do
     bash "$here/build-image.sh" "$major" &
