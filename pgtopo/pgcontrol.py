@@ -3,7 +3,8 @@
 Called by observe.py (which cluster a volume holds, whether it was a primary, where its last
 checkpoint is) and switch.py (the shutdown checkpoint of a primary being switched over).  The
 header layout used here (system identifier, control version, catalog version, state, time,
-checkpoint, then the checkpoint's redo pointer and timeline) is the same in PostgreSQL 13 to 18.
+checkpoint, then the checkpoint's redo pointer and timeline) has not changed since PostgreSQL 9.5;
+tests/unit/test_walend.py checks it on files recorded from 15 and 17.
 """
 
 from __future__ import annotations
