@@ -171,14 +171,29 @@ def _losses(obs: Observed, sysid: int | None, reference: Copy, skip: set[str]) -
 def _loss_refusals(obs: Observed, sysid: int | None, name: str, losses: list[Ahead], allow: bool) -> list[str]:
     if not losses or allow:
         return []
-    lines = "; ".join(a.describe(name) for a in losses)
-    best = most_advanced(copies(obs, sysid))
-    if best is not None and best != name:
-        instead = f"name {best} as the primary in the file instead (primary: {best}): it holds the newest WAL"
-    else:
-        instead = "bring those nodes up (or stop them so their volumes can be read) and apply again"
-    return [f"{name}: refusing to make it the primary: {lines}. {instead}; or apply with {LOSS_FLAG} to "
-            f"promote {name} anyway and discard that WAL"]
+    known = [a for a in losses if a.bytes is not None]
+    out = []
+    if known:
+        lines = "; ".join(a.describe(name) for a in known)
+        best = most_advanced(copies(obs, sysid))
+        if best is not None and best != name:
+            instead = f"name {best} as the primary in the file instead (primary: {best}): it holds the newest WAL"
+        else:
+            instead = "bring those nodes up and apply again"
+        out.append(f"{name}: refusing to make it the primary: {lines}. {instead}; or apply with {LOSS_FLAG} to "
+                   f"promote {name} anyway and discard that WAL")
+    for a in losses:
+        if a.bytes is not None:
+            continue
+        container = obs.node(a.node).container
+        if container is not None and container.running:
+            todo = (f"Stop its container so its volume can be read (`docker stop {container.name}`), or bring its "
+                    "server back, then apply again")
+        else:
+            todo = "Its volume could not be read: see the error above or `docker logs`, fix it, then apply again"
+        out.append(f"{a.node}: cannot tell whether it holds WAL {name} lacks ({a.why}), so {name} is not made the "
+                   f"primary. {todo}; or apply with {LOSS_FLAG} to promote {name} anyway")
+    return out
 
 
 def fence_set(obs: Observed, candidate: str) -> tuple[str, ...]:
