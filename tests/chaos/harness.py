@@ -225,7 +225,7 @@ class Harness:
 
     def recover(self) -> None:
         """`pgtopo apply --yes` until it converges and `diff` exits 0, acting on refusals as a user
-        would: name the node pgtopo suggests as primary, wait for another pgtopo's lock."""
+        would: name the node pgtopo suggests as primary, wait for another pgtopo's lock, free a full disk."""
         last = ""
         for attempt in range(1, RECOVERY_ATTEMPTS + 1):
             if self.disk_full_seen:
@@ -318,7 +318,8 @@ class Harness:
         if self.full_disk and NO_SPACE in run.text():
             self.disk_full_seen = True
             line = next(x for x in run.text().splitlines() if NO_SPACE in x)
-            self.say(f"  disk-full: {line.strip()[:200]}" + (" (with a traceback)" if "Traceback" in run.text() else ""))
+            traceback = " (with a traceback)" if "Traceback" in run.text() else ""
+            self.say(f"  disk-full: {line.strip()[:200]}{traceback}")
         if "--allow-data-loss" in run.args:
             self.allowances.append(LossAllowance(run.summary(), self.now()))
 
