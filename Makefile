@@ -50,7 +50,7 @@ bench: $(STAMP) engine
 
 # Randomized fault harness (issue 11): `make chaos SEED=1 ROUNDS=50`; LOSSY=0.2 lets a fifth of the
 # rounds pass --allow-data-loss; ENGINE_RESTART=1 adds engine restarts (root; disturbs every user of
-# the engine); SCENARIO=split-brain|lost-write runs one reproduction instead.
+# the engine); SCENARIO=split-brain|lost-write|disk-full runs one scenario instead.
 SEED ?= 1
 ROUNDS ?= 50
 chaos: $(STAMP) images

@@ -20,6 +20,9 @@ CHANGES = ("cascade", "flatten", "restart-param", "add-replica", "remove-replica
 FAULTS = ("none", "stop", "kill", "rm", "kill-pgtopo", "disconnect", "pause", "engine-restart")
 FAULT_WEIGHTS = (3, 2, 2, 2, 3, 2, 2, 1)
 FAILOVER_KILLS = ("stop", "kill", "rm")
+# Share of add-replica rounds whose new replica gets a data volume too small for its clone (a full
+# disk): drawn from the round's spare draw, so every other choice of a seed stays what it was.
+DISK_FULL_RATE = 0.3
 
 T = TypeVar("T")
 
@@ -40,6 +43,7 @@ class Choice:
     fault_target: float
     fault_delay: float  # seconds after the op's command started
     lossy: bool  # this round may pass --allow-data-loss
+    disk_full: bool = False  # add-replica: the new replica's data volume is an 8 MB tmpfs (a full disk)
 
     def describe(self) -> str:
         op = {"change": f"change:{self.change}",
@@ -47,7 +51,7 @@ class Choice:
               "failover": f"failover:{self.failover_kill}"}.get(self.op, self.op)
         fault = "none" if self.fault == "none" else f"{self.fault}@{self.fault_delay:.2f}s(t={self.fault_target:.2f})"
         return (f"round {self.round}: op={op} target={self.target:.2f} other={self.other:.2f} fault={fault}"
-                + (" lossy" if self.lossy else ""))
+                + (" disk-full" if self.disk_full else "") + (" lossy" if self.lossy else ""))
 
 
 def draw(seed: int, round_no: int, engine_restart: bool = False, lossy_rate: float = 0.0) -> Choice:
@@ -60,12 +64,13 @@ def draw(seed: int, round_no: int, engine_restart: bool = False, lossy_rate: flo
     target, other, value = rng.random(), rng.random(), rng.random()
     fault = rng.choices(FAULTS, FAULT_WEIGHTS)[0]
     fault_target, delay = rng.random(), rng.uniform(0.05, 2.5)
-    rng.random()  # reserved (was a pause length; a paused node now stays paused until the op phase ends)
+    spare = rng.random()  # was a pause length; now only decides disk_full (same draws, same seeds)
     lossy_draw = rng.random()
     if fault == "engine-restart" and not engine_restart:
         fault = "none"
+    disk_full = op == "change" and change == "add-replica" and spare < DISK_FULL_RATE
     return Choice(round_no, op, change, by_command, kill, target, other, value, fault, fault_target,
-                  round(delay, 3), lossy_draw < lossy_rate)
+                  round(delay, 3), lossy_draw < lossy_rate, disk_full)
 
 
 def pick(fraction: float, items: Sequence[T]) -> T:

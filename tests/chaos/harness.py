@@ -21,6 +21,8 @@ from typing import Callable
 
 import docker
 
+from pgtopo import labels
+
 from . import checker, engine
 from .checker import LossAllowance, Violation
 from .choices import Choice, draw, pick
@@ -31,6 +33,8 @@ from .topology import SECRET_NAME, Topo, read_primary
 OP_TIMEOUT = 60.0  # a pgtopo command still running after this is cancelled (and reported)
 RECOVERY_ATTEMPTS = 6
 PRIMARY_SUGGESTION = re.compile(r"\(primary: ([a-z][a-z0-9-]*)\)")
+NO_SPACE = "No space left on device"
+FILLER_ROWS = 30_000  # about 4 MB on the primary, so that no clone fits in a full disk's 8 MB
 STOP_TO_READ = re.compile(r"^\s*([a-z][a-z0-9-]*): .*Stop its container so its volume can be read", re.M)
 UPSTREAM_DOWN = re.compile(r"its upstream ([a-z][a-z0-9-]*) cannot be observed.*bring the upstream up first")
 
@@ -74,6 +78,10 @@ class Harness:
         self.sweep_mark = 0
         self.extra = ""
         self.lossy = False
+        self.full_disk: str | None = None  # the tmpfs data volume a disk-full round made, until freed
+        self.disk_full_seen = False  # a command said "No space left on device" while it existed
+        self.filler = False
+        self.last_op: engine.Run | None = None
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -147,8 +155,15 @@ class Harness:
     def op(self, choice: Choice) -> None:
         match choice.op:
             case "change":
+                before = set(self.topo.nodes())
                 self.topo, what = topology_change(choice, self.topo)
                 self.write(f"change: {what}")
+                if choice.disk_full:
+                    added = sorted(set(self.topo.nodes()) - before)
+                    if added:
+                        self.fill_disk(added[0])
+                    else:
+                        self.say("  disk-full: does not apply, no replica is added")
                 self.command(choice, "apply", str(self.path), "--yes")
             case "switchover":
                 target = pick(choice.target, self.topo.replicas())
@@ -181,6 +196,7 @@ class Harness:
         self.after_command(run)
         self.say(f"  {run.summary()}")
         self.timed_out(run)
+        self.last_op = run
         return run
 
     def timed_out(self, run: engine.Run) -> bool:
@@ -209,9 +225,11 @@ class Harness:
 
     def recover(self) -> None:
         """`pgtopo apply --yes` until it converges and `diff` exits 0, acting on refusals as a user
-        would: name the node pgtopo suggests as primary, wait for another pgtopo's lock."""
+        would: name the node pgtopo suggests as primary, wait for another pgtopo's lock, free a full disk."""
         last = ""
         for attempt in range(1, RECOVERY_ATTEMPTS + 1):
+            if self.disk_full_seen:
+                self.free_disk()
             run = engine.pgtopo(*self.lossy_args(("apply", str(self.path), "--yes")), timeout=self.opts.op_timeout)
             self.after_command(run)
             self.say(f"  recovery {attempt}: {run.summary()}")
@@ -247,6 +265,48 @@ class Harness:
                 return
         self.record([Violation("convergence", f"not converged after {RECOVERY_ATTEMPTS} applies: {_tail(last)}")])
 
+    # --- a full disk: a data volume too small for a clone, and what a user does about it ----------
+
+    def fill_disk(self, node: str) -> None:
+        """Before the apply that adds `node`, create its data volume as an 8 MB tmpfs with pgtopo's
+        labels (as if its disk were nearly full), with enough data on the primary that no clone fits."""
+        name = f"{self.cluster}-{node}-data"
+        try:
+            self.docker.volumes.get(name)
+            self.say(f"  disk-full: does not apply, {name} exists already (kept since {node} left the file)")
+            return
+        except docker.errors.NotFound:
+            pass
+        if not self.filler:
+            try:
+                self.sql(self.topo.primary, f"CREATE TABLE IF NOT EXISTS chaos_filler AS SELECT g AS id, "
+                                            f"repeat('x', 100) AS pad FROM generate_series(1, {FILLER_ROWS}) g")
+                self.filler = True
+            except Exception as exc:  # the clone may still not fit: an empty cluster's is over 8 MB
+                self.say(f"  disk-full: could not write the filler table on {self.topo.primary}: {exc}")
+        self.docker.volumes.create(name, driver="local",
+                                   labels={labels.CLUSTER: self.cluster, labels.ROLE: "node", labels.NODE: node},
+                                   driver_opts={"type": "tmpfs", "device": "tmpfs", "o": "size=8m"})
+        self.full_disk, self.disk_full_seen = name, False
+        self.say(f"  disk-full: {name} created as an 8 MB tmpfs before the apply that clones {node}")
+
+    def free_disk(self) -> None:
+        """What a user does after "No space left on device": free the space, here by removing the
+        tmpfs volume (it holds no data: the clone never completed), once no container uses it."""
+        name = self.full_disk
+        if name is None:
+            return
+        users = [c.name for c in self.docker.containers.list(all=True, filters={"volume": name})]
+        if users:
+            self.say(f"  user: cannot free {name} yet, used by {', '.join(users)}")
+            return
+        try:
+            self.docker.volumes.get(name).remove()
+            self.say(f"  user: removed the full tmpfs volume {name}, as \"{NO_SPACE}\" asks")
+        except docker.errors.NotFound:
+            self.say(f"  user: {name} is gone already")
+        self.full_disk, self.disk_full_seen = None, False
+
     def lossy_args(self, args: tuple[str, ...]) -> tuple[str, ...]:
         if self.lossy and self.data_loss_flag and args[0] in ("apply", "switchover"):
             return (*args, "--allow-data-loss")
@@ -255,6 +315,11 @@ class Harness:
     def after_command(self, run: engine.Run) -> None:
         with (self.workdir / "commands.log").open("a") as log:
             log.write(f"[{self.now():7.2f}s] {run.summary()}\n{run.out}{run.err}\n")
+        if self.full_disk and NO_SPACE in run.text():
+            self.disk_full_seen = True
+            line = next(x for x in run.text().splitlines() if NO_SPACE in x)
+            traceback = " (with a traceback)" if "Traceback" in run.text() else ""
+            self.say(f"  disk-full: {line.strip()[:200]}{traceback}")
         if "--allow-data-loss" in run.args:
             self.allowances.append(LossAllowance(run.summary(), self.now()))
 
@@ -281,6 +346,8 @@ class Harness:
 
     def check_round(self, round_no: int) -> None:
         self.check_writers(f"round {round_no} after recovery")
+        if self.full_disk:  # the clone fitted or never ran: the node's data would not survive a restart
+            self.say(f"  disk-full: {self.full_disk} is still the tmpfs volume after recovery")
         acks = self.client.snapshot()
         present = self.primary_ids()
         if present is None:

@@ -1,9 +1,11 @@
-"""The two reproductions of issue 11, as fixed sequences the harness runs and checks.
+"""The two reproductions of issue 11, and its full disk in a clone, as fixed sequences the
+harness runs and checks.
 
-`python -m tests.chaos --scenario split-brain|lost-write` (or `make chaos SCENARIO=...`) and
-`test_scenarios.py`.  Each runs its steps, then the same recovery and checks as a random round,
+`python -m tests.chaos --scenario split-brain|lost-write|disk-full` (or `make chaos SCENARIO=...`)
+and `test_scenarios.py`.  Each runs its steps, then the same recovery and checks as a random round,
 and returns the violations: on code with the bugs, split-brain reports two writers and
-lost-write reports acknowledged rows missing.
+lost-write reports acknowledged rows missing; disk-full also reports an apply that does not fail
+cleanly on the full disk.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Callable
 
 from . import engine
 from .checker import Violation
-from .harness import Harness, Options
+from .choices import Choice
+from .harness import NO_SPACE, Harness, Options
 from .topology import Topo, read_primary
 
 Log = Callable[[str], None]
@@ -68,8 +71,35 @@ def lost_write(opts: Options, log: Log = print, rows: int = 20) -> list[Violatio
     return _done(h, "lost-write")
 
 
+def disk_full(opts: Options, log: Log = print) -> list[Violation]:
+    """Flat 1+2 with the client writing; the round of a random run that adds replica3 with a full
+    disk (its data volume an 8 MB tmpfs, a filler table on the primary), and no other fault.  The
+    apply must fail cleanly (exit 2, "No space left on device", no traceback); the recovery frees
+    the space as a user would and must converge, with the usual checks."""
+    h = Harness(opts, log)
+    choice = Choice(1, "change", "add-replica", switch_by_command=False, failover_kill="stop", target=0.0,
+                    other=0.0, value=0.0, fault="none", fault_target=0.0, fault_delay=0.0, lossy=False,
+                    disk_full=True)
+    try:
+        h.start()
+        time.sleep(0.5)  # a few acknowledged rows before the change
+        h.run_round(choice)
+        run = h.last_op
+        if h.former != {"primary", "replica", "replica2", "replica3"} or run is None:
+            h.record([Violation("disk-full", "the round did not add replica3")])
+        elif run.code != 2 or NO_SPACE not in run.err or "Traceback" in run.text():
+            h.record([Violation("disk-full", f"the apply onto the full disk did not fail cleanly (exit 2, "
+                                             f"\"{NO_SPACE}\", no traceback): {run.summary()}\n{run.err[-800:]}")])
+        if h.full_disk is not None:
+            h.record([Violation("disk-full", f"the recovery converged without freeing {h.full_disk}")])
+    finally:
+        h.finish()
+    return _done(h, "disk-full")
+
+
 SCENARIOS: dict[str, Callable[[Options, Log], list[Violation]]] = {"split-brain": split_brain,
-                                                                    "lost-write": lost_write}
+                                                                    "lost-write": lost_write,
+                                                                    "disk-full": disk_full}
 
 
 def step(h: Harness, *args: str) -> engine.Run:

@@ -1,7 +1,10 @@
-"""The two reproductions of issue 11 (see scenarios.py), checked by the harness's checker.
+"""The two reproductions of issue 11 (see scenarios.py), checked by the harness's checker, and
+its full disk in a clone.
 
-Both broke an invariant on da9ba9e (split-brain: two writers; lost-write: 20 acknowledged rows
-rewound away) and were strict xfails until main's e4f702d fixed them; they are regression tests now.
+Both reproductions broke an invariant on da9ba9e (split-brain: two writers; lost-write: 20
+acknowledged rows rewound away) and were strict xfails until main's e4f702d fixed them; they are
+regression tests now.  disk-full: the apply that clones onto a full disk fails cleanly and the
+apply after the user freed the space converges.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import os
 import pytest
 
 from tests.chaos.harness import Options
-from tests.chaos.scenarios import lost_write, split_brain
+from tests.chaos.scenarios import disk_full, lost_write, split_brain
 
 pytestmark = pytest.mark.integration
 
@@ -25,4 +28,9 @@ def test_split_brain_after_a_half_done_switchover() -> None:
 
 def test_failover_never_discards_acknowledged_rows() -> None:
     violations = lost_write(OPTS)
+    assert violations == []
+
+
+def test_a_full_disk_in_a_clone_fails_cleanly_and_the_apply_after_freeing_it_converges() -> None:
+    violations = disk_full(OPTS)
     assert violations == []

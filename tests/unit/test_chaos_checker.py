@@ -112,6 +112,16 @@ def test_the_same_seed_draws_the_same_choices() -> None:
     assert draw(7, 3) == first[2]  # a round's choice does not depend on the rounds before it
 
 
+def test_a_full_disk_comes_only_with_an_add_replica_and_changes_no_other_choice() -> None:
+    choices = [draw(seed, n) for seed in range(1, 40) for n in range(1, 30)]
+    full = [c for c in choices if c.disk_full]
+    assert full and all(c.op == "change" and c.change == "add-replica" for c in full)
+    assert len(full) < len([c for c in choices if c.change == "add-replica" and c.op == "change"]) / 2
+    assert draw(8, 3).disk_full and draw(8, 3).describe().endswith("fault=none disk-full")
+    # the draws that existed before the full disk are unchanged (seed 8 round 3, as drawn then)
+    assert (draw(8, 3).fault_target, draw(8, 3).fault_delay) == (0.06942889560980325, 0.349)
+
+
 def test_every_topology_change_gives_a_valid_file() -> None:
     from pgtopo.loader import parse_topology
 
