@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -126,14 +127,47 @@ def _resolve(ref: SecretRef | None, where: str, base_dir: Path, env: dict[str, s
             value = env.get(name)
             if not value:
                 raise SpecError([f"{where}: environment variable {name} is not set or empty"])
-            return value
+            return _one_line(value, where, f"environment variable {name}")
         case FileSecret(file=name):
             path = (base_dir / name).expanduser()
-            try:
-                value = path.read_text().strip()
-            except (OSError, ValueError) as exc:  # ValueError: a NUL in the path, or not text
-                raise SpecError([f"{where}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}"]) from exc
+            value = _read_secret_file(path, where).strip()
             if not value:
                 raise SpecError([f"{where}: {path} is empty"])
-            return value
+            return _one_line(value, where, str(path))
     return None
+
+
+def _one_line(value: str, where: str, source: str) -> str:
+    """A password must be one line without control characters: pgpass and conninfo are line-based."""
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise SpecError([f"{where}: {source} holds control characters or more than one line; "
+                         "a password must be one line of printable characters"])
+    return value
+
+
+MAX_SECRET_BYTES = 4096
+
+
+def _read_secret_file(path: Path, where: str) -> str:
+    """The text of a secret file: a regular file of at most MAX_SECRET_BYTES.  Opened without
+    blocking (a FIFO would wait for a writer) and checked after opening, so what is read is what
+    was checked."""
+    what_to_do = f"point {where} at a regular file of at most {MAX_SECRET_BYTES} bytes that holds only the password"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise SpecError([f"{where}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}; {what_to_do}"]) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SpecError([f"{where}: {path} is not a regular file; {what_to_do}"])
+        raw = os.read(fd, MAX_SECRET_BYTES + 1)
+    except OSError as exc:
+        raise SpecError([f"{where}: cannot read {path}: {exc.strerror or exc}; {what_to_do}"]) from None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_SECRET_BYTES:
+        raise SpecError([f"{where}: {path} is larger than {MAX_SECRET_BYTES} bytes; {what_to_do}"])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError([f"{where}: {path} is not UTF-8 text; {what_to_do}"]) from None
