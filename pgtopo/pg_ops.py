@@ -19,6 +19,27 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 HOST = "127.0.0.1"
 
+# Nothing waits forever: every session has a statement timeout (a statement that needs longer
+# says so, as CHECKPOINT does), TCP keepalives and a TCP user timeout, so a server that stops
+# answering ends in an error instead of a hang.
+STATEMENT_TIMEOUT = 30.0
+CHECKPOINT_TIMEOUT = 900.0
+TCP_USER_TIMEOUT = 10.0
+
+
+def session_settings(connect_timeout: float, statement_timeout: float = STATEMENT_TIMEOUT) -> dict[str, Any]:
+    """libpq parameters of every session pgtopo opens."""
+    return {
+        "connect_timeout": max(1, int(connect_timeout)),
+        "options": f"-c statement_timeout={int(statement_timeout * 1000)}",
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "tcp_user_timeout": int(TCP_USER_TIMEOUT * 1000),
+        "application_name": "pgtopo",
+    }
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -44,9 +65,8 @@ def connect(ep: Endpoint, timeout: float = 3.0) -> "psycopg.Connection":
                 user="postgres",
                 password=password,
                 dbname="postgres",
-                connect_timeout=max(1, int(timeout)),
                 autocommit=True,
-                application_name="pgtopo",
+                **session_settings(timeout),
             )
         except psycopg.Error as exc:
             if n + 1 < len(passwords) and "password authentication failed" in str(exc):
@@ -220,8 +240,15 @@ def basebackup_progress(ep: Endpoint, application_name: str) -> tuple[str, int, 
     return (row[0], int(row[1] or 0), int(row[2]) if row[2] is not None else None) if row else None
 
 
-def checkpoint(ep: Endpoint) -> None:
-    run(ep, lambda c: c.execute("CHECKPOINT"), "CHECKPOINT")
+def checkpoint(ep: Endpoint, timeout: float = CHECKPOINT_TIMEOUT) -> None:
+    """CHECKPOINT, which may take long after many writes: its own, explicit statement timeout."""
+    from psycopg import sql
+
+    def go(conn: "psycopg.Connection") -> None:
+        conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(int(timeout * 1000))))
+        conn.execute("CHECKPOINT")
+
+    run(ep, go, "CHECKPOINT")
 
 
 def replay_lsn(ep: Endpoint) -> int | None:
@@ -275,7 +302,8 @@ def wait_ready(ep: Endpoint, deadline: float, poll: float = 0.1) -> None:
     while time.monotonic() < deadline:
         try:
             with psycopg.connect(
-                host=HOST, port=ep.port, user="postgres", password=ep.password, dbname="postgres", connect_timeout=1
+                host=HOST, port=ep.port, user="postgres", password=ep.password, dbname="postgres",
+                **session_settings(1),
             ) as conn:
                 conn.execute("SELECT 1")
                 return
