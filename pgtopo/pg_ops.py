@@ -159,30 +159,34 @@ def pending_restart(conn: "psycopg.Connection", names: list[str]) -> list[str]:
         time.sleep(0.05)
 
 
+def scram_verifier(conn: "psycopg.Connection", role: str, password: str) -> str:
+    """The SCRAM-SHA-256 verifier of a password, computed here by libpq: the server stores it as
+    it is, and the password itself never travels in SQL (so never into a server log)."""
+    return conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
+
+
 def ensure_replication_role(ep: Endpoint, role: str, password: str) -> None:
     """Create (or fix) the replication role with a scram-sha-256 password."""
     from psycopg import sql
 
     def go(conn: "psycopg.Connection") -> None:
-        conn.execute("SET password_encryption = 'scram-sha-256'")
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
         verb = "ALTER" if exists else "CREATE"
-        conn.execute(
-            sql.SQL(verb + " ROLE {} WITH REPLICATION LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
-        )
+        conn.execute(sql.SQL(verb + " ROLE {} WITH REPLICATION LOGIN PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(scram_verifier(conn, role, password))))
 
     run(ep, go, f"create replication role {role}")
 
 
 def set_passwords(ep: Endpoint, passwords: dict[str, str]) -> None:
-    """ALTER ROLE ... PASSWORD (scram-sha-256) for each role, in one transaction."""
+    """ALTER ROLE ... PASSWORD (a scram-sha-256 verifier) for each role, in one transaction."""
     from psycopg import sql
 
     def go(conn: "psycopg.Connection") -> None:
         with conn.transaction():
-            conn.execute("SET LOCAL password_encryption = 'scram-sha-256'")
             for role, password in passwords.items():
-                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(scram_verifier(conn, role, password))))
 
     run(ep, go, "change passwords")
 

@@ -160,3 +160,31 @@ def test_a_password_change_cut_short_is_finished_by_the_next_apply(make_cluster,
     assert actions(healed.out) == [("set-password", "primary")], healed.out
     assert secret(c, "superuser_password") == "second-superuser-password-0123456789"
     assert pgtopo("diff", str(c.path)).code == 0
+
+
+def test_passwords_never_reach_the_server_log(make_cluster, engine: docker.DockerClient) -> None:
+    """With every statement logged, creating the cluster and changing both passwords leaves no
+    password in any server's log (pgtopo sends SCRAM verifiers, never the password), and every
+    session pgtopo opens has a statement timeout."""
+    from pgtopo import pg_ops
+
+    c = make_cluster(IMAGE)
+    su, repl = c.path.parent / f"{c.name}-su", c.path.parent / f"{c.name}-repl"
+    su.write_text("first-superuser-password-0123456789\n")
+    repl.write_text("first-replication-password-0123456789\n")
+    c.write(f"auth:\n  superuser_password: {{file: {su.name}}}\n  replication_password: {{file: {repl.name}}}\n"
+            "parameters: {log_statement: all}\nprimary: primary\nnodes:\n  primary: {}\n  replica: {}\n")
+    first = pgtopo("apply", str(c.path))
+    assert first.code == 0, first
+    su.write_text("second-superuser-password-0123456789\n")
+    repl.write_text("second-replication-password-0123456789\n")
+    second = pgtopo("apply", str(c.path))
+    assert second.code == 0 and ("set-password", "primary") in actions(second.out), second
+    logs = {node: engine.containers.get(c.container(node)).logs().decode(errors="replace")
+            for node in ("primary", "replica")}
+    for text in [*logs.values(), first.out, first.err, second.out, second.err]:
+        for password in ("first-superuser", "first-replication", "second-superuser", "second-replication"):
+            assert password not in text, (password, text[-3000:])
+    assert "ALTER ROLE" in logs["primary"] and "SCRAM-SHA-256$" in logs["primary"], logs["primary"][-3000:]
+    ep = pg_ops.Endpoint("primary", _port(engine, c, "primary"), "second-superuser-password-0123456789")
+    assert pg_ops.run(ep, lambda conn: conn.execute("SHOW statement_timeout").fetchone(), "show") == ("30s",)
