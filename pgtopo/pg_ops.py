@@ -197,10 +197,12 @@ def set_replication_source(ep: Endpoint, conninfo: str, slot: str) -> None:
 
 
 def receiver(ep: Endpoint) -> tuple[str, str | None] | None:
-    """(status, sender host) of the node's WAL receiver; None when it has none."""
+    """(status, upstream node) of the node's WAL receiver; None when it has none."""
+    from pgtopo.labels import node_of_host
+
     row = run(ep, lambda c: c.execute("SELECT status, sender_host FROM pg_stat_wal_receiver").fetchone(),
               "read pg_stat_wal_receiver")
-    return (row[0], row[1]) if row else None
+    return (row[0], node_of_host(row[1])) if row else None
 
 
 def streams_from(ep: Endpoint, upstream: str) -> tuple[bool, str]:

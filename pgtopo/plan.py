@@ -303,7 +303,7 @@ def _replication_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: 
     assert pg is not None
     upstream = topo.upstream_of(node)
     slot = L.slot_name(node)
-    want = desired.replication_settings(topo, node)
+    want = desired.replication_settings(topo, node, pg.server_version)
     have = {k: pg.auto_conf.get(k) for k in REPLICATION_KEYS}
     if have != want:
         now = pg.receiver.upstream if pg.receiver else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pgtopo.labels import node_of_host
 from pgtopo.observed import HOT_STANDBY_SETTINGS, Downstream, PgFacts, Slot, WalReceiver
 from pgtopo.pg_ops import Endpoint, _lsn, run
 from pgtopo.timelines import parse_history
@@ -68,7 +69,7 @@ def facts(row: tuple[Any, ...]) -> PgFacts:
         in_recovery=bool(standby),
         timeline=tli,
         lsn=_lsn(lsn),
-        receiver=WalReceiver(status=recv[0], upstream=recv[1], slot=recv[2]) if recv else None,
+        receiver=WalReceiver(status=recv[0], upstream=node_of_host(recv[1]), slot=recv[2]) if recv else None,
         downstreams=tuple(Downstream(a, s, int(lag) if lag is not None else None) for a, s, lag in downs),
         slots=tuple(Slot(name, bool(active)) for name, active in slots),
         pending_restart=tuple(pending or ()),

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from pgtopo.actions import Action, Kind
+from pgtopo.labels import node_of_host
 from pgtopo.observed import NodeFacts, Observed
 from pgtopo.spec import Topology
 
@@ -96,4 +97,4 @@ def old_primary(obs: Observed, node: NodeFacts) -> str | None:
 
 def conninfo_host(conninfo: str) -> str | None:
     match = re.search(r"(?:^|\s)host\s*=\s*'?([^'\s]+)", conninfo)
-    return match.group(1) if match else None
+    return node_of_host(match.group(1)) if match else None

@@ -34,6 +34,9 @@ class ClusterState:
     superuser_password: str
     replication_password: str
     system_identifier: int | None = None
+    # the hosts pgpass has lines for (desired.pgpass_hosts); none: lines for any host, as an
+    # older pgtopo wrote them, kept until the hosts are known
+    hosts: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # never print a secret, not even in a debugger or a log
         return f"ClusterState(system_identifier={self.system_identifier})"
@@ -49,10 +52,12 @@ def _pgpass_escape(value: str) -> str:
 
 
 def encode(state: ClusterState, replication_user: str) -> dict[str, bytes]:
-    """The files of the state volume."""
-    pgpass = (
-        f"*:*:*:postgres:{_pgpass_escape(state.superuser_password)}\n"
-        f"*:*:*:{replication_user}:{_pgpass_escape(state.replication_password)}\n"
+    """The files of the state volume.  pgpass names each host, so libpq offers a password only
+    to this cluster's nodes."""
+    pgpass = "".join(
+        f"{_pgpass_escape(host)}:{L.PG_PORT}:*:{user}:{_pgpass_escape(password)}\n"
+        for host in state.hosts or ("*",)
+        for user, password in (("postgres", state.superuser_password), (replication_user, state.replication_password))
     )
     files = {
         SUPERUSER_FILE: state.superuser_password.encode(),
@@ -80,7 +85,14 @@ def decode(files: dict[str, bytes]) -> ClusterState | None:
         superuser_password=superuser.decode(),
         replication_password=replication.decode(),
         system_identifier=int(sysid.decode()) if sysid else None,
+        hosts=_pgpass_hosts(files.get(PGPASS_FILE, b"").decode(errors="replace")),
     )
+
+
+def _pgpass_hosts(text: str) -> tuple[str, ...]:
+    """The hosts pgpass has lines for; none when any line is for any host ("*")."""
+    hosts = [line.split(":", 1)[0] for line in text.splitlines() if line and not line.startswith("#")]
+    return () if "*" in hosts else tuple(sorted(set(hosts)))
 
 
 def read(client: "docker.DockerClient", image: str, volume: str, cluster: str) -> ClusterState | None:
