@@ -34,12 +34,13 @@ REQUIRE_AUTH = " require_auth=scram-sha-256"
 
 
 def conninfo(topo: Topology, node: str, server_version: int | None = None) -> str:
-    """primary_conninfo of a replica: its upstream by its cluster-qualified alias, password from
-    the passfile, and on PostgreSQL 16+ (`server_version` of the replica, whose libpq reads this;
+    """primary_conninfo of a replica: its upstream by its container's name (only this cluster's
+    container has it; a bare node alias may be anyone's on a shared network), password from the
+    passfile, and on PostgreSQL 16+ (`server_version` of the replica, whose libpq reads this;
     None: a current one) no other authentication than scram-sha-256."""
     upstream = topo.upstream_of(node)
     assert upstream is not None, "the primary has no upstream"
-    text = (f"host={names(topo).alias(upstream)} port={L.PG_PORT} user={topo.auth.replication_user} "
+    text = (f"host={names(topo).container(upstream)} port={L.PG_PORT} user={topo.auth.replication_user} "
             f"passfile={L.PASSFILE} application_name={node}")
     return text + (REQUIRE_AUTH if server_version is None or server_version >= 160000 else "")
 
@@ -50,15 +51,9 @@ def replication_settings(topo: Topology, node: str, server_version: int | None =
     return {"primary_conninfo": conninfo(topo, node, server_version), "primary_slot_name": L.slot_name(node)}
 
 
-def aliases(topo: Topology, node: str) -> tuple[str, ...]:
-    """A node container's aliases on the cluster network: the qualified one pgtopo connects to,
-    and the bare node name that replicas made by an older pgtopo still use until repointed."""
-    return (node, names(topo).alias(node))
-
-
 def pgpass_hosts(topo: Topology) -> tuple[str, ...]:
-    """The hosts the state volume's pgpass has lines for: every node's qualified alias."""
-    return tuple(sorted(names(topo).alias(node) for node in topo.nodes))
+    """The hosts the state volume's pgpass has lines for: every node's container name."""
+    return tuple(sorted(names(topo).container(node) for node in topo.nodes))
 
 
 def _quote(value: str) -> str:
@@ -225,7 +220,7 @@ def _node_config(topo: Topology, node: str) -> dict[str, object]:
         "image": topo.image,
         "command": server_command(node),
         "network": topo.network_name,
-        "aliases": list(aliases(topo, node)),
+        "alias": node,
         "hba": hba_conf(topo),
         "host_port": topo.nodes[node].port,
         **({"bind": topo.nodes[node].bind} if topo.nodes[node].bind != "127.0.0.1" else {}),
@@ -262,7 +257,7 @@ def node_container(topo: Topology, node: str, bootstrap_nonce: str | None = None
         labels=L.labels(topo.cluster, "node", node, config_hash=node_hash(topo, node)),
         mounts=(Mount(n.volume(node), L.DATA_MOUNT), Mount(n.state_volume, L.STATE_MOUNT, read_only=True)),
         network=topo.network_name,
-        aliases=aliases(topo, node),
+        aliases=(node,),
         env=env,
         publish=L.PG_PORT,
         host_port=topo.nodes[node].port,
@@ -339,7 +334,7 @@ def clone_source(topo: Topology, node: str) -> str:
     application_name lets pgtopo follow it in pg_stat_progress_basebackup."""
     upstream = topo.upstream_of(node)
     assert upstream is not None, "the primary is never cloned"
-    return (f"host={names(topo).alias(upstream)} port={L.PG_PORT} user={topo.auth.replication_user} "
+    return (f"host={names(topo).container(upstream)} port={L.PG_PORT} user={topo.auth.replication_user} "
             f"application_name={node}-clone")
 
 
@@ -354,7 +349,7 @@ def rewind_job(topo: Topology, node: str) -> ContainerSpec:
     A marker file outside PGDATA says "rewind under way" until it has finished."""
     upstream = topo.upstream_of(node)
     assert upstream is not None, "the primary is never rewound"
-    source = (f"host={names(topo).alias(upstream)} port={L.PG_PORT} user=postgres dbname=postgres "
+    source = (f"host={names(topo).container(upstream)} port={L.PG_PORT} user=postgres dbname=postgres "
               f"application_name={node}-rewind")
     argv = ["sh", "-c", REWIND_SCRIPT, "pgtopo-rewind", L.PGDATA, auto_conf(topo, node), source, L.REWIND_MARKER]
     return _job(topo, node, "rewind", argv, network=True)

@@ -130,9 +130,9 @@ def create_network(client: "docker.DockerClient", name: str, labels: dict[str, s
     return net
 
 
-def connect_network(client: "docker.DockerClient", container: str, network: str, aliases: tuple[str, ...]) -> None:
+def connect_network(client: "docker.DockerClient", container: str, network: str, alias: str) -> None:
     with translated(f"connect {container} to network {network}"):
-        client.api.connect_container_to_network(container, network, aliases=list(aliases))
+        client.api.connect_container_to_network(container, network, aliases=[alias])
 
 
 def create_volume(client: "docker.DockerClient", name: str, labels: dict[str, str]) -> None:

@@ -129,8 +129,7 @@ def execute(ctx: Context, action: Action) -> str | None:
             _start(ctx, node)
             _await_streaming(ctx, node)
         case Kind.CONNECT:
-            docker_ops.connect_network(ctx.client, ctx.names.container(node), ctx.topo.network_name,
-                                       desired.aliases(ctx.topo, node))
+            docker_ops.connect_network(ctx.client, ctx.names.container(node), ctx.topo.network_name, node)
             _await_server(ctx, node)  # the published port comes back with the network, maybe another one
             _await_streaming(ctx, node)
         case Kind.REMOVE_VOLUME:
@@ -338,7 +337,7 @@ def _cover_in_pgpass(ctx: Context, node: str) -> None:
     since the state was written; a state written by an older pgtopo, for any host)."""
     with ctx.lock:
         old = ctx.snapshot.state
-        if old is None or ctx.names.alias(node) in old.hosts:
+        if old is None or ctx.names.container(node) in old.hosts:
             return
         new = replace(old, hosts=tuple(sorted(set(old.hosts) | set(desired.pgpass_hosts(ctx.topo)))))
         cluster_state.write(ctx.client, ctx.topo.image, ctx.names.state_volume, ctx.topo.cluster, new,
@@ -363,7 +362,7 @@ def _await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None 
     port = docker_ops.host_port(ctx.client, name, L.PG_PORT)
     if port is None:
         raise PgtopoError(f"{node}: Docker published no port for {name}", hint=f"see `docker logs {name}`")
-    ep = pg_ops.Endpoint(node, port, ctx.password)
+    ep = pg_ops.Endpoint(node, port, ctx.password, cluster=ctx.topo.cluster)
     deadline = time.monotonic() + READY_TIMEOUT
     while True:
         try:

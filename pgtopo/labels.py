@@ -26,7 +26,6 @@ REWIND_MARKER = f"{DATA_MOUNT}/rewind.incomplete"
 STATE_MOUNT = "/run/pgtopo"
 PASSFILE = f"{STATE_MOUNT}/pgpass"
 PG_PORT = 5432
-ALIAS_DOMAIN = "pgtopo"
 
 
 @dataclass(frozen=True)
@@ -38,12 +37,6 @@ class Names:
 
     def container(self, node: str) -> str:
         return f"{self.cluster}-{node}"
-
-    def alias(self, node: str) -> str:
-        """The network alias other nodes reach `node` by: `<node>.<cluster>.pgtopo`, a name only this
-        cluster's container of that node answers to (a bare `<node>` may be anyone's on a shared
-        network).  Node and cluster names hold no dots, so the node is its first label."""
-        return f"{node}.{self.cluster}.{ALIAS_DOMAIN}"
 
     def volume(self, node: str) -> str:
         return f"{self.cluster}-{node}-data"
@@ -60,11 +53,11 @@ class Names:
         return f"{self.cluster}-pgtopo-lock"
 
 
-def node_of_host(host: str | None) -> str | None:
-    """The node a conninfo host names: `<node>.<cluster>.pgtopo`, or a bare node alias (as an
-    older pgtopo wrote it)."""
-    if host is not None and host.endswith("." + ALIAS_DOMAIN):
-        return host.split(".", 1)[0]
+def node_of_host(host: str | None, cluster: str) -> str | None:
+    """The node a conninfo host names: its container's name `<cluster>-<node>` (unique in the
+    engine, resolved on the cluster network), or a bare node alias (as an older pgtopo wrote it)."""
+    if host is not None and cluster and host.startswith(f"{cluster}-"):
+        return host[len(cluster) + 1:]
     return host
 
 

@@ -51,6 +51,7 @@ class Endpoint:
     port: int
     password: str
     fallback: str | None = None
+    cluster: str = ""  # names upstreams in what the server reports (labels.node_of_host)
 
 
 def connect(ep: Endpoint, timeout: float = 3.0) -> "psycopg.Connection":
@@ -202,7 +203,7 @@ def receiver(ep: Endpoint) -> tuple[str, str | None] | None:
 
     row = run(ep, lambda c: c.execute("SELECT status, sender_host FROM pg_stat_wal_receiver").fetchone(),
               "read pg_stat_wal_receiver")
-    return (row[0], node_of_host(row[1])) if row else None
+    return (row[0], node_of_host(row[1], ep.cluster)) if row else None
 
 
 def streams_from(ep: Endpoint, upstream: str) -> tuple[bool, str]:

@@ -56,12 +56,12 @@ def probe(ep: Endpoint) -> PgFacts:
     def query(conn: "psycopg.Connection") -> PgFacts:
         row = conn.execute(PROBE_SQL, (list(HOT_STANDBY_SETTINGS),)).fetchone()
         assert row is not None
-        return facts(row)
+        return facts(row, ep.cluster)
 
     return run(ep, query, "probe")
 
 
-def facts(row: tuple[Any, ...]) -> PgFacts:
+def facts(row: tuple[Any, ...], cluster: str = "") -> PgFacts:
     version, sysid, standby, lsn, tli, pending, recv, downs, slots, auto, roles, restart, limits, history = row
     return PgFacts(
         server_version=version,
@@ -69,7 +69,7 @@ def facts(row: tuple[Any, ...]) -> PgFacts:
         in_recovery=bool(standby),
         timeline=tli,
         lsn=_lsn(lsn),
-        receiver=WalReceiver(status=recv[0], upstream=node_of_host(recv[1]), slot=recv[2]) if recv else None,
+        receiver=WalReceiver(status=recv[0], upstream=node_of_host(recv[1], cluster), slot=recv[2]) if recv else None,
         downstreams=tuple(Downstream(a, s, int(lag) if lag is not None else None) for a, s, lag in downs),
         slots=tuple(Slot(name, bool(active)) for name, active in slots),
         pending_restart=tuple(pending or ()),

@@ -87,7 +87,7 @@ def old_primary(obs: Observed, node: NodeFacts) -> str | None:
     seen = {node.name}
     current = node
     while current.pg is not None:
-        host = conninfo_host(current.pg.auto_conf.get("primary_conninfo", ""))
+        host = conninfo_host(current.pg.auto_conf.get("primary_conninfo", ""), obs.cluster)
         if host is None or host in seen:
             return None
         seen.add(host)
@@ -95,6 +95,6 @@ def old_primary(obs: Observed, node: NodeFacts) -> str | None:
     return current.name
 
 
-def conninfo_host(conninfo: str) -> str | None:
+def conninfo_host(conninfo: str, cluster: str = "") -> str | None:
     match = re.search(r"(?:^|\s)host\s*=\s*'?([^'\s]+)", conninfo)
-    return node_of_host(match.group(1)) if match else None
+    return node_of_host(match.group(1), cluster) if match else None

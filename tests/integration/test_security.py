@@ -34,7 +34,7 @@ def test_pg_hba_has_no_trust_over_tcp_and_replication_only_for_its_role(pair) ->
                                            "array_to_string(user_name, ','), coalesce(address, ''), auth_method "
                                            "FROM pg_hba_file_rules ORDER BY line_number").splitlines()
         rows = [r.split("|") for r in rules]
-        assert all(r[4] == "scram-sha-256" for r in rows if r[0].startswith("host")), rows
+        assert all(r[4] in ("scram-sha-256", "reject") for r in rows if r[0].startswith("host")), rows
         assert [r for r in rows if r[4] == "trust"] == [["local", "all", "all", "", "trust"]]
         replication = [r[:3] + r[4:] for r in rows if r[1] == "replication"]  # addresses: see the test below
         assert replication == [["host", "replication", "repuser", "reject"],
@@ -195,7 +195,7 @@ def test_passwords_never_reach_the_server_log(make_cluster, engine: docker.Docke
 def test_replication_through_the_published_port_is_refused_while_replicas_stream(make_cluster, engine, image) -> None:
     """docker-proxy forwards the published port from the network's gateway, which `samenet`
     would admit: a replication login from the host with the right password must be refused,
-    while the replicas, which reach their upstream by its cluster-qualified alias, stream."""
+    while the replicas, which reach their upstream by its container's name, stream."""
     c = make_cluster(image)
     c.write("primary: primary\nnodes:\n  primary: {}\n  replica: {}\n  replica2: {upstream: replica}\n")
     applied = pgtopo("apply", str(c.path))
@@ -211,11 +211,11 @@ def test_replication_through_the_published_port_is_refused_while_replicas_stream
     assert psql(c.container("replica"), "SELECT application_name, state FROM pg_stat_replication") == \
         "replica2|streaming"
     conninfo = psql(c.container("replica2"), "SHOW primary_conninfo")
-    assert f"host=replica.{c.name}.pgtopo " in conninfo, conninfo
+    assert f"host={c.container('replica')} " in conninfo, conninfo
     assert ("require_auth=scram-sha-256" in conninfo) == image.endswith(":17"), conninfo
-    assert psql(c.container("replica2"), "SELECT sender_host FROM pg_stat_wal_receiver") == f"replica.{c.name}.pgtopo"
+    assert psql(c.container("replica2"), "SELECT sender_host FROM pg_stat_wal_receiver") == c.container("replica")
     pgpass = secret(c, "pgpass").splitlines()
-    assert sorted({line.split(":")[0] for line in pgpass}) == [f"{n}.{c.name}.pgtopo" for n in
+    assert sorted({line.split(":")[0] for line in pgpass}) == [c.container(n) for n in
                                                                ("primary", "replica", "replica2")], pgpass
     rules = psql(c.container("replica2"), "SELECT address || '/' || netmask, auth_method FROM pg_hba_file_rules "
                                           "WHERE 'replication' = ANY(database) ORDER BY line_number").splitlines()

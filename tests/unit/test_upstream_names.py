@@ -20,19 +20,26 @@ from .test_plan import T, container, converged, pg_replica, volume
 STATE = ClusterState("su-pw", "repl-pw", 1, hosts=desired.pgpass_hosts(T))
 
 
-def test_upstreams_are_named_by_their_cluster_qualified_alias() -> None:
-    assert L.Names("pg", "net").alias("replica") == "replica.pg.pgtopo"
-    assert desired.conninfo(T, "replica2").startswith("host=replica.pg.pgtopo port=5432 ")
-    assert desired.clone_source(T, "replica2").startswith("host=replica.pg.pgtopo port=5432 ")
+def test_upstreams_are_named_by_their_container_s_name() -> None:
+    assert desired.conninfo(T, "replica2").startswith("host=pg-replica port=5432 ")
+    assert desired.clone_source(T, "replica2").startswith("host=pg-replica port=5432 ")
     rewind = desired.rewind_job(T, "replica").command
-    assert any(arg.startswith("host=primary.pg.pgtopo port=5432 user=postgres ") for arg in rewind), rewind
-    assert desired.node_container(T, "replica").aliases == ("replica", "replica.pg.pgtopo")
+    assert any(arg.startswith("host=pg-primary port=5432 user=postgres ") for arg in rewind), rewind
+    assert desired.node_container(T, "replica").aliases == ("replica",)  # for replicas of an older pgtopo
 
 
-@pytest.mark.parametrize("host, node", [("replica.pg.pgtopo", "replica"), ("replica", "replica"),
-                                        ("my-node.my-cluster.pgtopo", "my-node"), (None, None)])
-def test_node_of_host(host: str | None, node: str | None) -> None:
-    assert L.node_of_host(host) == node
+@pytest.mark.parametrize("host, cluster, node", [("pg-replica", "pg", "replica"), ("replica", "pg", "replica"),
+                                                 ("my-cluster-my-node", "my-cluster", "my-node"),
+                                                 ("pg-replica", "", "pg-replica"), (None, "pg", None)])
+def test_node_of_host(host: str | None, cluster: str, node: str | None) -> None:
+    assert L.node_of_host(host, cluster) == node
+
+
+def test_observed_upstreams_are_node_names() -> None:
+    from pgtopo.promotion import conninfo_host
+
+    assert conninfo_host(desired.conninfo(T, "replica2"), "pg") == "replica"
+    assert conninfo_host("host=replica port=5432", "pg") == "replica"
 
 
 @pytest.mark.parametrize("version, required", [(None, True), (170002, True), (160000, True), (150010, False),
@@ -62,7 +69,7 @@ def test_a_replica_on_a_bare_alias_is_repointed_once() -> None:
 
 def test_pgpass_names_each_host_and_no_wildcard() -> None:
     lines = encode(STATE, "repuser")["pgpass"].decode().splitlines()
-    assert lines[:2] == ["primary.pg.pgtopo:5432:*:postgres:su-pw", "primary.pg.pgtopo:5432:*:repuser:repl-pw"]
+    assert lines[:2] == ["pg-primary:5432:*:postgres:su-pw", "pg-primary:5432:*:repuser:repl-pw"]
     assert len(lines) == 6 and not any(line.startswith("*") for line in lines)
     assert decode(encode(STATE, "repuser")).hosts == STATE.hosts
 
