@@ -12,7 +12,7 @@ import tarfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from pgtopo.errors import DockerError
 
@@ -243,13 +243,21 @@ def last_lines(client: "docker.DockerClient", container: str, lines: int = 8) ->
         return client.api.logs(container, tail=lines).decode(errors="replace").strip()
 
 
-def run_job(client: "docker.DockerClient", spec: ContainerSpec, timeout: float = 3600) -> str:
-    """Run a one-shot container to completion; return its output, raise DockerError on failure."""
+JOB_POLL = 30.0
+
+
+def run_job(client: "docker.DockerClient", spec: ContainerSpec, timeout: float | None = None,
+            progress: Callable[[], bool] | None = None) -> str:
+    """Run a one-shot container to completion; return its output, raise DockerError on failure.
+
+    No fixed cap: a clone or rewind of a large cluster takes as long as it takes.  `timeout`
+    (seconds) sets one; `progress`, asked every JOB_POLL seconds, ends the job when it says the
+    job no longer makes progress."""
     cid = create_container(client, spec)
     try:
         start(client, cid)
-        with translated(f"wait for {spec.name}"):
-            result = client.api.wait(cid, timeout=timeout)
+        result = _wait(client, cid, spec.name, timeout, progress)
+        with translated(f"read the output of {spec.name}"):
             output = client.api.logs(cid, stdout=True, stderr=True).decode(errors="replace")
         if result.get("StatusCode") != 0:
             tail = "\n".join(output.strip().splitlines()[-8:])
@@ -260,6 +268,34 @@ def run_job(client: "docker.DockerClient", spec: ContainerSpec, timeout: float =
         return output
     finally:
         remove_container(client, cid)
+
+
+def _wait(client: "docker.DockerClient", cid: str, name: str, timeout: float | None,
+          progress: Callable[[], bool] | None) -> dict:
+    """Wait for a job to exit, asking `progress` every JOB_POLL seconds and giving up at `timeout`."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        poll = JOB_POLL if deadline is None else max(0.1, min(JOB_POLL, deadline - time.monotonic()))
+        try:
+            with translated(f"wait for {name}"):
+                return client.api.wait(cid, timeout=poll)
+        except DockerError as exc:
+            if exc.__cause__ is None or not _timed_out(exc.__cause__):
+                raise
+        if deadline is not None and time.monotonic() >= deadline:
+            raise DockerError(f"{name} did not finish within {timeout:.0f} s",
+                              hint="see `docker logs` of the job's node, then run apply again")
+        if progress is not None and not progress():
+            raise DockerError(f"{name} stopped making progress",
+                              hint="see `docker logs` of the job's node, then run apply again")
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """docker-py's wait ran out of time (over a unix socket that comes as a ConnectionError)."""
+    from requests.exceptions import ReadTimeout
+    from urllib3.exceptions import ReadTimeoutError
+
+    return isinstance(exc, ReadTimeout) or bool(exc.args) and isinstance(exc.args[0], ReadTimeoutError)
 
 
 def _archive(client: "docker.DockerClient", container: str, path: str) -> bytes | None:

@@ -147,7 +147,9 @@ def execute(ctx: Context, action: Action) -> str | None:
             pg_ops.alter_system(ctx.endpoint(node), dict(action.settings))
         case Kind.REPOINT:
             _ensure_slot(ctx, action)
-            pg_ops.set_replication_source(ctx.endpoint(node), desired.conninfo(ctx.topo, node), action.slot or "")
+            pg = ctx.snapshot.observed.node(node).pg
+            conninfo = desired.conninfo(ctx.topo, node, pg.server_version if pg else None)
+            pg_ops.set_replication_source(ctx.endpoint(node), conninfo, action.slot or "")
         case Kind.CREATE_SLOT:
             _ensure_slot(ctx, action)
         case Kind.DROP_SLOT:
@@ -160,6 +162,7 @@ def _create_state(ctx: Context) -> None:
     new = cluster_state.ClusterState(
         superuser_password=superuser or cluster_state.generate_password(),
         replication_password=replication or cluster_state.generate_password(),
+        hosts=desired.pgpass_hosts(ctx.topo),
     )
     if ctx.snapshot.observed.state_volume is None:
         docker_ops.create_volume(ctx.client, ctx.names.state_volume, L.labels(ctx.topo.cluster, "state"))
@@ -180,6 +183,7 @@ def _bootstrap(ctx: Context, action: Action) -> None:
     name = ctx.names.container(node)
     if ctx.snapshot.observed.node(node).container is not None:
         docker_ops.remove_container(ctx.client, name)
+    _cover_in_pgpass(ctx, node)
     cid = docker_ops.create_container(ctx.client, desired.node_container(ctx.topo, node, secrets.token_hex(8)))
     docker_ops.start(ctx.client, cid)
     if upstream is None:
@@ -328,10 +332,24 @@ def _start(ctx: Context, node: str) -> None:
 
 
 def _create(ctx: Context, node: str) -> None:
+    _cover_in_pgpass(ctx, node)
     spec = desired.node_container(ctx.topo, node)
     cid = docker_ops.create_container(ctx.client, spec)
     docker_ops.start(ctx.client, cid)
     _await_server(ctx, node)
+
+
+def _cover_in_pgpass(ctx: Context, node: str) -> None:
+    """Before a node's container is made, the state's pgpass names it (a node added to the file
+    since the state was written; a state written by an older pgtopo, for any host)."""
+    with ctx.lock:
+        old = ctx.snapshot.state
+        if old is None or ctx.names.container(node) in old.hosts:
+            return
+        new = replace(old, hosts=tuple(sorted(set(old.hosts) | set(desired.pgpass_hosts(ctx.topo)))))
+        cluster_state.write(ctx.client, ctx.topo.image, ctx.names.state_volume, ctx.topo.cluster, new,
+                            ctx.topo.auth.replication_user)
+        ctx.snapshot.state = new
 
 
 def _await_streaming(ctx: Context, node: str) -> None:
@@ -351,7 +369,7 @@ def _await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None 
     port = docker_ops.host_port(ctx.client, name, L.PG_PORT)
     if port is None:
         raise PgtopoError(f"{node}: Docker published no port for {name}", hint=f"see `docker logs {name}`")
-    ep = pg_ops.Endpoint(node, port, ctx.password)
+    ep = pg_ops.Endpoint(node, port, ctx.password, cluster=ctx.topo.cluster)
     deadline = time.monotonic() + READY_TIMEOUT
     while True:
         try:

@@ -53,6 +53,14 @@ class Names:
         return f"{self.cluster}-pgtopo-lock"
 
 
+def node_of_host(host: str | None, cluster: str) -> str | None:
+    """The node a conninfo host names: its container's name `<cluster>-<node>` (unique in the
+    engine, resolved on the cluster network), or a bare node alias (as an older pgtopo wrote it)."""
+    if host is not None and cluster and host.startswith(f"{cluster}-"):
+        return host[len(cluster) + 1:]
+    return host
+
+
 def slot_name(node: str) -> str:
     """The physical replication slot a replica uses on its upstream."""
     return "pgtopo_" + node.replace("-", "_")

@@ -163,12 +163,14 @@ def _union_problems(path: Path, errs: list[_Err], tree: Tree, data: Any) -> list
     for items in members.values():
         kinds = [e["type"] for e, *_ in items]
         if not any(k in ("missing", "extra_forbidden") or k.endswith(("_type", "_parsing")) for k in kinds):
-            return [(_position(tree, p, "key" if k else e["type"]), _message(e, p, k)) for e, p, _, k in items]
+            return [(_position(tree, p, "key" if k else e["type"]), tree.conceal(p, _message(e, p, k)))
+                    for e, p, _, k in items]
     wanted = list(dict.fromkeys(_member_text(m) for m in members))
     expected = " or ".join([", ".join(wanted[:-1]), wanted[-1]] if len(wanted) > 1 else wanted)
     for step in path:
         data = data[step]
-    return [(_position(tree, path, "union"), f"{dotted(path)}: must be {expected} (got {_got(data)})")]
+    message = f"{dotted(path)}: must be {expected} (got {_got(data)})"
+    return [(_position(tree, path, "union"), tree.conceal(path, message))]
 
 
 def _position(tree: Tree, path: Path, kind: str) -> Pos:
@@ -191,7 +193,7 @@ def _validation_problems(exc: ValidationError, data: Any, tree: Tree) -> list[Pr
         if isinstance(error := (err.get("ctx") or {}).get("error"), TopologyProblems):
             for loc, msg in error.problems:
                 path = tuple(str(p) for p in loc)
-                problems.append((_position(tree, path, "cross"), f"{dotted(path)}: {msg}"))
+                problems.append((_position(tree, path, "cross"), tree.conceal(path, f"{dotted(path)}: {msg}")))
             continue
         path, union_at, member, is_key = _split_loc(err["loc"], data, err["type"])
         if any(path[: len(f)] == f for f in tree.failed):
@@ -199,7 +201,8 @@ def _validation_problems(exc: ValidationError, data: Any, tree: Tree) -> list[Pr
         if union_at is not None:
             unions.setdefault(union_at, []).append((dict(err), path, member, is_key))
         else:
-            problems.append((_position(tree, path, "key" if is_key else err["type"]), _message(err, path, is_key)))
+            message = tree.conceal(path, _message(err, path, is_key))
+            problems.append((_position(tree, path, "key" if is_key else err["type"]), message))
     for path, errs in unions.items():
         problems.extend(_union_problems(path, errs, tree, data))
     return problems

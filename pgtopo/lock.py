@@ -16,12 +16,13 @@ running, so a holder that has just started it keeps it).
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from pgtopo import docker_ops, labels as L
@@ -56,6 +57,8 @@ class Held:
         self.arm()
         assert self.armed is not None
         self.armed.join()
+        if isinstance(self.error, DockerError):
+            raise self.error
         if self.error is not None:
             raise DockerError(f"Docker failed to start the lock container {self.name}: {self.error}",
                               hint="check that the Docker engine is healthy, then run apply again")
@@ -86,8 +89,11 @@ def cluster_lock(client: "docker.DockerClient", cluster: str, image: str, timeou
         held.arm()
     try:
         yield held
-    finally:
-        _release(client, held)
+    except BaseException:
+        with suppress(DockerError):  # the error on its way out says more (an engine gone, say)
+            _release(client, held)
+        raise
+    _release(client, held)
 
 
 def _try_acquire(client: "docker.DockerClient", name: str, image: str, cluster: str) -> Held | None:
@@ -95,20 +101,20 @@ def _try_acquire(client: "docker.DockerClient", name: str, image: str, cluster: 
 
     api = client.api
     try:
-        cid = api.create_container(
-            image=image,
-            command=["sh", "-c", "cat >/dev/null"],
-            name=name,
-            labels=L.labels(cluster, "lock"),
-            stdin_open=True,  # with detach=False docker-py also sets StdinOnce
-            host_config=api.create_host_config(auto_remove=True, network_mode="none"),
-        )["Id"]
-    except APIError as exc:
-        if exc.status_code == 409:
+        with docker_ops.translated(f"create the lock container {name}"):
+            cid = api.create_container(
+                image=image,
+                command=["sh", "-c", "cat >/dev/null"],
+                name=name,
+                labels=L.labels(cluster, "lock"),
+                stdin_open=True,  # with detach=False docker-py also sets StdinOnce
+                host_config=api.create_host_config(auto_remove=True, network_mode="none"),
+            )["Id"]
+    except DockerError as exc:
+        if isinstance(exc.__cause__, APIError) and exc.__cause__.status_code == 409:
             _remove_if_stale(client, name, cluster)
             return None
-        raise DockerError(f"Docker failed to create the lock container {name}: {exc.explanation}",
-                          hint="check that the image of the file exists locally") from exc
+        raise
     return Held(client, name, cid)
 
 
@@ -116,27 +122,47 @@ def _arm(client: "docker.DockerClient", held: Held) -> None:
     """Attach to the lock's stdin, then start it: from now on this process's exit releases it."""
     api = client.api
     try:
-        held.sock = api.attach_socket(held.cid, params={"stdin": 1, "stream": 1})
-        api.start(held.cid)
+        with docker_ops.translated(f"start the lock container {held.name}"):
+            held.sock = api.attach_socket(held.cid, params={"stdin": 1, "stream": 1})
+            api.start(held.cid)
     except Exception as exc:  # reported by confirm(); a thread must not die with it unseen
         held.error = exc
 
 
 def _remove_if_stale(client: "docker.DockerClient", name: str, cluster: str) -> None:
-    """Remove a lock whose holder died before starting it (see the module's docstring)."""
+    """Remove a lock whose holder died before starting it (see the module's docstring).  Its age
+    is the engine's clock minus its creation time by that same clock: this machine's clock may
+    be off by any amount."""
     from docker.errors import APIError
 
     api = client.api
     try:
-        info = api.inspect_container(name)
-        labels = (info.get("Config") or {}).get("Labels") or {}
-        if info["State"].get("Status") != "created" or labels.get(L.CLUSTER) != cluster:
+        with docker_ops.translated(f"inspect the lock container {name}"):
+            info = api.inspect_container(name)
+            labels = (info.get("Config") or {}).get("Labels") or {}
+            if info["State"].get("Status") != "created" or labels.get(L.CLUSTER) != cluster:
+                return
+            if engine_time(api.info()["SystemTime"]) - engine_time(info["Created"]) > STALE_CREATED:
+                api.remove_container(name, force=False)  # refused (409) if its holder has just started it
+    except DockerError as exc:
+        if isinstance(exc.__cause__, APIError):  # gone meanwhile, or started: not stale
             return
-        made = datetime.strptime(info["Created"][:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
-        if (datetime.now(timezone.utc) - made).total_seconds() > STALE_CREATED:
-            api.remove_container(name, force=False)  # refused (409) if its holder has just started it
-    except (APIError, KeyError, ValueError):
+        raise
+    except (KeyError, ValueError, TypeError):  # an engine that answers oddly: keep waiting, never remove
         return
+
+
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
+
+
+def engine_time(text: str) -> float:
+    """Seconds since the epoch of a time the engine reports (RFC 3339, nanoseconds, any offset)."""
+    match = _RFC3339.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"not an RFC 3339 time: {text!r}")
+    whole, fraction, offset = match.groups()
+    stamp = datetime.fromisoformat(whole + ("+00:00" if offset == "Z" else offset))
+    return stamp.timestamp() + float(f"0.{fraction or 0}")
 
 
 def _release(client: "docker.DockerClient", held: Held) -> None:

@@ -66,7 +66,7 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
         stopped = {n: pool.submit(_read_data, client, topo.image, parts.containers.get(n), parts.volumes[n])
                    for n in every if n in parts.volumes and not _runs(parts.containers.get(n))}
         state = _read_state(client, topo, parts, f_state, known)
-        endpoints = _endpoints(parts.containers, state, fallback)
+        endpoints = _endpoints(parts.containers, state, fallback, topo.cluster)
         futures = {n: pool.submit(_probe_node, client, topo.image, n, parts, endpoints.get(n), stopped.get(n))
                    for n in every}
         facts = {n: f.result() for n, f in futures.items()}
@@ -168,11 +168,11 @@ def _read_state(client: "docker.DockerClient", topo: Topology, parts: _Parts,
 
 
 def _endpoints(containers: dict[str, ContainerFacts], state: "ClusterState | None",
-               fallback: str | None) -> dict[str, pg_ops.Endpoint]:
+               fallback: str | None, cluster: str) -> dict[str, pg_ops.Endpoint]:
     if state is None:
         return {}
     return {
-        node: pg_ops.Endpoint(node, c.host_port, state.superuser_password, fallback)
+        node: pg_ops.Endpoint(node, c.host_port, state.superuser_password, fallback, cluster)
         for node, c in containers.items()
         if c.running and c.host_port
     }

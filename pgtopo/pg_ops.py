@@ -19,6 +19,27 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 HOST = "127.0.0.1"
 
+# Nothing waits forever: every session has a statement timeout (a statement that needs longer
+# says so, as CHECKPOINT does), TCP keepalives and a TCP user timeout, so a server that stops
+# answering ends in an error instead of a hang.
+STATEMENT_TIMEOUT = 30.0
+CHECKPOINT_TIMEOUT = 900.0
+TCP_USER_TIMEOUT = 10.0
+
+
+def session_settings(connect_timeout: float, statement_timeout: float = STATEMENT_TIMEOUT) -> dict[str, Any]:
+    """libpq parameters of every session pgtopo opens."""
+    return {
+        "connect_timeout": max(1, int(connect_timeout)),
+        "options": f"-c statement_timeout={int(statement_timeout * 1000)}",
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "tcp_user_timeout": int(TCP_USER_TIMEOUT * 1000),
+        "application_name": "pgtopo",
+    }
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -30,6 +51,7 @@ class Endpoint:
     port: int
     password: str
     fallback: str | None = None
+    cluster: str = ""  # names upstreams in what the server reports (labels.node_of_host)
 
 
 def connect(ep: Endpoint, timeout: float = 3.0) -> "psycopg.Connection":
@@ -44,9 +66,8 @@ def connect(ep: Endpoint, timeout: float = 3.0) -> "psycopg.Connection":
                 user="postgres",
                 password=password,
                 dbname="postgres",
-                connect_timeout=max(1, int(timeout)),
                 autocommit=True,
-                application_name="pgtopo",
+                **session_settings(timeout),
             )
         except psycopg.Error as exc:
             if n + 1 < len(passwords) and "password authentication failed" in str(exc):
@@ -139,30 +160,34 @@ def pending_restart(conn: "psycopg.Connection", names: list[str]) -> list[str]:
         time.sleep(0.05)
 
 
+def scram_verifier(conn: "psycopg.Connection", role: str, password: str) -> str:
+    """The SCRAM-SHA-256 verifier of a password, computed here by libpq: the server stores it as
+    it is, and the password itself never travels in SQL (so never into a server log)."""
+    return conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
+
+
 def ensure_replication_role(ep: Endpoint, role: str, password: str) -> None:
     """Create (or fix) the replication role with a scram-sha-256 password."""
     from psycopg import sql
 
     def go(conn: "psycopg.Connection") -> None:
-        conn.execute("SET password_encryption = 'scram-sha-256'")
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
         verb = "ALTER" if exists else "CREATE"
-        conn.execute(
-            sql.SQL(verb + " ROLE {} WITH REPLICATION LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
-        )
+        conn.execute(sql.SQL(verb + " ROLE {} WITH REPLICATION LOGIN PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(scram_verifier(conn, role, password))))
 
     run(ep, go, f"create replication role {role}")
 
 
 def set_passwords(ep: Endpoint, passwords: dict[str, str]) -> None:
-    """ALTER ROLE ... PASSWORD (scram-sha-256) for each role, in one transaction."""
+    """ALTER ROLE ... PASSWORD (a scram-sha-256 verifier) for each role, in one transaction."""
     from psycopg import sql
 
     def go(conn: "psycopg.Connection") -> None:
         with conn.transaction():
-            conn.execute("SET LOCAL password_encryption = 'scram-sha-256'")
             for role, password in passwords.items():
-                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(scram_verifier(conn, role, password))))
 
     run(ep, go, "change passwords")
 
@@ -173,10 +198,12 @@ def set_replication_source(ep: Endpoint, conninfo: str, slot: str) -> None:
 
 
 def receiver(ep: Endpoint) -> tuple[str, str | None] | None:
-    """(status, sender host) of the node's WAL receiver; None when it has none."""
+    """(status, upstream node) of the node's WAL receiver; None when it has none."""
+    from pgtopo.labels import node_of_host
+
     row = run(ep, lambda c: c.execute("SELECT status, sender_host FROM pg_stat_wal_receiver").fetchone(),
               "read pg_stat_wal_receiver")
-    return (row[0], row[1]) if row else None
+    return (row[0], node_of_host(row[1], ep.cluster)) if row else None
 
 
 def streams_from(ep: Endpoint, upstream: str) -> tuple[bool, str]:
@@ -220,8 +247,15 @@ def basebackup_progress(ep: Endpoint, application_name: str) -> tuple[str, int, 
     return (row[0], int(row[1] or 0), int(row[2]) if row[2] is not None else None) if row else None
 
 
-def checkpoint(ep: Endpoint) -> None:
-    run(ep, lambda c: c.execute("CHECKPOINT"), "CHECKPOINT")
+def checkpoint(ep: Endpoint, timeout: float = CHECKPOINT_TIMEOUT) -> None:
+    """CHECKPOINT, which may take long after many writes: its own, explicit statement timeout."""
+    from psycopg import sql
+
+    def go(conn: "psycopg.Connection") -> None:
+        conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(int(timeout * 1000))))
+        conn.execute("CHECKPOINT")
+
+    run(ep, go, "CHECKPOINT")
 
 
 def replay_lsn(ep: Endpoint) -> int | None:
@@ -275,7 +309,8 @@ def wait_ready(ep: Endpoint, deadline: float, poll: float = 0.1) -> None:
     while time.monotonic() < deadline:
         try:
             with psycopg.connect(
-                host=HOST, port=ep.port, user="postgres", password=ep.password, dbname="postgres", connect_timeout=1
+                host=HOST, port=ep.port, user="postgres", password=ep.password, dbname="postgres",
+                **session_settings(1),
             ) as conn:
                 conn.execute("SELECT 1")
                 return

@@ -161,10 +161,15 @@ def _refusals(topo: Topology, obs: Observed) -> list[str]:
             f"{topo.primary}: its data belongs to another cluster (system identifier {primary.system_identifier}, "
             f"this cluster is {expected}); move that volume away or fix the file"
         )
-    if not obs.credentials and obs.state_volume is not None and (primary.has_data or holders):
+    with_data = sorted(n.name for n in obs.nodes.values() if n.has_data)
+    passwords_in_file = topo.auth.superuser_password is not None and topo.auth.replication_password is not None
+    if not obs.credentials and with_data and not passwords_in_file:
+        state = L.Names(topo.cluster, "").state_volume
         refusals.append(
-            f"the state volume {L.Names(topo.cluster, '').state_volume} holds no credentials while the cluster has "
-            "data; restore it, or set auth.superuser_password / auth.replication_password in the file"
+            f"the state volume {state} {'is missing' if obs.state_volume is None else 'holds no credentials'} "
+            f"while {', '.join(with_data)} hold this cluster's data; new passwords would lock pgtopo out of it. "
+            f"Restore {state}, or set auth.superuser_password and auth.replication_password in the file to the "
+            "passwords in use, and apply again"
         )
     return refusals
 
@@ -368,7 +373,7 @@ def _replication_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: 
     assert pg is not None
     upstream = topo.upstream_of(node)
     slot = L.slot_name(node)
-    want = desired.replication_settings(topo, node)
+    want = desired.replication_settings(topo, node, pg.server_version)
     have = {k: pg.auto_conf.get(k) for k in REPLICATION_KEYS}
     if have != want:
         now = pg.receiver.upstream if pg.receiver else None

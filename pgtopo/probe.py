@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pgtopo.labels import node_of_host
 from pgtopo.observed import CAPACITY_SETTINGS, HOT_STANDBY_SETTINGS, Downstream, PgFacts, Slot, WalReceiver
 from pgtopo.pg_ops import Endpoint, _lsn, run
 from pgtopo.timelines import parse_history
@@ -57,12 +58,12 @@ def probe(ep: Endpoint) -> PgFacts:
     def query(conn: "psycopg.Connection") -> PgFacts:
         row = conn.execute(PROBE_SQL, (sorted(set(HOT_STANDBY_SETTINGS) | set(CAPACITY_SETTINGS)),)).fetchone()
         assert row is not None
-        return facts(row)
+        return facts(row, ep.cluster)
 
     return run(ep, query, "probe")
 
 
-def facts(row: tuple[Any, ...]) -> PgFacts:
+def facts(row: tuple[Any, ...], cluster: str = "") -> PgFacts:
     version, sysid, standby, lsn, tli, pending, recv, downs, slots, auto, roles, restart, limits, received, fenced, history = row
     return PgFacts(
         server_version=version,
@@ -72,7 +73,7 @@ def facts(row: tuple[Any, ...]) -> PgFacts:
         lsn=_lsn(lsn),
         receive_lsn=_lsn(received),
         fenced=bool(fenced),
-        receiver=WalReceiver(status=recv[0], upstream=recv[1], slot=recv[2]) if recv else None,
+        receiver=WalReceiver(status=recv[0], upstream=node_of_host(recv[1], cluster), slot=recv[2]) if recv else None,
         downstreams=tuple(Downstream(a, s, int(lag) if lag is not None else None) for a, s, lag in downs),
         slots=tuple(Slot(name, bool(active)) for name, active in slots),
         pending_restart=tuple(pending or ()),

@@ -141,8 +141,8 @@ def _restart_primary(topo: Topology, obs: Observed, sysid: int | None, target: N
             return Promotion()
         return Promotion(refusals=(
             f"{target.name}: the file's primary runs no server and how far its WAL goes is unknown ({why}); "
-            f"pgtopo cannot check that no other node holds newer WAL. Stop its container so its volume can be read, "
-            f"or apply with {LOSS_FLAG}",))
+            f"pgtopo cannot check that no other node holds newer WAL. See the errors above or `docker logs`, fix "
+            f"what keeps its volume from being read and apply again, or apply with {LOSS_FLAG}",))
     losses = _losses(obs, sysid, reference, skip={target.name})
     refusals = _loss_refusals(obs, sysid, target.name, losses, allow)
     if refusals:

@@ -59,6 +59,36 @@ MANAGED_PARAMETERS = frozenset(
     }
 )
 
+# Settings the file may not set because they break pgtopo's guarantees, or run a command (or load
+# a library) as the postgres user, beside the credentials in the state volume: why, and what to do.
+_RUNS_A_COMMAND = ("runs a command as the postgres user, which can read the cluster's credentials; "
+                   "pgtopo does not manage WAL archiving or restore yet: remove it")
+FORBIDDEN_PARAMETERS = {
+    "recovery_target": "would stop WAL replay at a point of its own, so a standby may never catch up and a "
+                       "promotion may lose committed writes: remove it (restore to a point in time outside pgtopo)",
+    "promote_trigger_file": "would let a file promote a standby behind pgtopo's back (two writers): remove it "
+                            "and promote by changing `primary:` in the file",
+    "hot_standby": "must stay on: pgtopo reads every standby's state through SQL before it decides anything; "
+                   "remove it",
+    "archive_command": _RUNS_A_COMMAND,
+    "archive_library": "loads a library into the server, which can read the cluster's credentials; "
+                       "pgtopo does not manage WAL archiving yet: remove it",
+    "archive_cleanup_command": _RUNS_A_COMMAND,
+    "restore_command": _RUNS_A_COMMAND,
+    "recovery_end_command": _RUNS_A_COMMAND,
+    "ssl_passphrase_command": "runs a command as the postgres user, which can read the cluster's credentials: "
+                              "remove it (use a key without a passphrase)",
+}
+
+
+def parameter_problem(name: str) -> str | None:
+    """Why the file may not set parameter `name`; None when it may."""
+    if name in MANAGED_PARAMETERS:
+        return f"parameter {name!r} is managed by pgtopo and cannot be set"
+    why = FORBIDDEN_PARAMETERS.get("recovery_target" if name.startswith("recovery_target") else name)
+    return f"parameter {name!r} cannot be set: it {why}" if why else None
+
+
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 ParamName = Annotated[str, StringConstraints(pattern=PARAM_PATTERN, max_length=63)]
 ParamText = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$", max_length=1024)]
@@ -254,6 +284,6 @@ def _parameter_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str
     places += [(("nodes", name, "parameters"), node.parameters) for name, node in topo.nodes.items()]
     for loc, params in places:
         for key in params:
-            if key in MANAGED_PARAMETERS:
-                problems.append(((*loc, key), f"parameter {key!r} is managed by pgtopo and cannot be set"))
+            if (why := parameter_problem(key)) is not None:
+                problems.append(((*loc, key), why))
     return problems

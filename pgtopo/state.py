@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +34,9 @@ class ClusterState:
     superuser_password: str
     replication_password: str
     system_identifier: int | None = None
+    # the hosts pgpass has lines for (desired.pgpass_hosts); none: lines for any host, as an
+    # older pgtopo wrote them, kept until the hosts are known
+    hosts: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # never print a secret, not even in a debugger or a log
         return f"ClusterState(system_identifier={self.system_identifier})"
@@ -48,10 +52,12 @@ def _pgpass_escape(value: str) -> str:
 
 
 def encode(state: ClusterState, replication_user: str) -> dict[str, bytes]:
-    """The files of the state volume."""
-    pgpass = (
-        f"*:*:*:postgres:{_pgpass_escape(state.superuser_password)}\n"
-        f"*:*:*:{replication_user}:{_pgpass_escape(state.replication_password)}\n"
+    """The files of the state volume.  pgpass names each host, so libpq offers a password only
+    to this cluster's nodes."""
+    pgpass = "".join(
+        f"{_pgpass_escape(host)}:{L.PG_PORT}:*:{user}:{_pgpass_escape(password)}\n"
+        for host in state.hosts or ("*",)
+        for user, password in (("postgres", state.superuser_password), (replication_user, state.replication_password))
     )
     files = {
         SUPERUSER_FILE: state.superuser_password.encode(),
@@ -79,7 +85,14 @@ def decode(files: dict[str, bytes]) -> ClusterState | None:
         superuser_password=superuser.decode(),
         replication_password=replication.decode(),
         system_identifier=int(sysid.decode()) if sysid else None,
+        hosts=_pgpass_hosts(files.get(PGPASS_FILE, b"").decode(errors="replace")),
     )
+
+
+def _pgpass_hosts(text: str) -> tuple[str, ...]:
+    """The hosts pgpass has lines for; none when any line is for any host ("*")."""
+    hosts = [line.split(":", 1)[0] for line in text.splitlines() if line and not line.startswith("#")]
+    return () if "*" in hosts else tuple(sorted(set(hosts)))
 
 
 def read(client: "docker.DockerClient", image: str, volume: str, cluster: str) -> ClusterState | None:
@@ -126,14 +139,47 @@ def _resolve(ref: SecretRef | None, where: str, base_dir: Path, env: dict[str, s
             value = env.get(name)
             if not value:
                 raise SpecError([f"{where}: environment variable {name} is not set or empty"])
-            return value
+            return _one_line(value, where, f"environment variable {name}")
         case FileSecret(file=name):
             path = (base_dir / name).expanduser()
-            try:
-                value = path.read_text().strip()
-            except (OSError, ValueError) as exc:  # ValueError: a NUL in the path, or not text
-                raise SpecError([f"{where}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}"]) from exc
+            value = _read_secret_file(path, where).strip()
             if not value:
                 raise SpecError([f"{where}: {path} is empty"])
-            return value
+            return _one_line(value, where, str(path))
     return None
+
+
+def _one_line(value: str, where: str, source: str) -> str:
+    """A password must be one line without control characters: pgpass and conninfo are line-based."""
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise SpecError([f"{where}: {source} holds control characters or more than one line; "
+                         "a password must be one line of printable characters"])
+    return value
+
+
+MAX_SECRET_BYTES = 4096
+
+
+def _read_secret_file(path: Path, where: str) -> str:
+    """The text of a secret file: a regular file of at most MAX_SECRET_BYTES.  Opened without
+    blocking (a FIFO would wait for a writer) and checked after opening, so what is read is what
+    was checked."""
+    what_to_do = f"point {where} at a regular file of at most {MAX_SECRET_BYTES} bytes that holds only the password"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise SpecError([f"{where}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}; {what_to_do}"]) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SpecError([f"{where}: {path} is not a regular file; {what_to_do}"])
+        raw = os.read(fd, MAX_SECRET_BYTES + 1)
+    except OSError as exc:
+        raise SpecError([f"{where}: cannot read {path}: {exc.strerror or exc}; {what_to_do}"]) from None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_SECRET_BYTES:
+        raise SpecError([f"{where}: {path} is larger than {MAX_SECRET_BYTES} bytes; {what_to_do}"])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError([f"{where}: {path} is not UTF-8 text; {what_to_do}"]) from None

@@ -174,6 +174,18 @@ class Tree:
         self.valpos: dict[Path, Pos] = {}
         self.failed: set[Path] = set()  # paths whose value could not be interpolated or converted
         self.problems: list[Problem] = []
+        self.interpolated: dict[Path, tuple[str, str]] = {}  # (text in the file, value) where `$` was expanded
+
+    def conceal(self, path: Path, message: str) -> str:
+        """`message` without the value interpolated at `path` (it may come from a secret in the
+        environment): the text in the file is shown instead, which the file's reader can see anyway."""
+        raw, value = self.interpolated.get(path, ("", ""))
+        if not value:
+            return message
+        shown_as = f"the value of {raw if len(raw) <= 40 else raw[:37] + '...'!r}"
+        for form in (repr(value), repr(value[:37] + "...")):
+            message = message.replace(form, shown_as)
+        return message.replace(value, shown_as) if len(value) >= 4 else message
 
     def convert(self, node: Any, path: Path, pos: Pos, depth: int) -> Any:
         self.count += 1
@@ -214,7 +226,10 @@ class Tree:
         try:
             if not isinstance(node, str):
                 raise InterpolationError(f"unsupported YAML value of type {type(node).__name__}")
-            return interpolate(str(node), self.env)
+            value = interpolate(str(node), self.env)
+            if "$" in node:
+                self.interpolated[path] = (node, value)
+            return value
         except InterpolationError as exc:
             self.problems.append((pos, f"{dotted(path)}: {exc}"))
             self.failed.add(path)

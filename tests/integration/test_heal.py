@@ -21,7 +21,7 @@ def docker_cli(*args: str) -> str:
 
 def streams(c, node: str, upstream: str) -> bool:
     return wait_for(lambda: psql(c.container(node), "SELECT status, sender_host FROM pg_stat_wal_receiver")
-                    == f"streaming|{upstream}")
+                    == f"streaming|{c.container(upstream)}")  # replicas connect to the container's name
 
 
 def converge(c, body: str) -> None:
@@ -103,8 +103,8 @@ def test_wrong_upstream_is_repointed_and_slots_follow(make_cluster) -> None:
     assert psql(c.container("replica"), "SELECT count(*) FROM pg_replication_slots") == "0"
 
     # someone points replica2 elsewhere by hand: apply puts the file's upstream back
-    psql(c.container("replica2"), "ALTER SYSTEM SET primary_conninfo = 'host=replica port=5432 user=repuser "
-                                  "passfile=/run/pgtopo/pgpass application_name=replica2'")
+    psql(c.container("replica2"), f"ALTER SYSTEM SET primary_conninfo = 'host={c.container('replica')} port=5432 "
+                                  "user=repuser passfile=/run/pgtopo/pgpass application_name=replica2'")
     psql(c.container("replica2"), "ALTER SYSTEM RESET primary_slot_name")
     psql(c.container("replica2"), "SELECT pg_reload_conf()")
     assert streams(c, "replica2", "replica")

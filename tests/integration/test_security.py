@@ -11,7 +11,7 @@ import docker
 import psycopg
 import pytest
 
-from .conftest import IMAGE, actions, pgtopo, psql, wait_for
+from .conftest import IMAGE, IMAGES, actions, pgtopo, psql, wait_for
 
 
 @pytest.fixture
@@ -34,10 +34,11 @@ def test_pg_hba_has_no_trust_over_tcp_and_replication_only_for_its_role(pair) ->
                                            "array_to_string(user_name, ','), coalesce(address, ''), auth_method "
                                            "FROM pg_hba_file_rules ORDER BY line_number").splitlines()
         rows = [r.split("|") for r in rules]
-        assert all(r[4] == "scram-sha-256" for r in rows if r[0].startswith("host")), rows
+        assert all(r[4] in ("scram-sha-256", "reject") for r in rows if r[0].startswith("host")), rows
         assert [r for r in rows if r[4] == "trust"] == [["local", "all", "all", "", "trust"]]
-        replication = [r for r in rows if r[1] == "replication"]
-        assert replication == [["host", "replication", "repuser", "samenet", "scram-sha-256"]]
+        replication = [r[:3] + r[4:] for r in rows if r[1] == "replication"]  # addresses: see the test below
+        assert replication == [["host", "replication", "repuser", "reject"],
+                               ["host", "replication", "repuser", "scram-sha-256"]], rows
 
 
 def test_tcp_without_or_with_a_wrong_password_is_refused(pair, engine: docker.DockerClient) -> None:
@@ -160,3 +161,64 @@ def test_a_password_change_cut_short_is_finished_by_the_next_apply(make_cluster,
     assert actions(healed.out) == [("set-password", "primary")], healed.out
     assert secret(c, "superuser_password") == "second-superuser-password-0123456789"
     assert pgtopo("diff", str(c.path)).code == 0
+
+
+def test_passwords_never_reach_the_server_log(make_cluster, engine: docker.DockerClient) -> None:
+    """With every statement logged, creating the cluster and changing both passwords leaves no
+    password in any server's log (pgtopo sends SCRAM verifiers, never the password), and every
+    session pgtopo opens has a statement timeout."""
+    from pgtopo import pg_ops
+
+    c = make_cluster(IMAGE)
+    su, repl = c.path.parent / f"{c.name}-su", c.path.parent / f"{c.name}-repl"
+    su.write_text("first-superuser-password-0123456789\n")
+    repl.write_text("first-replication-password-0123456789\n")
+    c.write(f"auth:\n  superuser_password: {{file: {su.name}}}\n  replication_password: {{file: {repl.name}}}\n"
+            "parameters: {log_statement: all}\nprimary: primary\nnodes:\n  primary: {}\n  replica: {}\n")
+    first = pgtopo("apply", str(c.path))
+    assert first.code == 0, first
+    su.write_text("second-superuser-password-0123456789\n")
+    repl.write_text("second-replication-password-0123456789\n")
+    second = pgtopo("apply", str(c.path))
+    assert second.code == 0 and ("set-password", "primary") in actions(second.out), second
+    logs = {node: engine.containers.get(c.container(node)).logs().decode(errors="replace")
+            for node in ("primary", "replica")}
+    for text in [*logs.values(), first.out, first.err, second.out, second.err]:
+        for password in ("first-superuser", "first-replication", "second-superuser", "second-replication"):
+            assert password not in text, (password, text[-3000:])
+    assert "ALTER ROLE" in logs["primary"] and "SCRAM-SHA-256$" in logs["primary"], logs["primary"][-3000:]
+    ep = pg_ops.Endpoint("primary", _port(engine, c, "primary"), "second-superuser-password-0123456789")
+    assert pg_ops.run(ep, lambda conn: conn.execute("SHOW statement_timeout").fetchone(), "show") == ("30s",)
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_replication_through_the_published_port_is_refused_while_replicas_stream(make_cluster, engine, image) -> None:
+    """docker-proxy forwards the published port from the network's gateway, which `samenet`
+    would admit: a replication login from the host with the right password must be refused,
+    while the replicas, which reach their upstream by its container's name, stream."""
+    c = make_cluster(image)
+    c.write("primary: primary\nnodes:\n  primary: {}\n  replica: {}\n  replica2: {upstream: replica}\n")
+    applied = pgtopo("apply", str(c.path))
+    assert applied.code == 0, applied
+    assert pgtopo("diff", str(c.path)).code == 0  # converged: desired and observed conninfo agree
+    password = secret(c, "replication_password")
+    for node in ("primary", "replica"):
+        with pytest.raises(psycopg.OperationalError, match="pg_hba.conf rejects replication connection"):
+            psycopg.connect(host="127.0.0.1", port=_port(engine, c, node), user="repuser", password=password,
+                            dbname="replication", replication="true", connect_timeout=5)
+    assert psql(c.container("primary"), "SELECT application_name, state FROM pg_stat_replication") == \
+        "replica|streaming"
+    assert psql(c.container("replica"), "SELECT application_name, state FROM pg_stat_replication") == \
+        "replica2|streaming"
+    conninfo = psql(c.container("replica2"), "SHOW primary_conninfo")
+    assert f"host={c.container('replica')} " in conninfo, conninfo
+    assert ("require_auth=scram-sha-256" in conninfo) == image.endswith(":17"), conninfo
+    assert psql(c.container("replica2"), "SELECT sender_host FROM pg_stat_wal_receiver") == c.container("replica")
+    pgpass = secret(c, "pgpass").splitlines()
+    assert sorted({line.split(":")[0] for line in pgpass}) == [c.container(n) for n in
+                                                               ("primary", "replica", "replica2")], pgpass
+    rules = psql(c.container("replica2"), "SELECT address || '/' || netmask, auth_method FROM pg_hba_file_rules "
+                                          "WHERE 'replication' = ANY(database) ORDER BY line_number").splitlines()
+    gateway = engine.networks.get(f"{c.name}-net").attrs["IPAM"]["Config"][0]
+    assert rules[0] == f"{gateway['Gateway']}/255.255.255.255|reject", rules
+    assert rules[1].endswith("|scram-sha-256") and rules[1].split("/")[0] == gateway["Subnet"].split("/")[0], rules

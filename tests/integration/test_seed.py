@@ -52,7 +52,7 @@ def test_apply_converges_and_replicas_stream(seed: Cluster) -> None:
     assert psql(seed.container("replica"), "SELECT application_name, state FROM pg_stat_replication") == \
         "replica2|streaming"
     assert psql(seed.container("replica2"), "SELECT status, sender_host FROM pg_stat_wal_receiver") == \
-        "streaming|replica"
+        f"streaming|{seed.container('replica')}"
 
 
 def test_seed_article_check_works_verbatim(seed: Cluster) -> None:

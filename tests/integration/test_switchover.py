@@ -30,14 +30,17 @@ def role_map(c, nodes=("primary", "replica", "replica2")) -> dict[str, str]:
 
 
 def upstream_of(c, node: str) -> bool | str:
-    return wait_for(lambda: psql(c.container(node), "SELECT sender_host FROM pg_stat_wal_receiver "
+    """The node `node` streams from (replicas connect to the container's name, `<cluster>-<node>`)."""
+    host = wait_for(lambda: psql(c.container(node), "SELECT sender_host FROM pg_stat_wal_receiver "
                                                     "WHERE status = 'streaming'"))
+    return host.removeprefix(f"{c.name}-") if isinstance(host, str) else host
 
 
 def pgbench_through(c, host: str, seconds: int) -> subprocess.Popen:
-    """pgbench from the image, in its own container on the cluster network, inserting into ledger."""
+    """pgbench from the image, in its own container on the cluster network, inserting into ledger
+    (it connects to the node's container name, which the state volume's pgpass names)."""
     script = "printf 'INSERT INTO ledger DEFAULT VALUES;\\n' > /tmp/ledger.sql && " \
-             f"exec pgbench -h {host} -U postgres -n -f /tmp/ledger.sql -c 2 -T {seconds} postgres"
+             f"exec pgbench -h {c.container(host)} -U postgres -n -f /tmp/ledger.sql -c 2 -T {seconds} postgres"
     return subprocess.Popen(
         ["docker", "run", "--rm", "--network", f"{c.name}-net", "-u", "postgres",
          "-v", f"{c.name}-pgtopo-state:/run/pgtopo:ro", "-e", "PGPASSFILE=/run/pgtopo/pgpass", c.image,

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from pgtopo.errors import SpecError
 from pgtopo.interpolate import InterpolationError, interpolate
 from pgtopo.loader import MAX_BYTES, MAX_DEPTH, MAX_NODES, load_topology
-from pgtopo.spec import MANAGED_PARAMETERS, RESERVED_ROLES, Topology
+from pgtopo.spec import RESERVED_ROLES, Topology, parameter_problem
 
 SECONDS = 2.0  # every load must end within this
 NO_DOCKER = "unix:///nonexistent.sock"
@@ -269,7 +269,7 @@ ROLE = st.one_of(
     ),
 )
 PARAM_NAME = st.from_regex(r"[a-z_][a-z0-9_]{0,20}(\.[a-z_][a-z0-9_]{0,10})?", fullmatch=True).filter(
-    lambda s: s not in MANAGED_PARAMETERS
+    lambda s: parameter_problem(s) is None
 )
 PARAM_TEXT = st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=40)
 PARAM_VALUE = st.one_of(

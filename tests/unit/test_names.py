@@ -272,9 +272,9 @@ def test_an_interpolated_image_is_checked_after_interpolation() -> None:
     text = HEAD.replace("postgres:17", "${PGTOPO_IMAGE:-postgres:17}") + "nodes: {primary: {}}\n"
     assert parse_topology(text, "t.yaml", {"PGTOPO_IMAGE": "pgtopo-local/postgres:15"}).image == "pgtopo-local/postgres:15"
     assert problems(text, {"PGTOPO_IMAGE": "postgres:17;id"}) == [
-        "t.yaml:3:8: image: must match ^[a-zA-Z0-9][a-zA-Z0-9_.:/@-]{0,254}$ (got 'postgres:17;id')"
+        "t.yaml:3:8: image: must match ^[a-zA-Z0-9][a-zA-Z0-9_.:/@-]{0,254}$ (got the value of '${PGTOPO_IMAGE:-postgres:17}')"
     ]
     assert problems(text, {"PGTOPO_IMAGE": "a/../b"}) == [
         ("t.yaml:3:8: image: must be a Docker image reference, [REGISTRY[:PORT]/]NAME[:TAG][@DIGEST] with NAME "
-         "in lowercase (got 'a/../b')")
+         "in lowercase (got the value of '${PGTOPO_IMAGE:-postgres:17}')")
     ]
