@@ -7,6 +7,9 @@ published on 127.0.0.1.
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -25,6 +28,11 @@ HOST = "127.0.0.1"
 STATEMENT_TIMEOUT = 30.0
 CHECKPOINT_TIMEOUT = 900.0
 TCP_USER_TIMEOUT = 10.0
+# A server frozen mid-statement (docker pause) never answers, and the host's kernel and docker-proxy
+# keep its TCP connection alive, so neither statement_timeout nor keepalives end the wait: pgtopo's
+# own deadline does.  Every statement pgtopo sends is short (CHECKPOINT and the polling waits say
+# how long they may take).
+ANSWER_TIMEOUT = 15.0
 
 
 def session_settings(connect_timeout: float, statement_timeout: float = STATEMENT_TIMEOUT) -> dict[str, Any]:
@@ -76,20 +84,68 @@ def connect(ep: Endpoint, timeout: float = 3.0) -> "psycopg.Connection":
     raise AssertionError("unreachable")
 
 
+class Watchdog:
+    """Shut a connection's socket down unless `disarm()` comes within `seconds`: the blocked
+    read then fails at once and psycopg raises.  `fired` says that is what happened."""
+
+    def __init__(self, conn: "psycopg.Connection", seconds: float) -> None:
+        self.fired = False
+        self._fd = conn.fileno()
+        self._live = True
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.1, seconds), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:  # never after disarm(): the descriptor may belong to another socket by then
+            if not self._live:
+                return
+            self.fired = True
+            try:
+                sock = socket.socket(fileno=os.dup(self._fd))
+            except OSError:
+                return
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            finally:
+                sock.close()
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._live = False
+        self._timer.cancel()
+
+
+def _frozen(ep: Endpoint, what: str, seconds: float) -> PostgresError:
+    return PostgresError(f"{ep.node}: {what}: the server did not answer within {seconds:.0f} s (frozen, e.g. "
+                         "`docker pause`, or badly overloaded)",
+                         hint=f"check {ep.node}'s container (`docker ps`, `docker logs`), then apply again")
+
+
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
 
 
-def run(ep: Endpoint, fn: Callable[["psycopg.Connection"], T], what: str) -> T:
-    """Open a connection, run `fn` on it, close it; errors become PostgresError about `what`."""
+def run(ep: Endpoint, fn: Callable[["psycopg.Connection"], T], what: str, seconds: float = ANSWER_TIMEOUT) -> T:
+    """Open a connection, run `fn` on it within `seconds`, close it; errors become PostgresError
+    about `what`."""
     import psycopg
 
     conn = connect(ep)
+    dog = Watchdog(conn, seconds)
     try:
         with conn:
-            return fn(conn)
+            try:
+                return fn(conn)
+            finally:
+                dog.disarm()
     except psycopg.Error as exc:
+        if dog.fired:
+            raise _frozen(ep, what, seconds) from exc
         raise PostgresError(f"{ep.node}: {what} failed: {_first_line(exc)}") from exc
 
 
@@ -255,7 +311,7 @@ def checkpoint(ep: Endpoint, timeout: float = CHECKPOINT_TIMEOUT) -> None:
         conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(int(timeout * 1000))))
         conn.execute("CHECKPOINT")
 
-    run(ep, go, "CHECKPOINT")
+    run(ep, go, "CHECKPOINT", seconds=timeout + ANSWER_TIMEOUT)
 
 
 def replay_lsn(ep: Endpoint) -> int | None:
@@ -269,16 +325,22 @@ def promote(ep: Endpoint, timeout: float = 60.0, poll: float = 0.01) -> None:
     import psycopg
 
     conn = connect(ep)
+    dog = Watchdog(conn, timeout + ANSWER_TIMEOUT)
     try:
         with conn:
-            conn.execute("SELECT pg_promote(false)")
-            deadline = time.monotonic() + timeout
-            while _scalar(conn, "SELECT pg_is_in_recovery()"):
-                if time.monotonic() >= deadline:
-                    raise PostgresError(f"{ep.node}: promotion did not finish within {timeout:.0f} s",
-                                        hint=f"see `docker logs` of {ep.node}'s container, then apply again")
-                time.sleep(poll)
+            try:
+                conn.execute("SELECT pg_promote(false)")
+                deadline = time.monotonic() + timeout
+                while _scalar(conn, "SELECT pg_is_in_recovery()"):
+                    if time.monotonic() >= deadline:
+                        raise PostgresError(f"{ep.node}: promotion did not finish within {timeout:.0f} s",
+                                            hint=f"see `docker logs` of {ep.node}'s container, then apply again")
+                    time.sleep(poll)
+            finally:
+                dog.disarm()
     except psycopg.Error as exc:
+        if dog.fired:
+            raise _frozen(ep, "promote", timeout + ANSWER_TIMEOUT) from exc
         raise PostgresError(f"{ep.node}: promote failed: {_first_line(exc)}") from exc
 
 
@@ -288,16 +350,23 @@ def wait_replayed_past(ep: Endpoint, lsn: int, deadline: float, poll: float = 0.
     import psycopg
 
     conn = connect(ep)
+    seconds = max(0.0, deadline - time.monotonic()) + ANSWER_TIMEOUT
+    dog = Watchdog(conn, seconds)
     try:
         with conn:
-            while True:
-                replayed = _lsn(_scalar(conn, "SELECT pg_last_wal_replay_lsn()")) or 0
-                if replayed > lsn:
-                    return replayed
-                if time.monotonic() >= deadline:
-                    return None
-                time.sleep(poll)
+            try:
+                while True:
+                    replayed = _lsn(_scalar(conn, "SELECT pg_last_wal_replay_lsn()")) or 0
+                    if replayed > lsn:
+                        return replayed
+                    if time.monotonic() >= deadline:
+                        return None
+                    time.sleep(poll)
+            finally:
+                dog.disarm()
     except psycopg.Error as exc:
+        if dog.fired:
+            raise _frozen(ep, "reading the replay position", seconds) from exc
         raise PostgresError(f"{ep.node}: reading the replay position failed: {_first_line(exc)}") from exc
 
 
@@ -312,7 +381,11 @@ def wait_ready(ep: Endpoint, deadline: float, poll: float = 0.1) -> None:
                 host=HOST, port=ep.port, user="postgres", password=ep.password, dbname="postgres",
                 **session_settings(1),
             ) as conn:
-                conn.execute("SELECT 1")
+                dog = Watchdog(conn, ANSWER_TIMEOUT)
+                try:
+                    conn.execute("SELECT 1")
+                finally:
+                    dog.disarm()
                 return
         except psycopg.Error as exc:
             last = _first_line(exc)

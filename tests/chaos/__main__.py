@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="allow Docker engine restarts as a fault (root, local dockerd; disturbs every user)")
     parser.add_argument("--keep-going", action="store_true", help="run every round even after a violation")
     parser.add_argument("--keep", action="store_true", help="leave the cluster up after a violation")
-    parser.add_argument("--op-timeout", type=float, default=60.0, help="cancel a pgtopo command after this")
+    parser.add_argument("--op-timeout", type=float, default=150.0,
+                        help="cancel a pgtopo command after this (pgtopo's longest single wait is 120 s)")
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), help="run one deterministic reproduction")
     args = parser.parse_args(argv)
     replay = (f" LOSSY={args.lossy}" if args.lossy else "") + (" ENGINE_RESTART=1" if args.engine_restart else "")

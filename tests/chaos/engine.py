@@ -127,10 +127,6 @@ def node_ports(client: docker.DockerClient, cluster: str) -> dict[str, int]:
 
 def remove_everything(client: docker.DockerClient, cluster: str) -> None:
     """Last-resort clean-up by label (the harness destroys through pgtopo first)."""
-    flt = {"label": f"{labels.CLUSTER}={cluster}"}
-    for c in client.containers.list(all=True, filters=flt):
-        c.remove(force=True)
-    for n in client.networks.list(filters=flt):
-        n.remove()
-    for v in client.volumes.list(filters=flt):
-        v.remove(force=True)
+    from tests.integration.conftest import cleanup
+
+    cleanup(client, cluster)

@@ -59,17 +59,24 @@ def test_a_switchover_that_would_run_out_of_slots_is_refused_before_anything_cha
     assert pgtopo("diff", str(c.path)).code == 0
 
 
-def test_a_failover_past_copies_that_hold_a_committed_write_is_refused(make_cluster) -> None:
-    """Reproduction 2: the candidate never saw table t; replica2 and the old primary's volume
-    hold it.  Before: the switchover promoted the candidate and rewound t away everywhere."""
-    c = make_cluster(IMAGE)
+def replica_misses_a_commit(c, *end_primary: str) -> None:
+    """TRIO; replica stopped, table t committed on the primary and received by replica2, then
+    replica2 stopped, the primary ended (`docker stop` or `docker rm -f`), replica started again:
+    only replica2's and the primary's volumes hold t."""
     converge(c, TRIO)
     docker("stop", c.container("replica"))
     psql(c.container("primary"), "CREATE TABLE t (v int); INSERT INTO t VALUES (1)")
     assert wait_for(lambda: psql(c.container("replica2"), "SELECT to_regclass('t') IS NOT NULL") == "t")
     docker("stop", c.container("replica2"))
-    docker("rm", "-f", c.container("primary"))
+    docker(*end_primary, c.container("primary"))
     docker("start", c.container("replica"))
+
+
+def test_a_failover_past_copies_that_hold_a_committed_write_is_refused(make_cluster) -> None:
+    """Reproduction 2: the candidate never saw table t; replica2 and the old primary's volume
+    hold it.  Before: the switchover promoted the candidate and rewound t away everywhere."""
+    c = make_cluster(IMAGE)
+    replica_misses_a_commit(c, "rm", "-f")
 
     result = pgtopo("switchover", str(c.path), "--to", "replica", "--yes")
     assert result.code == 1, result
@@ -90,13 +97,7 @@ def test_a_failover_past_copies_that_hold_a_committed_write_is_refused(make_clus
 def test_a_failover_with_allow_data_loss_promotes_and_says_what_it_discards(make_cluster) -> None:
     """The same situation, when the user accepts the loss: diff states it, apply needs the flag."""
     c = make_cluster(IMAGE)
-    converge(c, TRIO)
-    docker("stop", c.container("replica"))
-    psql(c.container("primary"), "CREATE TABLE t (v int)")
-    assert wait_for(lambda: psql(c.container("replica2"), "SELECT to_regclass('t') IS NOT NULL") == "t")
-    docker("stop", c.container("replica2"))
-    docker("stop", c.container("primary"))
-    docker("start", c.container("replica"))
+    replica_misses_a_commit(c, "stop")
     c.write(TRIO.replace("primary: primary", "primary: replica", 1))
 
     shown = pgtopo("diff", str(c.path), "--allow-data-loss")
