@@ -355,12 +355,14 @@ def write_files(
 
 
 @contextmanager
-def helper(client: "docker.DockerClient", image: str, mounts: tuple[Mount, ...], labels: dict[str, str]) -> Iterator[str]:
+def helper(client: "docker.DockerClient", image: str, mounts: tuple[Mount, ...], labels: dict[str, str],
+           name: str | None = None) -> Iterator[str]:
     """A created, never started container that gives file access to volumes; removed after use."""
     api = client.api
     with translated("create a helper container"):
         cid = api.create_container(
             image=image,
+            name=name,
             command=["true"],
             labels=labels,
             host_config=api.create_host_config(mounts=[_mount(m) for m in mounts], network_mode="none"),

@@ -44,6 +44,13 @@ class Names:
     def job(self, node: str, job: str) -> str:
         return f"{self.cluster}-{node}-{job}"
 
+    def helper(self) -> str:
+        """A helper container's name: unique, and with the cluster's prefix, so observation and
+        destroy find one that a killed pgtopo left behind."""
+        import secrets
+
+        return f"{self.cluster}-pgtopo-helper-{secrets.token_hex(4)}"
+
     @property
     def state_volume(self) -> str:
         return f"{self.cluster}-pgtopo-state"

@@ -78,6 +78,7 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
         credentials=state is not None,
         nodes=facts,
         foreign=tuple(sorted(parts.foreign)),
+        leftovers=tuple(sorted(parts.helpers)),
         image_present=image_present,
     )
     return Snapshot(observed=observed, state=state, endpoints=endpoints)
@@ -94,6 +95,7 @@ class _Parts:
     jobs: dict[str, list[ContainerFacts]] = field(default_factory=dict)
     state_volume: VolumeFacts | None = None
     foreign: list[str] = field(default_factory=list)
+    helpers: list[str] = field(default_factory=list)  # helper containers a killed pgtopo left behind
 
 
 def _container(raw: dict) -> ContainerFacts:
@@ -125,6 +127,8 @@ def _classify(topo: Topology, names: L.Names, containers: list[ContainerFacts], 
             parts.containers[node] = c
         elif role == "job" and node:
             parts.jobs.setdefault(node, []).append(c)
+        elif role == "helper" and not c.running:
+            parts.helpers.append(c.name)
     wanted_volumes = {names.volume(n): n for n in topo.nodes}
     for raw in volumes:
         vol = VolumeFacts(name=raw["Name"], labels=raw.get("Labels") or {})
@@ -208,7 +212,8 @@ def _read_data(client: "docker.DockerClient", image: str, container: ContainerFa
     if container is not None:
         return _data_facts(client, container.id)
     mounts = (docker_ops.Mount(volume.name, L.DATA_MOUNT, read_only=True),)
-    with docker_ops.helper(client, image, mounts, L.labels(volume.labels.get(L.CLUSTER, ""), "helper")) as cid:
+    cluster = volume.labels.get(L.CLUSTER, "")
+    with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster, "").helper()) as cid:
         return _data_facts(client, cid)
 
 

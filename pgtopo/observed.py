@@ -168,6 +168,7 @@ class Observed:
     credentials: bool = False  # the state volume holds the cluster's passwords
     nodes: Mapping[str, NodeFacts] = field(default_factory=dict)
     foreign: tuple[str, ...] = ()  # objects with pgtopo names but without pgtopo labels
+    leftovers: tuple[str, ...] = ()  # helper containers a killed pgtopo left behind (never started)
     image_present: bool = True  # the file's image exists in the engine (pgtopo never pulls)
     # auth fields whose value in the file differs from the password in use (never the values)
     password_drift: tuple[str, ...] = ()

@@ -192,6 +192,8 @@ def _cluster_actions(topo: Topology, obs: Observed) -> list[Action]:
     actions = []
     if obs.network is None:
         actions.append(Action(Kind.CREATE_NETWORK, "", f"network {topo.network_name} does not exist", wave=0))
+    actions += [Action(Kind.REMOVE_JOB, "", f"helper container {name} was left by an interrupted pgtopo", wave=0,
+                       target=name) for name in obs.leftovers]
     if obs.state_volume is None or not obs.credentials:
         actions.append(Action(Kind.CREATE_STATE, "", "no stored credentials yet: keep the passwords in the state volume", wave=0))
     return actions

@@ -410,7 +410,7 @@ def merge_bomb() -> str:
 def test_bombs_are_refused_quickly(tmp_path: Path, text: str, expected: str) -> None:
     started = time.monotonic()
     found = problems(tmp_path, text)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # an exponential blow-up takes minutes; a loaded CI machine, seconds
     assert len(found) == 1
     assert found[0].split(": ", 1)[1] == expected
 

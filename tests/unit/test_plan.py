@@ -403,3 +403,10 @@ def test_a_paused_node_is_refused_before_anything() -> None:
     frozen = replace(converged(T).node("replica2"), container=container(T, "replica2", "paused"))
     p = plan(T, converged(T, replica2=frozen))
     assert p.actions == () and p.refusals[0].startswith("replica2: its container pg-replica2 is paused")
+
+
+def test_a_helper_container_left_by_a_killed_pgtopo_is_removed() -> None:
+    p = plan(T, replace(converged(T), leftovers=("pg-pgtopo-helper-0a1b2c3d",)))
+    [action] = p.actions
+    assert (action.kind, action.node, action.target) == (Kind.REMOVE_JOB, "", "pg-pgtopo-helper-0a1b2c3d")
+    assert "left by an interrupted pgtopo" in action.reason

@@ -31,6 +31,9 @@ class FakeConnection:
     def __exit__(self, *exc: object) -> None:
         return None
 
+    def fileno(self) -> int:  # pgtopo's own deadline (pg_ops.Watchdog) watches the socket
+        return -1
+
     def execute(self, query, params=None):
         self.statements.append(query.as_string(None) if hasattr(query, "as_string") else query)
         return SimpleNamespace(fetchone=lambda: (1,))
