@@ -246,9 +246,9 @@ def _rewind(ctx: Context, action: Action) -> str | None:
     _ensure_slot(ctx, action)
     _stop(ctx, action.node)
     try:
-        docker_ops.run_job(ctx.client, desired.rewind_job(ctx.topo, action.node))
+        docker_ops.run_job(ctx.client, desired.rewind_job(ctx.topo, action.node), progress=_source_alive(ctx, upstream))
     except DockerError as exc:
-        docker_ops.run_job(ctx.client, desired.clone_job(ctx.topo, action.node))
+        docker_ops.run_job(ctx.client, desired.clone_job(ctx.topo, action.node), progress=_source_alive(ctx, upstream))
         first = exc.message.splitlines()[-1] if exc.message else "failed"
         return f"pg_rewind failed ({first}); re-cloned from {upstream} instead"
     return None
@@ -261,7 +261,14 @@ def _clone(ctx: Context, action: Action) -> None:
     _ensure_slot(ctx, action)
     _stop(ctx, action.node)
     with _clone_slot(ctx, upstream), _clone_progress(ctx, action.node, upstream):
-        docker_ops.run_job(ctx.client, desired.clone_job(ctx.topo, action.node))
+        docker_ops.run_job(ctx.client, desired.clone_job(ctx.topo, action.node), progress=_source_alive(ctx, upstream))
+
+
+def _source_alive(ctx: Context, upstream: str) -> Callable[[], bool]:
+    """A clone or rewind has no time limit (a large cluster takes as long as it takes), but one
+    whose source was frozen (docker pause) would wait for ever: that ends the job."""
+    name = ctx.names.container(upstream)
+    return lambda: not docker_ops.inspect_container(ctx.client, name)["State"].get("Paused")
 
 
 def _clone_slot(ctx: Context, upstream: str) -> threading.Semaphore:
