@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 MAX_ROUNDS = 4
 STREAM_TIMEOUT = 120.0
+GONE_AFTER = 10.0  # a replica refusing connections this long while apply waits for it is gone
 POLL = 0.05
 
 
@@ -256,14 +257,21 @@ def wait_streaming(topo: Topology, snapshot: Snapshot, timeout: float,
     deadline = time.monotonic() + timeout
     waiting = set(topo.replicas())
     last: dict[str, str] = {}
+    unreachable: dict[str, float] = {}  # since when a node has refused connections
     while waiting:
         for node in sorted(waiting):
             ep, upstream = snapshot.endpoints.get(node), topo.upstream_of(node) or ""
             ok, why = pg_ops.streams_from(ep, upstream) if ep else (False, "not running")
             if ok:
                 waiting.discard(node)
-            else:
-                last[node] = why
+                continue
+            last[node] = why
+            if "cannot connect" not in why:
+                unreachable.pop(node, None)
+            elif time.monotonic() - unreachable.setdefault(node, time.monotonic()) > GONE_AFTER:
+                # stopped or killed since it was observed: waiting longer cannot help
+                raise NotConverged(f"{node} stopped answering while apply waited for it to stream ({why})",
+                                   hint="run apply again: it starts from what it finds")
         if not waiting:
             progress("", "")
             return
