@@ -31,7 +31,6 @@ class Promotion:
     actions: tuple[Action, ...] = ()
     refusals: tuple[str, ...] = ()
     handled: frozenset[str] = field(default_factory=frozenset)  # nodes the promotion itself takes care of
-    unfence: bool = False  # the file's primary is a fenced old primary that may start as primary again
 
 
 def promotion(topo: Topology, obs: Observed, sysid: int | None, allow_data_loss: bool = False) -> Promotion:
@@ -154,7 +153,7 @@ def _restart_primary(topo: Topology, obs: Observed, sysid: int | None, target: N
     action = Action(Kind.UNFENCE, target.name, "a fenced old primary holds the newest WAL and no node accepts "
                     "writes: remove its standby.signal so it starts as the primary again (no promotion, no new "
                     "timeline)", wave=1)
-    return Promotion(actions=(action,), unfence=True)
+    return Promotion(actions=(action,))
 
 
 def _losses(obs: Observed, sysid: int | None, reference: Copy, skip: set[str]) -> list[Ahead]:
