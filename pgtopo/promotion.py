@@ -66,7 +66,9 @@ def _switchover(topo: Topology, obs: Observed, sysid: int | None, target: NodeFa
     refusals = []
     if receiver is None or receiver.status != "streaming":
         refusals.append(f"{name}: cannot switch over to it: it is not streaming "
-                        f"({receiver.status if receiver else 'no WAL receiver'}); fix its replication first")
+                        f"({receiver.status if receiver else 'no WAL receiver'}); fix its replication first: keep "
+                        f"{old.name} as the primary in the file (primary: {old.name}) and apply, which repairs it, "
+                        "then switch over again")
     if target.pg.timeline != old.pg.timeline:
         refusals.append(f"{name}: cannot switch over to it: it is on timeline {target.pg.timeline}, "
                         f"{old.name} on {old.pg.timeline}")
