@@ -193,7 +193,7 @@ def _bootstrap(ctx: Context, action: Action) -> None:
         _record_system_identifier(ctx, node)
     else:
         with _clone_slot(ctx, upstream), _clone_progress(ctx, node, upstream) as cloning:
-            _await_server(ctx, node, bootstrap=cloning)
+            _await_server(ctx, node, bootstrap=_unless_frozen(ctx, node, upstream, cloning))
 
 
 def _record_system_identifier(ctx: Context, node: str) -> None:
@@ -262,6 +262,19 @@ def _clone(ctx: Context, action: Action) -> None:
     _stop(ctx, action.node)
     with _clone_slot(ctx, upstream), _clone_progress(ctx, action.node, upstream):
         docker_ops.run_job(ctx.client, desired.clone_job(ctx.topo, action.node), progress=_source_alive(ctx, upstream))
+
+
+def _unless_frozen(ctx: Context, node: str, upstream: str, cloning: Callable[[], bool]) -> Callable[[], bool]:
+    """The clone's progress, and an error as soon as its source is seen frozen (docker pause)."""
+    alive = _source_alive(ctx, upstream)
+
+    def check() -> bool:
+        if not alive():
+            raise DockerError(f"{node}: its clone source {upstream} is paused (docker pause); the clone cannot go on",
+                              hint=f"`docker unpause {ctx.names.container(upstream)}`, then apply again")
+        return cloning()
+
+    return check
 
 
 def _source_alive(ctx: Context, upstream: str) -> Callable[[], bool]:
