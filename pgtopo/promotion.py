@@ -15,7 +15,7 @@ Called by plan.py.  The invariants this module keeps (README, "Safety"):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pgtopo import labels as L
 from pgtopo.actions import Action, Kind
@@ -176,7 +176,7 @@ def _loss_refusals(obs: Observed, sysid: int | None, name: str, losses: list[Ahe
     out = []
     if known:
         lines = "; ".join(a.describe(name) for a in known)
-        best = most_advanced(copies(obs, sysid))
+        best = most_advanced(copies(obs, sysid)) or _only_one_ahead(obs, sysid, name, losses)
         if best is not None and best != name:
             instead = f"name {best} as the primary in the file instead (primary: {best}): it holds the newest WAL"
         else:
@@ -184,9 +184,16 @@ def _loss_refusals(obs: Observed, sysid: int | None, name: str, losses: list[Ahe
         out.append(f"{name}: refusing to make it the primary: {lines}. {instead}; or apply with {LOSS_FLAG} to "
                    f"promote {name} anyway and discard that WAL")
     for a in losses:
-        if a.bytes is not None:
+        copy = copy_of(obs.node(a.node))
+        if a.bytes is not None and copy is not None and copy.exact:
             continue
         container = obs.node(a.node).container
+        if a.bytes is not None:  # ahead by at least that much; how far exactly is not known
+            if container is not None and container.running and copy is not None:
+                out.append(f"{a.node}: {copy.unknown}, and its WAL reaches at least that far. Stop its container so "
+                           f"its volume can be read (`docker stop {container.name}`), or bring its server back "
+                           "(reconnect or restart it), then apply again")
+            continue
         if container is not None and container.running:
             todo = (f"Stop its container so its volume can be read (`docker stop {container.name}`), or bring its "
                     "server back, then apply again")
@@ -195,6 +202,18 @@ def _loss_refusals(obs: Observed, sysid: int | None, name: str, losses: list[Ahe
         out.append(f"{a.node}: cannot tell whether it holds WAL {name} lacks ({a.why}), so {name} is not made the "
                    f"primary. {todo}; or apply with {LOSS_FLAG} to promote {name} anyway")
     return out
+
+
+def _only_one_ahead(obs: Observed, sysid: int | None, name: str, losses: list[Ahead]) -> str | None:
+    """When a single copy holds WAL the candidate lacks, and it holds all of the candidate's too
+    (even counting only what it is known to hold), it is the one to name, exact end or not."""
+    if len(losses) != 1 or losses[0].bytes is None:
+        return None
+    all_copies = copies(obs, sysid)
+    ahead, candidate = all_copies.get(losses[0].node), all_copies.get(name)
+    if ahead is None or candidate is None or ahead_of(candidate, replace(ahead, exact=True)) is not None:
+        return None
+    return ahead.node
 
 
 def fence_set(obs: Observed, candidate: str) -> tuple[str, ...]:

@@ -202,3 +202,18 @@ def test_ahead_of_counts_bytes_past_the_shared_end() -> None:
     ahead = ahead_of(Copy("a", 1, 0x3000200), Copy("b", 2, 0x5000000, ((1, 0x3000148),)))
     assert ahead is not None and ahead.bytes == 0x3000200 - 0x3000148 and ahead.timeline == 1
     assert ahead_of(Copy("a", 1, 0x3000148), Copy("b", 2, 0x5000000, ((1, 0x3000148),))) is None
+
+
+def test_a_running_old_primary_that_does_not_answer_but_is_known_ahead_is_named() -> None:
+    """The old primary is cut off its network: its last checkpoint alone is past what the
+    candidate received.  Name it (its WAL holds the candidate's), and say how to read it."""
+    cut_off = NodeFacts("primary", container=container(TO_REPLICA, "primary"), volume=volume(TO_REPLICA, "primary"),
+                        data=DataFacts(True, SYSID, state=IN_PRODUCTION, checkpoint=0x3100000, timeline=1),
+                        pg_error="cannot connect")
+    p = plan(TO_REPLICA, lost_write(primary=cut_off,
+                                    replica2=stopped(TO_REPLICA, "replica2", SHUT_DOWN_IN_RECOVERY, 0x3000000,
+                                                     fenced=True)))
+    assert "primary: holds 1048576 bytes of WAL on timeline 1 that replica does not have" in p.refusals[0]
+    assert "(primary: primary)" in p.refusals[0]
+    assert p.refusals[1].startswith("primary: its server does not answer (cannot connect), and its WAL reaches")
+    assert "Stop its container so its volume can be read (`docker stop pg-primary`)" in p.refusals[1]
