@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from pgtopo import desired, docker_ops, labels as L, pg_ops, probe, state as cluster_state, switch
 from pgtopo.actions import Action, Kind
-from pgtopo.errors import DockerError, PgtopoError, SafetyRefusal
+from pgtopo.errors import DockerError, NotConverged, PgtopoError, SafetyRefusal
 from pgtopo.observe import Snapshot
 from pgtopo.spec import Topology
 
@@ -375,8 +375,20 @@ def _cover_in_pgpass(ctx: Context, node: str) -> None:
 def _await_streaming(ctx: Context, node: str) -> None:
     """In rolling changes a replica must stream again before the next node is touched."""
     upstream = ctx.topo.upstream_of(node)
-    if upstream is not None and upstream in ctx.snapshot.endpoints:
-        pg_ops.wait_streaming(ctx.endpoint(node), upstream, time.monotonic() + READY_TIMEOUT, POLL)
+    if upstream is None or upstream not in ctx.snapshot.endpoints:
+        return
+    deadline, alive = time.monotonic() + READY_TIMEOUT, _source_alive(ctx, upstream)
+    while True:  # in slices, so an upstream frozen meanwhile (docker pause) ends the wait early
+        try:
+            pg_ops.wait_streaming(ctx.endpoint(node), upstream, min(deadline, time.monotonic() + 5.0), POLL)
+            return
+        except NotConverged:
+            if time.monotonic() >= deadline:
+                raise
+            if not alive():
+                raise DockerError(f"{node}: its upstream {upstream} was paused (docker pause) while {node} waited to "
+                                  "stream from it", hint=f"`docker unpause {ctx.names.container(upstream)}`, "
+                                  "then apply again") from None
 
 
 def _await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None = None) -> None:

@@ -22,6 +22,6 @@ ROUNDS = int(os.environ.get("CHAOS_SLICE_ROUNDS", "4"))
 def test_chaos_slice(seed: int) -> None:
     lines: list[str] = []
     opts = Options(seed=seed, rounds=ROUNDS, image=os.environ.get("PGTOPO_TEST_IMAGE", "pgtopo-local/postgres:17"),
-                   op_timeout=40)
+                   op_timeout=150)  # pgtopo's longest single wait is 120 s
     violations = Harness(opts, lambda line: (lines.append(line), print(line))).run()
     assert not violations, "\n".join(lines)
