@@ -323,8 +323,10 @@ def _job(topo: Topology, node: str, job: str, argv: list[str], network: bool, re
         image=topo.image,
         command=argv,
         labels=L.labels(topo.cluster, "job", node, job=job),
+        # only a job that connects needs the passwords; one that does not must not mount the state
+        # volume either: docker would create it, unlabelled, where it is missing (a read-only diff)
         mounts=(Mount(n.volume(node), L.DATA_MOUNT, read_only=read_only),
-                Mount(n.state_volume, L.STATE_MOUNT, read_only=True)),
+                *((Mount(n.state_volume, L.STATE_MOUNT, read_only=True),) if network else ())),
         network=topo.network_name if network else None,
         env={"PGPASSFILE": L.PASSFILE, "PGDATA": L.PGDATA, **REQUIRE_SCRAM},
     )

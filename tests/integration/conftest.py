@@ -130,8 +130,27 @@ def make_cluster(engine: docker.DockerClient, tmp_path: Path) -> Iterator[Callab
         return Cluster(name, image, tmp_path / f"{name}.yaml")
 
     yield make
+    strays = []
     for name in made:
         cleanup(engine, name)
+        strays += remove_strays(engine, name)
+    # pgtopo labels everything it makes; an unlabelled object named after the cluster is a leak
+    # (docker creates a missing volume, unlabelled, for a container that mounts it by name)
+    assert not strays, f"unlabelled objects named after the test's cluster were left: {strays}"
+
+
+def remove_strays(client: docker.DockerClient, cluster: str) -> list[str]:
+    """Remove, and name, the containers and volumes called `<cluster>-…` that are not labelled."""
+    found = []
+    for c in client.containers.list(all=True, filters={"name": f"{cluster}-"}):
+        if c.name.startswith(f"{cluster}-"):
+            found.append(c.name)
+            c.remove(force=True)
+    for v in client.volumes.list(filters={"name": f"{cluster}-"}):
+        if v.name.startswith(f"{cluster}-"):
+            found.append(v.name)
+            v.remove(force=True)
+    return found
 
 
 def actions(out: str) -> list[tuple[str, str]]:

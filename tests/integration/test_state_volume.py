@@ -31,3 +31,5 @@ def test_a_missing_state_volume_with_data_is_refused(make_cluster, engine: docke
         assert "set auth.superuser_password and auth.replication_password" in text, refused
         assert "Traceback" not in text
     assert objects(engine, c.name) == before  # nothing made: no state volume with new passwords
+    # ... and not even an unlabelled empty one, made by docker for a job that mounts it by name
+    assert engine.volumes.list(filters={"name": f"{c.name}-pgtopo-state"}) == []

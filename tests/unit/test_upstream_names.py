@@ -117,3 +117,15 @@ def test_route_addresses_are_read_as_the_kernel_writes_them(hexa: str, quad: str
     assert out[0] == quad
     if bits != "0":
         assert out[1] == bits
+
+
+def test_only_jobs_that_connect_mount_the_passwords() -> None:
+    """A job that reads or edits a data volume alone (pg_waldump, fence) never mounts the state
+    volume: docker would create it, empty and unlabelled, where it is missing."""
+    state = f"{T.cluster}-pgtopo-state"
+    local = [desired.waldump_job(T, "replica", 1, "0/3000000"), desired.fence_job(T, "primary"),
+             desired.unfence_job(T, "primary"), desired.demote_job(T, "primary")]
+    for job in local:
+        assert job.network is None and [m.volume for m in job.mounts] == [f"{T.cluster}-{job.labels[L.NODE]}-data"]
+    for job in (desired.clone_job(T, "replica"), desired.rewind_job(T, "replica")):
+        assert state in [m.volume for m in job.mounts]
