@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_IMAGE ?= $(or $(PGTOPO_IMAGE),pgtopo-local/postgres:17)
 
-.PHONY: test unit integration demo demo-down engine images schema bench chaos clean
+.PHONY: test unit properties integration demo demo-down engine images schema bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,12 @@ images: engine
 	@bash scripts/images.sh
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit -q
+	$(BIN)/python -m pytest tests/unit -q -m "not integration"
+
+# The property tests, randomized, with twenty times the examples (make test runs them derandomized).
+properties: $(STAMP)
+	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -q tests/unit/test_loader.py tests/unit/test_loader_properties.py \
+		tests/unit/test_spec.py
 
 integration: $(STAMP) images
 	$(BIN)/python -m pytest tests/integration -q

@@ -13,7 +13,7 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import docker
 import pytest
@@ -24,8 +24,6 @@ IMAGES = [os.environ["PGTOPO_TEST_IMAGE"]] if os.environ.get("PGTOPO_TEST_IMAGE"
     "pgtopo-local/postgres:15",
     "pgtopo-local/postgres:17",
 ]
-
-pytestmark = pytest.mark.integration
 
 IMAGE = IMAGES[-1]  # the newest image, for tests that need one image only (test_seed covers both)
 
@@ -85,14 +83,31 @@ def basebackups(c: "Cluster") -> int:
 
 
 def cleanup(client: docker.DockerClient, cluster: str) -> None:
-    """Remove every container, network and volume labelled with `cluster`."""
+    """Remove every container, network and volume labelled with `cluster` (helpers and jobs too, and
+    the tests' own containers, which carry the label), going on past an object that will not go;
+    then raise the first error."""
     flt = {"label": f"{L.CLUSTER}={cluster}"}
-    for c in client.containers.list(all=True, filters=flt):
-        c.remove(force=True)
-    for n in client.networks.list(filters=flt):
-        n.remove()
-    for v in client.volumes.list(filters=flt):
-        v.remove(force=True)
+    errors: list[Exception] = []
+    steps: list[tuple[Callable[[], list[Any]], Callable[[Any], None]]] = [
+        (lambda: client.containers.list(all=True, filters=flt), lambda c: c.remove(force=True)),
+        (lambda: client.networks.list(filters=flt), lambda n: n.remove()),
+        (lambda: client.volumes.list(filters=flt), lambda v: v.remove(force=True)),
+    ]
+    for listing, remove in steps:
+        try:
+            found = listing()
+        except docker.errors.APIError as exc:
+            errors.append(exc)
+            continue
+        for obj in found:
+            try:
+                remove(obj)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                errors.append(exc)
+    if errors:
+        raise errors[0]
 
 
 def objects(client: docker.DockerClient, cluster: str) -> dict[str, list[str]]:
@@ -130,10 +145,15 @@ def make_cluster(engine: docker.DockerClient, tmp_path: Path) -> Iterator[Callab
         return Cluster(name, image, tmp_path / f"{name}.yaml")
 
     yield make
-    strays = []
+    strays, errors = [], []
     for name in made:
-        cleanup(engine, name)
+        try:
+            cleanup(engine, name)
+        except docker.errors.APIError as exc:  # the other clusters are still cleaned up
+            errors.append(exc)
         strays += remove_strays(engine, name)
+    if errors:
+        raise errors[0]
     # pgtopo labels everything it makes; an unlabelled object named after the cluster is a leak
     # (docker creates a missing volume, unlabelled, for a container that mounts it by name)
     assert not strays, f"unlabelled objects named after the test's cluster were left: {strays}"

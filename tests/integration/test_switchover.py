@@ -42,7 +42,7 @@ def pgbench_through(c, host: str, seconds: int) -> subprocess.Popen:
     script = "printf 'INSERT INTO ledger DEFAULT VALUES;\\n' > /tmp/ledger.sql && " \
              f"exec pgbench -h {c.container(host)} -U postgres -n -f /tmp/ledger.sql -c 2 -T {seconds} postgres"
     return subprocess.Popen(
-        ["docker", "run", "--rm", "--network", f"{c.name}-net", "-u", "postgres",
+        ["docker", "run", "--rm", "--label", f"io.pgtopo.cluster={c.name}", "--network", f"{c.name}-net", "-u", "postgres",
          "-v", f"{c.name}-pgtopo-state:/run/pgtopo:ro", "-e", "PGPASSFILE=/run/pgtopo/pgpass", c.image,
          "sh", "-c", script],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

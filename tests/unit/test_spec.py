@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from tests.properties import examples
 from pydantic import ValidationError
 
 from pgtopo.spec import Topology
@@ -102,7 +104,7 @@ TREES = st.integers(min_value=1, max_value=12).flatmap(
 )
 
 
-@settings(max_examples=100, deadline=None, database=None)
+@settings(max_examples=examples(100))
 @given(TREES)
 def test_views_agree_on_random_trees(parents: tuple[int, ...]) -> None:
     names = ["primary"] + [f"n{i}" for i in range(1, len(parents))]

@@ -22,9 +22,7 @@ def test_a_read_from_a_silent_peer_ends_when_the_watchdog_fires() -> None:
     try:
         dog = Watchdog(_Conn(ours), 0.2)  # type: ignore[arg-type]
         ours.settimeout(10)  # only a safety net for the test itself
-        started = time.monotonic()
-        assert ours.recv(1) == b""  # the shut-down socket reads as closed
-        assert time.monotonic() - started < 5
+        assert ours.recv(1) == b""  # the shut-down socket reads as closed (not socket.timeout)
         assert dog.fired
         dog.disarm()
     finally:
