@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_IMAGE ?= $(or $(PGTOPO_IMAGE),pgtopo-local/postgres:17)
 
-.PHONY: test unit properties integration demo demo-down engine images schema bench chaos clean
+.PHONY: test unit properties settings-catalog integration demo demo-down engine images schema bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ ROUNDS ?= 50
 chaos: $(STAMP) images
 	$(BIN)/python -m tests.chaos --seed $(SEED) --rounds $(ROUNDS) $(if $(LOSSY),--lossy $(LOSSY)) \
 		$(if $(ENGINE_RESTART),--engine-restart) $(if $(SCENARIO),--scenario $(SCENARIO))
+
+# pgtopo/catalog/settings-<major>.tsv, the settings `validate` checks parameters against, from the images.
+settings-catalog: images
+	bash scripts/settings-catalog.sh $(foreach m,$(or $(PGTOPO_TEST_MAJORS),15 17),pgtopo-local/postgres:$(m))
 
 schema: $(STAMP)
 	$(BIN)/python -c "from pgtopo.schema import schema_text; print(schema_text(), end='')" > schemas/topology.schema.json

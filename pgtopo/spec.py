@@ -12,6 +12,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from pgtopo import pg_settings
+
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,29}$"
 ROLE_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
 PARAM_PATTERN = r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$"
@@ -282,8 +284,9 @@ def _parameter_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str
     problems: list[tuple[tuple[str | int, ...], str]] = []
     places: list[tuple[tuple[str | int, ...], Parameters]] = [(("parameters",), topo.parameters)]
     places += [(("nodes", name, "parameters"), node.parameters) for name, node in topo.nodes.items()]
+    major = pg_settings.major_of_image(topo.image)
     for loc, params in places:
-        for key in params:
-            if (why := parameter_problem(key)) is not None:
+        for key, value in params.items():
+            if (why := parameter_problem(key) or pg_settings.problem(key, value, major)) is not None:
                 problems.append(((*loc, key), why))
     return problems

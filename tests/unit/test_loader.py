@@ -71,12 +71,12 @@ def test_schema_modeline_and_plain_values() -> None:
         "# yaml-language-server: $schema=../schemas/topology.schema.json\n"
         + HEAD
         + "  primary: {port: 15432}\n  replica: {port: '15433', upstream: primary}\n"
-        + "parameters: {shared_buffers: 128MB, max_connections: 0x78, fsync: true, ratio: 0.5}\n"
+        + "parameters: {shared_buffers: 128MB, max_connections: 0x78, fsync: true, autovacuum_vacuum_scale_factor: 0.5}\n"
     )
     topo = parse_topology(text, "t.yaml", {})
     assert topo.nodes["primary"].port == 15432
     assert topo.nodes["replica"].port == 15433  # pydantic's lax mode
-    assert topo.parameters == {"shared_buffers": "128MB", "max_connections": 120, "fsync": True, "ratio": 0.5}
+    assert topo.parameters == {"shared_buffers": "128MB", "max_connections": 120, "fsync": True, "autovacuum_vacuum_scale_factor": 0.5}
     assert type(topo.parameters["max_connections"]) is int
 
 
