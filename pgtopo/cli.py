@@ -408,8 +408,8 @@ def main() -> NoReturn:
 
 
 def _exit(code: int) -> NoReturn:
-    """Flush and leave without the interpreter's teardown (about 0.1 s of freeing modules we no
-    longer need); everything pgtopo started has finished or been released by now."""
+    """Flush and leave without the interpreter's teardown (freeing modules we no longer need
+    takes measurable time); everything pgtopo started has finished or been released by now."""
     import os
 
     sys.stdout.flush()
