@@ -1,7 +1,8 @@
 """What each object must look like, derived from the topology (pure).
 
-Called by plan.py (config hash, settings, conninfo to compare with what is observed) and by
-execute.py (the container and job specs to create).  Keeping both in one place means the hash
+Called by plan.py (config hash, settings, conninfo to compare with what is observed), by
+execute.py and switch.py (the container and job specs to create) and by observe.py (the job
+that reads a stopped node's WAL end).  Keeping both in one place means the hash
 that detects drift is the hash of exactly what gets created.
 """
 
