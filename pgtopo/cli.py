@@ -1,6 +1,6 @@
 """The `pgtopo` command: parses arguments, calls the pipeline, renders, maps errors to exit codes.
 
-No decisions are made here.  Exit codes (see README):
+No decisions are made here.  Exit codes (for users: docs/exit-codes.md):
   validate  0 valid            2 invalid file
   diff      0 in sync          1 changes pending (or apply would refuse)   2 error
   apply     0 converged        1 refused / not converged / lock timeout    2 error in file or environment
@@ -408,8 +408,8 @@ def main() -> NoReturn:
 
 
 def _exit(code: int) -> NoReturn:
-    """Flush and leave without the interpreter's teardown (about 0.1 s of freeing modules we no
-    longer need); everything pgtopo started has finished or been released by now."""
+    """Flush and leave without the interpreter's teardown (freeing modules we no longer need
+    takes measurable time); everything pgtopo started has finished or been released by now."""
     import os
 
     sys.stdout.flush()

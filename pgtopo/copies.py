@@ -1,10 +1,11 @@
 """Where each node's copy of the cluster's WAL ends, and which copy holds WAL another lacks.  Pure.
 
-Called by promotion.py and plan.py.  A promotion is safe only when the new primary holds every
-WAL record any other copy of the cluster holds: running standbys (what they received), stopped
-nodes and volumes without a container (the end of their last valid record, read with pg_waldump,
-see observe.read_wal_ends).  A copy whose end is not known exactly counts as possibly ahead.
-Comparisons follow timeline histories (timelines.decide), never bare timeline numbers.
+Called by promotion.py, plan.py and reconcile.py (which nodes' WAL ends to read).  A promotion is
+safe only when the new primary holds every WAL record any other copy of the cluster holds: running
+standbys (what they received), stopped nodes and volumes without a container (the end of their last
+valid record, read with pg_waldump, see observe.read_wal_ends).  A copy whose end is not known
+exactly counts as possibly ahead.  Comparisons follow timeline histories (timelines.decide), never
+bare timeline numbers.
 """
 
 from __future__ import annotations

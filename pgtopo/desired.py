@@ -1,7 +1,8 @@
 """What each object must look like, derived from the topology (pure).
 
-Called by plan.py (config hash, settings, conninfo to compare with what is observed) and by
-execute.py (the container and job specs to create).  Keeping both in one place means the hash
+Called by plan.py (config hash, settings, conninfo to compare with what is observed), by
+execute.py and switch.py (the container and job specs to create) and by observe.py (the job
+that reads a stopped node's WAL end).  Keeping both in one place means the hash
 that detects drift is the hash of exactly what gets created.
 """
 
@@ -110,10 +111,9 @@ def server_command(node: str) -> list[str]:
 
 
 # `flushing DIR CMD...` runs CMD while a background loop flushes DIR's file system every 100 ms
-# (syncfs), so a copy goes to disk while it is made instead of all at the final `sync`.  Measured
-# here (alternating runs, mean of 4): a 118 MB re-clone's clone action took 1.23 s instead of
-# 1.45 s, and a new cluster's 23 MB clones were unchanged.  Not used for initdb: its many small
-# files made it slower (1.8-2.2 s instead of 1.5 s).
+# (syncfs), so a copy goes to disk while it is made instead of all at the final `sync`: a large
+# clone gets faster, small ones are unchanged.  Not used for initdb: its many small files made it
+# slower.  Measurements: bench/RESULTS.md, "Measurements behind choices in the code".
 FLUSHING = r"""
 flushing() {
   ( while sleep 0.1; do sync -f "$1" 2>/dev/null || true; done ) & flusher=$!

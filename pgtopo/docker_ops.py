@@ -1,6 +1,7 @@
 """Thin, typed calls to the Docker engine; every docker-py error is translated to DockerError.
 
-Called by observe.py, state.py, lock.py and execute.py.  Nothing here decides anything: it lists,
+Called by observe.py, state.py, lock.py, execute.py, switch.py, destroy.py and the CLI (the
+connection); desired.py uses its ContainerSpec and Mount.  Nothing here decides anything: it lists,
 creates, starts, stops and removes what it is told to, always with argument lists (never a
 shell line built from user input) and always stamping pgtopo's labels.
 """

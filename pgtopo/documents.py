@@ -1,7 +1,7 @@
 """The JSON documents pgtopo prints and saves: plans (`diff --output json`, `diff --out`) and
 status (`status --output json`).  Pure: built from the topology, the observed state and the plan.
 
-Called by the CLI and by reconcile.apply_saved.  The shapes are stable and described by
+Called by the CLI, planfile.py and reconcile.apply_saved.  The shapes are stable and described by
 schemas/plan.schema.json and schemas/status.schema.json; `format` bumps on any breaking change.
 A saved plan also records the file's sha256 and a fingerprint of the observed state, so apply
 can refuse a plan made against another file or another cluster state.

@@ -1,6 +1,7 @@
 """`${VAR}` interpolation in topology values, following docker compose's rules.
 
-Called by loader.py for every string value (never keys).  Pure: the environment is passed in.
+Called by yaml_tree.py, as loader.py reads a file, for every string value (never keys).  Pure: the
+environment is passed in.
 """
 
 from __future__ import annotations

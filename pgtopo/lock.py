@@ -1,17 +1,17 @@
 """The per-cluster apply lock, held through the Docker engine itself.
 
-Called by reconcile.py.  The lock is a container named `<cluster>-pgtopo-lock` (names are unique
-per engine, so creating it is atomic) that runs `cat` on a stdin only this process holds, with
-StdinOnce and auto-remove: when pgtopo exits, however it exits (kill -9 included), the engine
+Called by reconcile.py and destroy.py.  The lock is a container named `<cluster>-pgtopo-lock` (names
+are unique per engine, so creating it is atomic) that runs `cat` on a stdin only this process holds,
+with StdinOnce and auto-remove: when pgtopo exits, however it exits (kill -9 included), the engine
 closes that stdin, `cat` ends and the engine removes the container.  No stale lock survives its
 holder, and it works for every machine that shares the engine.
 
-Creating the container takes the lock (about 10 ms).  Starting it arms the clean-up and costs a
-container start (about 0.2 s): apply does that in the background once its plan has work (an
-apply with nothing to do never starts it) and confirms it when its first wave of actions has
-finished.  A holder killed before its lock was started leaves a lock in state "created": one
-that is still so after STALE_CREATED seconds is removed by the next apply (only while not
-running, so a holder that has just started it keeps it).
+Creating the container takes the lock, and is quick.  Starting it arms the clean-up and costs a
+whole container start: apply does that in the background once its plan has work (an apply with
+nothing to do never starts it) and confirms it when its first wave of actions has finished.  A
+holder killed before its lock was started leaves a lock in state "created": one that is still so
+after STALE_CREATED seconds is removed by the next apply (only while not running, so a holder that
+has just started it keeps it).
 """
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ _lock = threading.Lock()
 
 
 def configure(verbose: bool, fmt: str) -> None:
-    """Remember how to log.  structlog is imported (0.1-0.2 s of CPU) only when an event will be
-    shown: in the background when the first action starts, so neither the observation before it
-    (measured: 0.17 s slower on a 2-core machine when imported at once) nor the first event waits."""
+    """Remember how to log.  structlog is imported (noticeable CPU, see bench/RESULTS.md) only when an
+    event will be shown: in the background when the first action starts, so neither the
+    observation before it (slower when it is imported at once) nor the first event waits."""
     global _logger, _loading
     _settings.update(verbose=verbose, fmt=fmt)
     _logger = None

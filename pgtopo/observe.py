@@ -1,11 +1,11 @@
 """Observation: Docker listings and Postgres probes → `Observed` (read-only, parallel).
 
-Called by reconcile.py and the CLI's status.  One container listing (by name prefix, so objects
-without pgtopo's labels that would collide are seen too), one volume listing and one network
-lookup, run concurrently; then the state volume is read and every running node is probed in
-parallel.  Volume contents are read (pg_control) only for nodes whose server cannot answer: at
-once for those without a running container (meanwhile the state is read), after a failed
-probe for the others.
+Called by reconcile.py and the CLI's status; execute.py reads its `Snapshot`.  One container listing
+(by name prefix, so objects without pgtopo's labels that would collide are seen too), one volume
+listing and one network lookup, run concurrently; then the state volume is read and every running
+node is probed in parallel.  Volume contents are read (pg_control) only for nodes whose server
+cannot answer: at once for those without a running container (meanwhile the state is read), after a
+failed probe for the others.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """What exists: the observed state of a cluster, as plain frozen values (no I/O).
 
-Built by `observe.py`, read by `plan.py` and `render.py`.  Unit tests build these by hand to
+Built by `observe.py` and `probe.py`; read by `plan.py`, `promotion.py`, `copies.py`, `documents.py`
+and `render.py`.  Unit tests build these by hand to
 describe a situation and check the plan for it.
 """
 

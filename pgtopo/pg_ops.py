@@ -1,8 +1,9 @@
-"""PostgreSQL through psycopg 3: the probe that observation runs, and the commands execute sends.
+"""PostgreSQL through psycopg 3: connections with bounded waits, and the commands pgtopo sends.
 
-Called by observe.py (probe) and execute.py (slots, settings, waits).  Every name and value goes
-through `psycopg.sql`; rows come back typed from the driver.  pgtopo connects only to ports
-published on 127.0.0.1.
+Called by probe.py (connections), observe.py (endpoints), execute.py (roles, slots, settings,
+waits), switch.py (checkpoint, promotion, replay) and reconcile.py (is a replica streaming?).  Every
+name and value goes through `psycopg.sql`; rows come back typed from the driver.  pgtopo connects
+only to ports published on 127.0.0.1.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """plan(topology, observed) -> Plan: what to do so the cluster matches the file.  Pure.
 
-No side effects: no Docker, no Postgres, no clock.  Called by reconcile.py and the CLI's diff;
+No side effects: no Docker, no Postgres, no clock.  Called by reconcile.py, for apply and diff;
 tested with plain values in tests/unit/test_plan.py.  Every rule is here with its reason string,
 so "why did apply clone replica2?" is answered by reading this file.
 

@@ -1,6 +1,6 @@
 """Which node may accept writes, and what it takes to get there safely.  Pure.
 
-Called by plan.py.  The invariants this module keeps (README, "Safety"):
+Called by plan.py.  The invariants this module keeps (docs/safety.md):
   * at most one writer: several running writers are refused, whatever the file says, unless
     --allow-data-loss lets the file's primary win; a stopped primary is never started while
     another node accepts writes;

@@ -1,6 +1,6 @@
 """observe → plan → execute, until the plan is empty and every replica streams.
 
-Called by the CLI's apply.  Owns the order of things: refusals stop everything before any
+Called by the CLI's apply and diff.  Owns the order of things: refusals stop everything before any
 change; destructive actions need the caller's consent before the first action; apply takes the
 lock before it observes (diff never locks); each wave runs its nodes in parallel.
 """
@@ -253,7 +253,7 @@ def all_streaming(topo: Topology, snapshot: Snapshot) -> bool:
 
 def wait_streaming(topo: Topology, snapshot: Snapshot, timeout: float,
                    progress: Callable[[str, str], None] = lambda n, t: None) -> None:
-    """Wait until every replica's WAL receiver streams from its upstream (100 ms polls)."""
+    """Wait until every replica's WAL receiver streams from its upstream (polls every POLL s)."""
     deadline = time.monotonic() + timeout
     waiting = set(topo.replicas())
     last: dict[str, str] = {}

@@ -1,8 +1,9 @@
 """The topology model: what a cluster must be, as the file says it (frozen pydantic v2).
 
 Built by `loader.load_topology`; read by the planner and the CLI.  Pure: no I/O here, not even
-resolving secrets (that is `secrets.py`).  Cross-field checks report every problem at once, each
-with the location of the key it is about, so the loader can print `FILE:LINE:COL` for each.
+resolving secrets (that is `state.desired_passwords`).  Cross-field checks report every problem at
+once, each with the location of the key it is about, so the loader can print `FILE:LINE:COL` for
+each.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The cluster's own state, kept in the Docker engine: passwords and the system identifier.
 
-Called by observe.py (read) and execute.py (write).  The state lives in the labelled volume
-`<cluster>-pgtopo-state`, mounted read-only at /run/pgtopo in every node container, so any later
-run through the same engine (a fresh CI runner included) finds it, and only those who can
-already use that engine can read it.  Files are 0600 and owned by the image's postgres user;
-nothing secret is ever put in labels, environment, command lines or output.
+Called by observe.py (read), execute.py (write) and reconcile.py (the file's passwords).  The state
+lives in the labelled volume `<cluster>-pgtopo-state`, mounted read-only at /run/pgtopo in every
+node container, so any later run through the same engine (a fresh CI runner included) finds it, and
+only those who can already use that engine can read it.  Files are 0600 and owned by the image's
+postgres user; nothing secret is ever put in labels, environment, command lines or output.
 """
 
 from __future__ import annotations
