@@ -113,7 +113,7 @@ def server_command(node: str) -> list[str]:
 # `flushing DIR CMD...` runs CMD while a background loop flushes DIR's file system every 100 ms
 # (syncfs), so a copy goes to disk while it is made instead of all at the final `sync`: a large
 # clone gets faster, small ones are unchanged.  Not used for initdb: its many small files made it
-# slower.  Measurements: bench/RESULTS.md, "Measurements behind choices in the code".
+# slower.  Measurements: bench/MEASUREMENTS.md.
 FLUSHING = r"""
 flushing() {
   ( while sleep 0.1; do sync -f "$1" 2>/dev/null || true; done ) & flusher=$!
