@@ -387,15 +387,17 @@ def main() -> NoReturn:
         cli.main(standalone_mode=False)
     except PgtopoError as exc:
         _fail(exc)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        interrupt = exc.__cause__  # click turns Ctrl-C (and our SIGTERM) into Abort from it; a prompt's has none
+        if isinstance(interrupt, KeyboardInterrupt):
+            _interrupted(interrupt)
         click.echo("aborted", err=True)
         _exit(EXIT_CHANGES)
     except click.ClickException as exc:
         exc.show()
         _exit(EXIT_ERROR)
     except KeyboardInterrupt as exc:
-        click.echo("interrupted; run apply again to finish what was started", err=True)
-        _exit(143 if isinstance(exc, _Terminated) else 130)
+        _interrupted(exc)
     except SystemExit as exc:
         _exit(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_ERROR))
     except Exception as exc:  # a bug: say so plainly, keep the traceback for -v
@@ -405,6 +407,13 @@ def main() -> NoReturn:
         click.echo("hint: run again with -v for the traceback", err=True)
         _exit(EXIT_ERROR)
     _exit(EXIT_OK)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> NoReturn:
+    """Ctrl-C exits 130 and SIGTERM 143, as shells report them, so CI can tell a cancelled job from
+    a refusal; the lock and helper containers were released as the stack unwound."""
+    click.echo("interrupted; run apply again to finish what was started", err=True)
+    _exit(143 if isinstance(exc, _Terminated) else 130)
 
 
 def _exit(code: int) -> NoReturn:

@@ -9,6 +9,7 @@ import sys
 import time
 
 import docker
+import pytest
 
 from .conftest import IMAGE, PAIR, basebackups, objects, pgtopo, psql, solo_with_pgbench, wait_for
 
@@ -76,4 +77,32 @@ def test_kill_during_restart_then_apply_finishes(make_cluster, engine: docker.Do
     assert wait_for(lambda: psql(c.container("replica"), "SELECT count(*) FROM t") == "10000")
     assert psql(c.container("primary"), "SELECT application_name, state FROM pg_stat_replication") == \
         "replica|streaming"
+    assert pgtopo("diff", str(c.path)).code == 0
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_and_sigterm_exit_130_and_143_and_release_the_lock(make_cluster, engine: docker.DockerClient,
+                                                                   signum: int, code: int) -> None:
+    """A cancelled CI job (SIGTERM) or a Ctrl-C mid-clone: the documented exit code, one line that
+    says what to do, the lock and helper containers gone, and the next apply finishes the job."""
+    c = make_cluster(IMAGE)
+    solo_with_pgbench(c)
+    c.write(PAIR)
+    proc = subprocess.Popen([sys.executable, "-m", "pgtopo", "apply", str(c.path), "--yes"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        assert wait_for(lambda: basebackups(c) == 1 or proc.poll() is not None, timeout=60)
+        assert proc.poll() is None, "apply ended before the clone could be interrupted"
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, err
+    assert "interrupted; run apply again" in err and "Traceback" not in err
+    left = [ct.name for ct in engine.containers.list(all=True, filters={"label": f"io.pgtopo.cluster={c.name}"})]
+    assert set(left) <= {c.container("primary"), c.container("replica")}, left  # no lock, helper or job left
+
+    again = pgtopo("apply", str(c.path), "--yes")
+    assert again.code == 0, again
     assert pgtopo("diff", str(c.path)).code == 0
