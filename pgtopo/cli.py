@@ -325,10 +325,13 @@ def switchover(file: Path, verbose: bool, log_format: str, node: str, yes: bool,
         click.echo(f"{file}: {node} is already the primary in the file; applying it")
         updated = original
     else:
-        updated = edit.with_primary(file, original, node)
-        parse_topology(updated, str(file), _env())
+        change = edit.with_primary(file, original, node)
+        _check_edit(file, before, parse_topology(change.text, str(file), _env()), node)
+        updated = change.text
         file.write_text(updated)
-        render.console().print(f"{file}: primary: {before.primary} → {node}")
+        render.console().print(f"{file}: primary: {before.primary} → {node}", highlight=False)
+        for line in edit.describe(change):
+            render.console().print(line, highlight=False, markup=False)
     try:
         ctx = click.get_current_context()
         ctx.invoke(apply, file=file, verbose=verbose, log_format=log_format, yes=yes,
@@ -341,6 +344,19 @@ def switchover(file: Path, verbose: bool, log_format: str, node: str, yes: bool,
             file.write_text(original)
             exc.message += f"\n{file} was put back as it was (primary: {before.primary})"
         raise
+
+
+def _check_edit(file: Path, before: "Topology", after: "Topology", node: str) -> None:
+    """The rewritten file must say what the old one said, but for `primary:` and the new primary's
+    upstream; anything else means the in-place edit went wrong, and the file is not written."""
+    expected = before.model_dump()
+    expected["primary"] = node
+    expected["nodes"][node]["upstream"] = None
+    if after.model_dump() != expected:
+        from pgtopo.errors import SpecError
+
+        raise SpecError([f"{file}: cannot rewrite `primary:` in place without changing anything else; "
+                         f"set `primary: {node}` by hand and run apply"])
 
 
 def _read(file: Path) -> str:

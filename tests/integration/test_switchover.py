@@ -197,3 +197,28 @@ def test_failover_refuses_a_candidate_behind_another_replica(make_cluster) -> No
     assert actions(forced.out)[0] == ("failover", "replica")
     assert role_map(c, ("replica", "replica2"))["replica"] == "primary"
     assert psql(c.container("replica"), "SELECT to_regclass('t') IS NULL") == "t"
+
+
+def test_switchover_round_trip_says_what_it_changes_in_the_file(make_cluster) -> None:
+    """`pgtopo switchover` to a cascaded replica prints each line it changes and that it removed the
+    cascade, keeps every other line as written, and switching back does not silently put it back."""
+    c = make_cluster(IMAGE)
+    converge(c, "parameters: {work_mem: 8MB,   max_connections: 120}   # spacing kept\n"
+                "primary: primary      # the writer\n"
+                "nodes:\n  primary: {}\n  replica: {}\n  replica2: {upstream: replica, port: null}\n")
+    original = c.path.read_text()
+
+    there = pgtopo("switchover", str(c.path), "--to", "replica2", "--yes")
+    assert there.code == 0, there
+    assert "primary: primary → replica2" in there.out
+    assert "- primary: primary      # the writer" in there.out and "+ primary: replica2      # the writer" in there.out
+    assert "replica2: `upstream: replica` removed (a primary streams from no one)" in there.out
+    edited = c.path.read_text()
+    assert edited == original.replace("primary: primary      #", "primary: replica2      #").replace(
+        "{upstream: replica, port: null}", "{port: null}")
+
+    back = pgtopo("switchover", str(c.path), "--to", "primary", "--yes")
+    assert back.code == 0, back
+    assert "` removed (" not in back.out  # nothing removed this time, and nothing silently restored
+    assert c.path.read_text() == original.replace("{upstream: replica, port: null}", "{port: null}")
+    assert role_map(c)["primary"] == "primary" and upstream_of(c, "replica2") == "primary"
