@@ -58,7 +58,10 @@ chaos: $(STAMP) images
 		$(if $(ENGINE_RESTART),--engine-restart) $(if $(SCENARIO),--scenario $(SCENARIO))
 
 schema: $(STAMP)
-	$(BIN)/python -c "from pgtopo.schema import schema_text; print(schema_text(), end='')" > schemas/topology.schema.json
+	for name in topology plan status; do \
+	  $(BIN)/python -c "from pgtopo.schema import schema_text; print(schema_text('$$name'), end='')" \
+	    > schemas/$$name.schema.json || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache

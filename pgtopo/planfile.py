@@ -1,8 +1,8 @@
 """Saved plans: write what `diff --out` produced, read it back for `apply plan.json`.
 
-Called by the CLI.  Reading checks the document's kind and format and that the topology file it
-was made from still has the same content (sha256); the cluster-state check happens under the
-lock in reconcile.apply_saved.
+Called by the CLI.  Reading checks the document's kind and format, validates it against
+documents.PlanDocument, and checks that the topology file it was made from still has the same
+content (sha256); the cluster-state check happens under the lock in reconcile.apply_saved.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from pgtopo import documents
 from pgtopo.actions import Plan
@@ -38,9 +40,9 @@ def is_plan_file(path: Path) -> bool:
         return False
 
 
-def write(path: Path, document: dict[str, Any]) -> None:
+def write(path: Path, document: documents.PlanDocument) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
+    tmp.write_text(document.to_json() + "\n")
     os.replace(tmp, path)
 
 
@@ -54,21 +56,18 @@ def read(path: Path) -> SavedPlan:
     if not isinstance(doc, dict) or doc.get("kind") != "pgtopo-plan" or doc.get("format") != documents.PLAN_FORMAT:
         raise SpecError([f"{path}: not a pgtopo plan of format {documents.PLAN_FORMAT} "
                          "(make one with `pgtopo diff FILE --out plan.json`)"])
-    source = _source(path, doc["file"]["path"])
+    try:
+        saved = documents.plan_from_json(json.dumps(doc))
+    except ValidationError as exc:
+        raise SpecError([f"{path}: the saved plan is damaged: {exc}"]) from exc
+    source = _source(path, saved.file.path)
     current = documents.sha256_text(source.read_text())
-    if current != doc["file"]["sha256"]:
-        raise StalePlan(f"{source} changed since the plan was made (sha256 {doc['file']['sha256'][:12]}… → "
+    if current != saved.file.sha256:
+        raise StalePlan(f"{source} changed since the plan was made (sha256 {saved.file.sha256[:12]}… → "
                         f"{current[:12]}…); nothing was changed",
                         hint=f"make a new plan with `pgtopo diff {source} --out {path}`")
-    try:
-        topo = Topology.model_validate(doc["topology"])
-        actions = tuple(documents.action_from(a) for a in doc["actions"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SpecError([f"{path}: the saved plan is damaged: {exc}"]) from exc
-    plan = Plan(actions=actions, refusals=tuple(doc.get("refusals") or ()), notes=tuple(doc.get("notes") or ()),
-                warnings=tuple(doc.get("warnings") or ()))
-    fp = doc["fingerprint"]
-    return SavedPlan(topo, plan, (fp["sha256"], fp["state"]), source.parent)
+    fp = saved.fingerprint
+    return SavedPlan(saved.topology, saved.plan(), (fp.sha256, fp.state), source.parent)
 
 
 def _source(plan_path: Path, recorded: str) -> Path:
