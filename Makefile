@@ -67,7 +67,10 @@ settings-catalog: images
 	bash scripts/settings-catalog.sh $(foreach m,$(or $(PGTOPO_TEST_MAJORS),15 17),pgtopo-local/postgres:$(m))
 
 schema: $(STAMP)
-	$(BIN)/python -c "from pgtopo.schema import schema_text; print(schema_text(), end='')" > schemas/topology.schema.json
+	for name in topology plan status; do \
+	  $(BIN)/python -c "from pgtopo.schema import schema_text; print(schema_text('$$name'), end='')" \
+	    > schemas/$$name.schema.json || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache

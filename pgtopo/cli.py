@@ -127,8 +127,6 @@ def diff(file: Path, verbose: bool, log_format: str, prune_volumes: bool, allow_
     \b
     Example:  pgtopo diff cluster.yaml --out plan.json || echo "changes pending"
     """
-    import json
-
     from pgtopo import documents, planfile, reconcile, render
 
     _setup(verbose, log_format)
@@ -140,7 +138,7 @@ def diff(file: Path, verbose: bool, log_format: str, prune_volumes: bool, allow_
         if out_file is not None:
             planfile.write(out_file, doc)
         if output == "json":
-            click.echo(json.dumps(doc, indent=2))
+            click.echo(doc.to_json())
     if output == "text":
         render.print_plan(render.console(), topo, plan)
         if out_file is not None:
@@ -232,7 +230,6 @@ def status(file: Path, verbose: bool, log_format: str, output: str, watch: bool)
     \b
     Example:  pgtopo status cluster.yaml --watch
     """
-    import json
     import time
 
     from pgtopo import documents, render
@@ -241,15 +238,18 @@ def status(file: Path, verbose: bool, log_format: str, output: str, watch: bool)
     _setup(verbose, log_format)
     topo = _load(file)
     client = _client()
+
+    def current() -> "documents.StatusDocument":
+        return documents.status_document(topo, observe(client, topo).observed)
+
     if output == "json":
-        observed = observe(client, topo).observed
-        click.echo(json.dumps(documents.status_document(topo, observed, render.status_rows(topo, observed)), indent=2))
+        click.echo(current().to_json())
         return
     if not watch:
-        render.print_status(render.console(), topo, observe(client, topo).observed)
+        render.print_status(render.console(), current())
         return
     try:
-        render.watch_status(render.console(), topo, lambda: observe(client, topo).observed, time.sleep)
+        render.watch_status(render.console(), current, time.sleep)
     except KeyboardInterrupt:
         return
 

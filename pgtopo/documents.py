@@ -1,86 +1,149 @@
-"""The JSON documents pgtopo prints and saves: plans (`diff --output json`, `diff --out`) and
-status (`status --output json`).  Pure: built from the topology, the observed state and the plan.
+"""The JSON documents pgtopo prints and saves, as frozen pydantic models: plans (`diff --output
+json`, `diff --out`) and status (`status --output json`).  Pure: built from the topology, the
+observed state and the plan.
 
-Called by the CLI, planfile.py and reconcile.apply_saved.  The shapes are stable and described by
-schemas/plan.schema.json and schemas/status.schema.json; `format` bumps on any breaking change.
-A saved plan also records the file's sha256 and a fingerprint of the observed state, so apply
-can refuse a plan made against another file or another cluster state.
+Called by the CLI, planfile (saved plans), render (the status table is drawn from a
+StatusDocument) and reconcile.apply_saved (the fingerprint).  schemas/plan.schema.json and
+schemas/status.schema.json are generated from these models (`make schema`, see schema.py);
+`format` bumps on any breaking change.  A saved plan also records the file's sha256 and a
+fingerprint of the observed state, so apply can refuse a plan made against another file or
+another cluster state.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pgtopo import __version__
 from pgtopo.actions import Action, Kind, Plan
-from pgtopo.observed import NodeFacts, Observed
+from pgtopo.observed import Downstream, NodeFacts, Observed
 from pgtopo.spec import Topology
 
 PLAN_FORMAT = 1
 STATUS_FORMAT = 1
+PLAN_KIND = "pgtopo-plan"
+STATUS_KIND = "pgtopo-status"
+
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Role = Literal["primary", "replica"]
+
+
+class _Document(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def to_json(self) -> str:
+        """Indented JSON, keys in the model's order (what pgtopo prints and saves)."""
+        return json.dumps(self.model_dump(mode="json"), indent=2)
+
+
+class ActionDocument(_Document):
+    """One action of a plan."""
+
+    kind: Kind = Field(description="What the action does.")
+    node: str | None = Field(description="The node acted on; null for cluster-wide actions.")
+    reason: str = Field(min_length=1, description="Why, in words.")
+    wave: int = Field(ge=0, description="Waves run in order; nodes of one wave in parallel.")
+    symbol: Literal["+", "~", "-", "!"] = Field(description="+ create, ~ change, - remove, ! destructive.")
+    destructive: bool = Field(description="Loses data on that node; needs consent (--yes).")
+    data_loss: bool = Field(default=False, description="Discards WAL that no other node holds; "
+                                                       "apply needs --allow-data-loss.")
+    fence: tuple[str, ...] = Field(default=(), description="A failover: the nodes stopped and fenced "
+                                                           "(standby.signal) before the promotion.")
+    upstream: str | None = Field(description="Source of a clone/rewind/repoint, old primary of a switchover, "
+                                             "holder of a slot.")
+    slot: str | None
+    target: str | None = Field(description="A Docker object's name, for removals.")
+    settings: dict[str, str | None] = Field(description="configure: name -> value (null: RESET).")
+
+    @classmethod
+    def of(cls, action: Action) -> ActionDocument:
+        return cls(kind=action.kind, node=action.node or None, reason=action.reason, wave=action.wave,
+                   symbol="!" if action.destructive else action.kind.symbol, destructive=action.destructive,
+                   data_loss=action.data_loss, fence=action.fence, upstream=action.upstream, slot=action.slot,
+                   target=action.target, settings=dict(action.settings))
+
+    def action(self) -> Action:
+        return Action(kind=self.kind, node=self.node or "", reason=self.reason, wave=self.wave,
+                      upstream=self.upstream, settings=tuple(self.settings.items()), slot=self.slot,
+                      target=self.target, destructive=self.destructive, data_loss=self.data_loss,
+                      fence=self.fence)
+
+
+class SourceFile(_Document):
+    """The topology file the plan was made from."""
+
+    path: str
+    sha256: Sha256
+
+
+class Summary(_Document):
+    actions: int = Field(ge=0)
+    destructive: int = Field(ge=0)
+    by_kind: dict[str, int]
+
+
+class Fingerprint(_Document):
+    sha256: Sha256
+    state: dict[str, Any] = Field(description="What the plan was decided from (no WAL positions).")
+
+
+class PlanDocument(_Document):
+    """What `diff --output json` prints and `diff --out` saves; `apply PLAN` carries out exactly it."""
+
+    model_config = ConfigDict(title="pgtopo plan (diff --output json, diff --out)")
+
+    format: Literal[1]
+    kind: Literal["pgtopo-plan"]
+    pgtopo_version: str
+    cluster: str
+    file: SourceFile
+    in_sync: bool = Field(description="True when apply has nothing to do (diff exits 0).")
+    refusals: tuple[str, ...] = Field(description="Why apply would refuse; it changes nothing then.")
+    actions: tuple[ActionDocument, ...]
+    notes: tuple[str, ...]
+    warnings: tuple[str, ...] = Field(description="Allowed, but worth a second look.")
+    summary: Summary
+    fingerprint: Fingerprint
+    topology: Topology = Field(description="The topology as loaded (after interpolation): what apply of a "
+                                           "saved plan uses.")
+
+    def plan(self) -> Plan:
+        return Plan(actions=tuple(a.action() for a in self.actions), refusals=self.refusals, notes=self.notes,
+                    warnings=self.warnings)
+
+
+def plan_from_json(text: str | bytes) -> PlanDocument:
+    """A saved plan read back, as strictly as its schema judges it (no "3" for 3, no "yes" for
+    true); raises pydantic.ValidationError."""
+    return PlanDocument.model_validate_json(text, strict=True)
 
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def action_document(action: Action) -> dict[str, Any]:
-    return {
-        "kind": action.kind.value,
-        "node": action.node or None,
-        "reason": action.reason,
-        "wave": action.wave,
-        "symbol": "!" if action.destructive else action.kind.symbol,
-        "destructive": action.destructive,
-        "data_loss": action.data_loss,
-        "fence": list(action.fence),
-        "upstream": action.upstream,
-        "slot": action.slot,
-        "target": action.target,
-        "settings": {name: value for name, value in action.settings},
-    }
-
-
-def action_from(doc: dict[str, Any]) -> Action:
-    return Action(
-        kind=Kind(doc["kind"]),
-        node=doc.get("node") or "",
-        reason=doc["reason"],
-        wave=int(doc["wave"]),
-        upstream=doc.get("upstream"),
-        settings=tuple((k, v) for k, v in (doc.get("settings") or {}).items()),
-        slot=doc.get("slot"),
-        target=doc.get("target"),
-        destructive=bool(doc.get("destructive")),
-        data_loss=bool(doc.get("data_loss")),
-        fence=tuple(doc.get("fence") or ()),
-    )
-
-
-def plan_document(topo: Topology, file: str, file_text: str, observed: Observed, plan: Plan) -> dict[str, Any]:
+def plan_document(topo: Topology, file: str, file_text: str, observed: Observed, plan: Plan) -> PlanDocument:
     """What `diff --output json` prints and `diff --out` saves."""
     digest, state = fingerprint(observed)
-    return {
-        "format": PLAN_FORMAT,
-        "kind": "pgtopo-plan",
-        "pgtopo_version": __version__,
-        "cluster": topo.cluster,
-        "file": {"path": file, "sha256": sha256_text(file_text)},
-        "in_sync": plan.empty,
-        "refusals": list(plan.refusals),
-        "actions": [action_document(a) for a in plan.actions],
-        "notes": list(plan.notes),
-        "warnings": list(plan.warnings),
-        "summary": {
-            "actions": len(plan.actions),
-            "destructive": len(plan.destructive),
-            "by_kind": _count_kinds(plan),
-        },
-        "fingerprint": {"sha256": digest, "state": state},
-        "topology": topo.model_dump(mode="json"),
-    }
+    return PlanDocument(
+        format=PLAN_FORMAT,
+        kind=PLAN_KIND,
+        pgtopo_version=__version__,
+        cluster=topo.cluster,
+        file=SourceFile(path=file, sha256=sha256_text(file_text)),
+        in_sync=plan.empty,
+        refusals=plan.refusals,
+        actions=tuple(ActionDocument.of(a) for a in plan.actions),
+        notes=plan.notes,
+        warnings=plan.warnings,
+        summary=Summary(actions=len(plan.actions), destructive=len(plan.destructive), by_kind=_count_kinds(plan)),
+        fingerprint=Fingerprint(sha256=digest, state=state),
+        topology=topo,
+    )
 
 
 def _count_kinds(plan: Plan) -> dict[str, int]:
@@ -139,27 +202,80 @@ def state_changes(before: dict[str, Any], after: dict[str, Any], prefix: str = "
     return changes
 
 
-def status_document(topo: Topology, observed: Observed, rows: list[list[str]]) -> dict[str, Any]:
-    """What `status --output json` prints: one entry per node, the same facts as the table."""
-    nodes = []
-    for row in rows:
-        name = row[0]
-        facts = observed.node(name)
-        pg = facts.pg
-        nodes.append({
-            "name": name,
-            "in_file": name in topo.nodes,
-            "desired_role": ("primary" if name == topo.primary else "replica") if name in topo.nodes else None,
-            "desired_upstream": topo.upstream_of(name) if name in topo.nodes else None,
-            "container": facts.container.state if facts.container else None,
-            "host_port": facts.container.host_port if facts.container else None,
-            "role": None if pg is None else ("replica" if pg.in_recovery else "primary"),
-            "upstream": pg.receiver.upstream if pg and pg.receiver else None,
-            "replication": row[4] if pg and pg.in_recovery else None,
-            "lag_bytes": int(row[5]) if row[5].isdigit() else None,
-            "timeline": pg.timeline if pg else None,
-            "lsn": pg.lsn if pg else None,
-            "error": facts.pg_error,
-        })
-    return {"format": STATUS_FORMAT, "kind": "pgtopo-status", "pgtopo_version": __version__,
-            "cluster": topo.cluster, "primary": topo.primary, "nodes": nodes}
+class NodeStatus(_Document):
+    """One node: in the file, or found by label."""
+
+    name: str
+    in_file: bool
+    desired_role: Role | None
+    desired_upstream: str | None
+    container: str | None = Field(description="Docker state (running, exited, ...); null when missing.")
+    host_port: int | None = Field(description="Port published on 127.0.0.1.")
+    role: Role | None = Field(description="What the server is now; null when it does not answer.")
+    upstream: str | None = Field(description="The node it streams from now.")
+    replication: str | None = Field(description="streaming, catchup, ... as its upstream sees it.")
+    lag_bytes: int | None
+    timeline: int | None
+    lsn: int | None = Field(description="Current (primary) or replayed (replica) WAL position, in bytes.")
+    error: str | None = Field(description="Why the server could not be probed.")
+    has_data: bool = Field(default=False, description="Its volume holds a PGDATA, as far as observation "
+                                                      "could tell (always true when the server answers).")
+
+
+class StatusDocument(_Document):
+    """What `status --output json` prints; the status table shows the same facts."""
+
+    model_config = ConfigDict(title="pgtopo status (status --output json)")
+
+    format: Literal[1]
+    kind: Literal["pgtopo-status"]
+    pgtopo_version: str
+    cluster: str
+    primary: str = Field(description="The primary the file names.")
+    nodes: tuple[NodeStatus, ...] = Field(description="The file's nodes in order, then nodes found only by label.")
+
+
+def status_document(topo: Topology, observed: Observed) -> StatusDocument:
+    """One entry per node: the file's nodes in order, then nodes found only by label."""
+    names = list(topo.nodes) + sorted(n for n in observed.nodes if n not in topo.nodes)
+    return StatusDocument(format=STATUS_FORMAT, kind=STATUS_KIND, pgtopo_version=__version__,
+                          cluster=topo.cluster, primary=topo.primary,
+                          nodes=tuple(node_status(topo, observed, observed.node(name)) for name in names))
+
+
+def node_status(topo: Topology, observed: Observed, facts: NodeFacts) -> NodeStatus:
+    """A node's desired place, its container, and what its server says (with its upstream's view
+    of its replication: state and lag)."""
+    in_file = facts.name in topo.nodes
+    pg = facts.pg
+    upstream = pg.receiver.upstream if pg and pg.receiver else None
+    replication, lag = None, None
+    if pg is not None and pg.in_recovery:
+        replication = pg.receiver.status if pg.receiver else "not connected"
+        seen = _seen_by_upstream(observed, upstream, facts.name)
+        if seen is not None:
+            replication, lag = seen.state, seen.lag_bytes
+    return NodeStatus(
+        name=facts.name,
+        in_file=in_file,
+        desired_role=("primary" if facts.name == topo.primary else "replica") if in_file else None,
+        desired_upstream=topo.upstream_of(facts.name) if in_file else None,
+        container=facts.container.state if facts.container else None,
+        host_port=facts.container.host_port if facts.container else None,
+        role=None if pg is None else ("replica" if pg.in_recovery else "primary"),
+        upstream=upstream,
+        replication=replication,
+        lag_bytes=lag,
+        timeline=pg.timeline if pg else None,
+        lsn=pg.lsn if pg else None,
+        error=facts.pg_error,
+        has_data=facts.has_data,
+    )
+
+
+def _seen_by_upstream(observed: Observed, upstream: str | None, node: str) -> Downstream | None:
+    """The upstream's pg_stat_replication row for `node`, when the upstream answered."""
+    up = observed.nodes.get(upstream) if upstream else None
+    if up is None or up.pg is None:
+        return None
+    return next((d for d in up.pg.downstreams if d.application_name == node), None)

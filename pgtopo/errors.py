@@ -1,7 +1,7 @@
 """The one exception tree of pgtopo; the CLI maps each class to an exit code and one message.
 
     PgtopoError                      exit 2 unless a subclass says otherwise
-    ├── SpecError                    the topology file is wrong (FILE:LINE:COL lines)
+    ├── SpecError                    the topology file or a saved plan is wrong (FILE:LINE:COL lines)
     ├── DockerError                  the engine is unreachable or refused a call
     ├── PostgresError                a server refused a command or could not be reached
     ├── ForeignObjectError           an object with a pgtopo name lacks pgtopo's labels
@@ -38,10 +38,11 @@ class PgtopoError(Exception):
 
 
 class SpecError(PgtopoError):
-    """The topology file is invalid; `problems` holds one `FILE:LINE:COL: message` per error."""
+    """The topology file (or a saved plan) is invalid; `problems` holds one `FILE:LINE:COL: message`
+    per error."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems), hint=None)
+    def __init__(self, problems: list[str], hint: str | None = None) -> None:
+        super().__init__("\n".join(problems), hint=hint)
         self.problems = problems
 
 

@@ -1,4 +1,5 @@
 """Plans, progress and status for people (rich; plain when not a terminal or with NO_COLOR).
+The status table is drawn from the status document, so it shows what the JSON says.
 
 Called by the CLI only.  Rich is imported when something is printed, not when pgtopo starts.
 """
@@ -10,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from pgtopo.actions import Action, Plan
-from pgtopo.observed import NodeFacts, Observed
+from pgtopo.documents import NodeStatus, StatusDocument
 from pgtopo.spec import Topology
 
 if TYPE_CHECKING:
@@ -80,48 +81,30 @@ def print_plan(out: "Console", topo: Topology, p: Plan) -> None:
     out.print(f"plan: {counts}")
 
 
-def print_status(out: "Console", topo: Topology, obs: Observed) -> None:
+def print_status(out: "Console", doc: StatusDocument) -> None:
+    """The status table, drawn from the status document (what `status --output json` prints)."""
     from rich.table import Table
 
-    table = Table(title=f"cluster {topo.cluster}", title_justify="left", box=None, pad_edge=False)
+    table = Table(title=f"cluster {doc.cluster}", title_justify="left", box=None, pad_edge=False)
     for column in ("node", "container", "role", "upstream", "replication", "lag (bytes)", "timeline"):
         table.add_column(column, justify="right" if column in ("lag (bytes)", "timeline") else "left")
-    for row in status_rows(topo, obs):
-        table.add_row(*(_escape(cell) for cell in row))
+    for node in doc.nodes:
+        table.add_row(*(_escape(cell) for cell in status_cells(node)))
     out.print(table)
 
 
-def status_rows(topo: Topology, obs: Observed) -> list[list[str]]:
-    """One row per node: the file's nodes in order, then nodes found only by label."""
-    names = list(topo.nodes) + sorted(n for n in obs.nodes if n not in topo.nodes)
-    return [status_row(topo, obs, obs.node(name)) for name in names]
-
-
-def status_row(topo: Topology, obs: Observed, facts: NodeFacts) -> list[str]:
-    """node, container, role, upstream, replication, lag, timeline: as the table shows them."""
-    container = facts.container.state if facts.container else "missing"
-    if facts.name not in topo.nodes:
+def status_cells(node: NodeStatus) -> list[str]:
+    """node, container, role, upstream, replication, lag, timeline: as the table shows them.
+    A server that does not answer shows why (its error, or whether its volume has data)."""
+    container = node.container or "missing"
+    if not node.in_file:
         container += " (not in file)"
-    pg = facts.pg
-    if pg is None:
-        reason = facts.pg_error or ("has data" if facts.has_data else "no data")
-        return [facts.name, container, "-", "-", reason, "-", "-"]
-    role = "replica" if pg.in_recovery else "primary"
-    upstream = (pg.receiver.upstream or "-") if pg.receiver else "-"
-    state, lag = "-", "-"
-    if pg.in_recovery:
-        state = pg.receiver.status if pg.receiver else "not connected"
-        row = _downstream_row(obs, upstream, facts.name)
-        if row is not None:
-            state, lag = row.state, str(row.lag_bytes if row.lag_bytes is not None else "-")
-    return [facts.name, container, role, upstream, state, lag, str(pg.timeline or "-")]
-
-
-def _downstream_row(obs: Observed, upstream: str, node: str):  # -> Downstream | None
-    up = obs.nodes.get(upstream)
-    if up is None or up.pg is None:
-        return None
-    return next((d for d in up.pg.downstreams if d.application_name == node), None)
+    if node.role is None:
+        reason = node.error or ("has data" if node.has_data else "no data")
+        return [node.name, container, "-", "-", reason, "-", "-"]
+    return [node.name, container, node.role, node.upstream or "-",
+            "-" if node.replication is None else node.replication,
+            "-" if node.lag_bytes is None else str(node.lag_bytes), str(node.timeline or "-")]
 
 
 class Progress:
@@ -175,13 +158,13 @@ class Progress:
         self.live.update(Text("\n".join(f"… {n or 'cluster'}: {t}" for n, t in sorted(self.lines.items())), style="dim"))
 
 
-def watch_status(out: "Console", topo: Topology, observe: "Callable[[], Observed]",
-                 sleep: "Callable[[float], None]", every: float = 2.0) -> None:
+def watch_status(out: "Console", status: "Callable[[], StatusDocument]", sleep: "Callable[[float], None]",
+                 every: float = 2.0) -> None:
     """Refresh the status table every `every` seconds until interrupted (Ctrl-C)."""
     while True:
-        observed = observe()
+        doc = status()
         if out.is_terminal:
             out.clear()
         out.print(f"[dim]{time.strftime('%H:%M:%S')} · every {every:.0f} s · Ctrl-C to stop[/]")
-        print_status(out, topo, observed)
+        print_status(out, doc)
         sleep(every)

@@ -1,8 +1,10 @@
-"""The JSON Schema of topology files, generated from `spec.Topology`.
+"""The JSON Schemas pgtopo publishes, generated from its models: topology files (`spec.Topology`),
+plans and status documents (`documents.PlanDocument`, `documents.StatusDocument`).
 
-`schemas/topology.schema.json` is this module's output, checked in so editors can validate files
-(`# yaml-language-server: $schema=...`); `make schema` regenerates it and a unit test fails when
-it is stale.  The schema describes a file after `${VAR}` interpolation.
+`schemas/<name>.schema.json` is this module's output, checked in so editors and CI can validate
+files (`# yaml-language-server: $schema=...`); `make schema` regenerates them and a unit test
+fails when one is stale.  The topology schema describes a file after `${VAR}` interpolation.
+Called by the CLI (`pgtopo schema`) and `make schema`.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pgtopo.documents import PlanDocument, StatusDocument
 from pgtopo.spec import Topology
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-SCHEMA_ID = "https://pgtopo.dev/schemas/topology.schema.json"
+SCHEMA_BASE = "https://pgtopo.dev/schemas/"
+SCHEMA_ID = SCHEMA_BASE + "topology.schema.json"
 
 
 INTERPOLATED = {"type": "string", "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*"}
@@ -49,6 +53,48 @@ def _close_pattern_maps(node: Any) -> None:
             _close_pattern_maps(value)
 
 
-def schema_text() -> str:
-    """The schema as the checked-in file's exact text: indented JSON and a trailing newline."""
-    return json.dumps(topology_schema(), indent=2, ensure_ascii=False) + "\n"
+def document_schema(name: str) -> dict[str, Any]:
+    """The schema of a plan or status document, with `$schema` and `$id` first.  A plan's
+    `topology` refers to topology.schema.json beside it (resolved against the `$id`) instead of
+    carrying a second copy of the topology's definitions."""
+    model = {"plan": PlanDocument, "status": StatusDocument}[name]
+    schema = model.model_json_schema()
+    topology = schema["properties"].get("topology")
+    if topology is not None:
+        schema["properties"]["topology"] = {"$ref": "topology.schema.json", "description": topology["description"]}
+        _drop_unreferenced_defs(schema)
+    return {"$schema": SCHEMA_DIALECT, "$id": f"{SCHEMA_BASE}{name}.schema.json", **schema}
+
+
+def _drop_unreferenced_defs(schema: dict[str, Any]) -> None:
+    """Remove the `$defs` that nothing outside `$defs` reaches, directly or through other defs."""
+    defs = schema.get("$defs", {})
+    reached: set[str] = set()
+    pending = _local_refs({k: v for k, v in schema.items() if k != "$defs"})
+    while pending:
+        name = pending.pop()
+        if name not in reached and name in defs:
+            reached.add(name)
+            pending |= _local_refs(defs[name])
+    schema["$defs"] = {k: v for k, v in defs.items() if k in reached}
+    if not schema["$defs"]:
+        del schema["$defs"]
+
+
+def _local_refs(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["$ref"].removeprefix("#/$defs/")} if str(node.get("$ref", "")).startswith("#/$defs/") else set()
+        return found.union(*(_local_refs(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_local_refs(v) for v in node))
+    return set()
+
+
+SCHEMAS = ("topology", "plan", "status")
+
+
+def schema_text(name: str = "topology") -> str:
+    """The schema `name` (one of SCHEMAS) as the checked-in file's exact text: indented JSON and a
+    trailing newline."""
+    schema = topology_schema() if name == "topology" else document_schema(name)
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"

@@ -1,4 +1,5 @@
-"""The checked-in JSON Schema: up to date, valid, and in agreement with the examples."""
+"""The checked-in JSON Schemas: up to date with their models, valid, and in agreement with the
+examples."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
 from pgtopo.loader import interpolate, load_topology
-from pgtopo.schema import schema_text, topology_schema
+from pgtopo.schema import SCHEMAS, document_schema, schema_text, topology_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "schemas" / "topology.schema.json"
@@ -32,14 +33,35 @@ def validator() -> Draft202012Validator:
     return Draft202012Validator(json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
 
 
-def test_checked_in_schema_is_fresh() -> None:
-    stale = "schemas/topology.schema.json is stale: run `make schema`"
-    assert SCHEMA_FILE.read_text(encoding="utf-8") == schema_text(), stale
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_checked_in_schema_is_fresh(name: str) -> None:
+    stale = f"schemas/{name}.schema.json is stale: run `make schema`"
+    assert (ROOT / "schemas" / f"{name}.schema.json").read_text(encoding="utf-8") == schema_text(name), stale
 
 
-def test_schema_text_is_deterministic() -> None:
-    assert schema_text() == schema_text()
-    assert schema_text().endswith("}\n")
+def test_every_checked_in_schema_is_generated() -> None:
+    assert sorted(p.name for p in (ROOT / "schemas").glob("*.json")) == sorted(f"{n}.schema.json" for n in SCHEMAS)
+
+
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_schema_text_is_deterministic(name: str) -> None:
+    assert schema_text(name) == schema_text(name)
+    assert schema_text(name).endswith("}\n")
+    assert schema_text() == schema_text("topology")
+
+
+@pytest.mark.parametrize("name", ["plan", "status"])
+def test_document_schema_header(name: str) -> None:
+    schema = document_schema(name)
+    assert list(schema)[:2] == ["$schema", "$id"]
+    assert schema["$id"] == f"https://pgtopo.dev/schemas/{name}.schema.json"
+    Draft202012Validator.check_schema(schema)
+
+
+def test_plan_schema_refers_to_the_topology_schema_instead_of_copying_it() -> None:
+    schema = document_schema("plan")
+    assert schema["properties"]["topology"]["$ref"] == "topology.schema.json"
+    assert set(schema["$defs"]) == {"ActionDocument", "Fingerprint", "Kind", "SourceFile", "Summary"}
 
 
 def test_schema_header() -> None:
