@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_IMAGE ?= $(or $(PGTOPO_IMAGE),pgtopo-local/postgres:17)
 
-.PHONY: test unit integration demo demo-down engine images schema bench chaos clean
+.PHONY: test unit contracts integration demo demo-down engine images schema bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ images: engine
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q
+
+# The import contracts of pyproject.toml's [tool.importlinter]: a pure planner, layers one way.
+contracts: $(STAMP)
+	$(BIN)/lint-imports
 
 integration: $(STAMP) images
 	$(BIN)/python -m pytest tests/integration -q

@@ -11,40 +11,13 @@ import io
 import tarfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator
 
+from pgtopo.containers import ContainerSpec, Mount
 from pgtopo.errors import DockerError
 
 if TYPE_CHECKING:
     import docker
-
-
-@dataclass(frozen=True)
-class Mount:
-    volume: str
-    target: str
-    read_only: bool = False
-
-
-@dataclass(frozen=True)
-class ContainerSpec:
-    """Everything needed to create a container."""
-
-    name: str
-    image: str
-    command: list[str]
-    labels: dict[str, str]
-    mounts: tuple[Mount, ...] = ()
-    network: str | None = None
-    aliases: tuple[str, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
-    user: str = "postgres"
-    publish: int | None = None  # container port to publish
-    host_port: int | None = None  # None: an ephemeral host port
-    bind: str = "127.0.0.1"  # host address the port is published on
-    restart: bool = False
-    stop_signal: str = "SIGINT"
 
 
 def connect(timeout: int = 120) -> "docker.DockerClient":

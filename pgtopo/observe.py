@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from pgtopo import desired, docker_ops, labels as L, pg_ops, probe, pgcontrol, state as cluster_state, walend
+from pgtopo.containers import Mount
 from pgtopo.errors import PgtopoError
 from pgtopo.observed import ContainerFacts, DataFacts, NetworkFacts, NodeFacts, Observed, VolumeFacts
 from pgtopo.spec import Topology
@@ -211,7 +212,7 @@ def _read_data(client: "docker.DockerClient", image: str, container: ContainerFa
     a rewind stop half-way?"""
     if container is not None:
         return _data_facts(client, container.id)
-    mounts = (docker_ops.Mount(volume.name, L.DATA_MOUNT, read_only=True),)
+    mounts = (Mount(volume.name, L.DATA_MOUNT, read_only=True),)
     cluster = volume.labels.get(L.CLUSTER, "")
     with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster, "").helper()) as cid:
         return _data_facts(client, cid)
