@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from pgtopo import __version__
-from pgtopo.actions import Action, Kind, Plan
+from pgtopo.actions import Action, Kind, Plan, Wave
 from pgtopo.observed import NodeFacts, Observed
 from pgtopo.spec import Topology
 
@@ -31,7 +31,7 @@ def action_document(action: Action) -> dict[str, Any]:
         "kind": action.kind.value,
         "node": action.node or None,
         "reason": action.reason,
-        "wave": action.wave,
+        "wave": action.wave.number,
         "symbol": "!" if action.destructive else action.kind.symbol,
         "destructive": action.destructive,
         "data_loss": action.data_loss,
@@ -48,7 +48,7 @@ def action_from(doc: dict[str, Any]) -> Action:
         kind=Kind(doc["kind"]),
         node=doc.get("node") or "",
         reason=doc["reason"],
-        wave=int(doc["wave"]),
+        wave=Wave.from_number(int(doc["wave"])),
         upstream=doc.get("upstream"),
         settings=tuple((k, v) for k, v in (doc.get("settings") or {}).items()),
         slot=doc.get("slot"),

@@ -410,3 +410,20 @@ def test_a_helper_container_left_by_a_killed_pgtopo_is_removed() -> None:
     [action] = p.actions
     assert (action.kind, action.node, action.target) == (Kind.REMOVE_JOB, "", "pg-pgtopo-helper-0a1b2c3d")
     assert "left by an interrupted pgtopo" in action.reason
+
+
+def test_with_120_nodes_rolls_never_share_a_wave_with_restarts() -> None:
+    """Rolling ranks go past 100 here: each recreate and each restart still gets a wave of its own,
+    every recreate before every restart."""
+    names = ["primary"] + [f"r{i:03}" for i in range(119)]
+    before = topo(nodes={n: {} for n in names})
+    after = topo(nodes={n: {} for n in names}, image="pgtopo-local/postgres:17.1",
+                 parameters={"max_connections": 150})
+    p = plan(after, converged(before))
+    kinds = [{a.kind for a in w} - {Kind.CONFIGURE} for w in p.waves()]
+    rolls = [i for i, k in enumerate(kinds) if Kind.RECREATE in k]
+    restarts = [i for i, k in enumerate(kinds) if Kind.RESTART in k]
+    assert len(rolls) == len(restarts) == 120
+    assert all(len(k) == 1 for k in kinds if Kind.RECREATE in k or Kind.RESTART in k)
+    assert max(rolls) < min(restarts)
+    assert [w[0].node for w in p.waves() if w[0].kind is Kind.RESTART][-1] == "primary"
