@@ -15,7 +15,7 @@ CONTAINER_LAYOUT = "3"  # bump when the container recipe changes, so old contain
 
 
 def names(topo: Topology) -> L.Names:
-    return L.Names(topo.cluster, topo.network_name)
+    return L.Names(topo.cluster)
 
 
 def setting_text(value: ParamValue) -> str:

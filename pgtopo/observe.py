@@ -42,12 +42,12 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
     """`known`: the cluster's state as this process last wrote or read it under the cluster's
     lock (nobody else writes it meanwhile); then it is not read again.  `fallback`: a superuser
     password to try when the stored one is refused (the file's new one, see pg_ops.Endpoint)."""
-    names = L.Names(topo.cluster, topo.network_name)
+    names = desired.names(topo)
     prefix = f"{topo.cluster}-"
     with ThreadPoolExecutor(max_workers=5) as pool:
         f_containers = pool.submit(docker_ops.list_containers, client, prefix)
         f_volumes = pool.submit(docker_ops.list_volumes, client, prefix)
-        f_network = pool.submit(docker_ops.inspect_network, client, names.network)
+        f_network = pool.submit(docker_ops.inspect_network, client, topo.network_name)
         # Meanwhile: the state through the primary's container, by name (used only if the listing
         # shows that container is ours); and psycopg's import, which the probes need next, in a
         # thread of its own that nothing waits for (a first use of psycopg waits for it through
@@ -214,7 +214,7 @@ def _read_data(client: "docker.DockerClient", image: str, container: ContainerFa
         return _data_facts(client, container.id)
     mounts = (Mount(volume.name, L.DATA_MOUNT, read_only=True),)
     cluster = volume.labels.get(L.CLUSTER, "")
-    with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster, "").helper()) as cid:
+    with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster).helper()) as cid:
         return _data_facts(client, cid)
 
 

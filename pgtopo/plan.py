@@ -163,7 +163,7 @@ def _refusals(topo: Topology, obs: Observed) -> list[str]:
     with_data = sorted(n.name for n in obs.nodes.values() if n.has_data)
     passwords_in_file = topo.auth.superuser_password is not None and topo.auth.replication_password is not None
     if not obs.credentials and with_data and not passwords_in_file:
-        state = L.Names(topo.cluster, "").state_volume
+        state = desired.names(topo).state_volume
         refusals.append(
             f"the state volume {state} {'is missing' if obs.state_volume is None else 'holds no credentials'} "
             f"while {', '.join(with_data)} hold this cluster's data; new passwords would lock pgtopo out of it. "

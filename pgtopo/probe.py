@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgtopo.labels import node_of_host
 from pgtopo.observed import CAPACITY_SETTINGS, HOT_STANDBY_SETTINGS, Downstream, PgFacts, Slot, WalReceiver
-from pgtopo.pg_ops import Endpoint, _lsn, run
+from pgtopo.pg_ops import Endpoint, column_lsn, run
 from pgtopo.timelines import parse_history
 
 if TYPE_CHECKING:
@@ -70,8 +70,8 @@ def facts(row: tuple[Any, ...], cluster: str = "") -> PgFacts:
         system_identifier=int(sysid),
         in_recovery=bool(standby),
         timeline=tli,
-        lsn=_lsn(lsn),
-        receive_lsn=_lsn(received),
+        lsn=column_lsn(lsn),
+        receive_lsn=column_lsn(received),
         fenced=bool(fenced),
         receiver=WalReceiver(status=recv[0], upstream=node_of_host(recv[1], cluster), slot=recv[2]) if recv else None,
         downstreams=tuple(Downstream(a, s, int(lag) if lag is not None else None) for a, s, lag in downs),

@@ -99,7 +99,7 @@ def _pgpass_hosts(text: str) -> tuple[str, ...]:
 def read(client: "docker.DockerClient", image: str, volume: str, cluster: str) -> ClusterState | None:
     """Read the state volume through a short-lived helper container."""
     mounts = (Mount(volume, L.STATE_MOUNT, read_only=True),)
-    with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster, "").helper()) as cid:
+    with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster).helper()) as cid:
         return read_from(client, cid)
 
 
@@ -107,7 +107,7 @@ def write(client: "docker.DockerClient", image: str, volume: str, cluster: str,
           state: ClusterState, replication_user: str) -> None:
     """Write the state files (0600, owned by the image's postgres user) into the state volume."""
     mounts = (Mount(volume, L.STATE_MOUNT),)
-    with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster, "").helper()) as cid:
+    with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster).helper()) as cid:
         uid, gid = _postgres_ids(client, cid, image)
         docker_ops.write_files(client, cid, L.STATE_MOUNT, encode(state, replication_user), uid, gid)
 
