@@ -94,13 +94,11 @@ def image_present(client: "docker.DockerClient", image: str) -> bool:
     return True
 
 
-def create_network(client: "docker.DockerClient", name: str, labels: dict[str, str]) -> dict:
+def create_network(client: "docker.DockerClient", name: str, labels: dict[str, str]) -> None:
     with translated(f"create network {name}"):
         client.api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
-    net = inspect_network(client, name)
-    if net is None:
+    if inspect_network(client, name) is None:
         raise DockerError(f"network {name} vanished right after it was created")
-    return net
 
 
 def connect_network(client: "docker.DockerClient", container: str, network: str, alias: str) -> None:
@@ -182,7 +180,7 @@ def remove_network(client: "docker.DockerClient", name: str) -> None:
         client.api.remove_network(name)
 
 
-def exec_run(client: "docker.DockerClient", container: str, argv: list[str], user: str = "postgres") -> str:
+def exec_run(client: "docker.DockerClient", container: str, argv: list[str], user: str = "postgres") -> None:
     """Run a command in a running container; raise DockerError when it fails."""
     with translated(f"run {argv[0]} in {container}"):
         api = client.api
@@ -192,7 +190,6 @@ def exec_run(client: "docker.DockerClient", container: str, argv: list[str], use
     if code != 0:
         raise DockerError(f"{argv[0]} failed in {container} (exit {code}): {output.strip()[-300:]}",
                           hint=f"see `docker logs {container}`, then run apply again")
-    return output
 
 
 def inspect_container(client: "docker.DockerClient", container: str) -> dict:

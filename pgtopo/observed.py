@@ -108,7 +108,6 @@ class Downstream:
 @dataclass(frozen=True)
 class Slot:
     name: str
-    active: bool
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def volume(t: Topology, node: str) -> VolumeFacts:
 
 
 def pg_primary(t: Topology, **kw) -> PgFacts:
-    slots = tuple(Slot(L.slot_name(r), True) for r in t.replicas() if t.upstream_of(r) == t.primary)
+    slots = tuple(Slot(L.slot_name(r)) for r in t.replicas() if t.upstream_of(r) == t.primary)
     base = dict(server_version=170000, system_identifier=SYSID, in_recovery=False, timeline=1, lsn=0x4000000,
                 slots=slots, auto_conf=desired.settings(t, t.primary), replication_roles=("repuser",),
                 restart_settings=frozenset({"max_connections", "shared_buffers"}))
@@ -66,7 +66,7 @@ def pg_primary(t: Topology, **kw) -> PgFacts:
 
 def pg_replica(t: Topology, node: str, **kw) -> PgFacts:
     up = t.upstream_of(node)
-    slots = tuple(Slot(L.slot_name(r), True) for r in t.replicas() if t.upstream_of(r) == node)
+    slots = tuple(Slot(L.slot_name(r)) for r in t.replicas() if t.upstream_of(r) == node)
     base = dict(server_version=170000, system_identifier=SYSID, in_recovery=True, timeline=1, lsn=100,
                 receiver=WalReceiver("streaming", up, L.slot_name(node)), slots=slots,
                 auto_conf={**desired.settings(t, node), **desired.replication_settings(t, node)},
