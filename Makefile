@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_IMAGE ?= $(or $(PGTOPO_IMAGE),pgtopo-local/postgres:17)
 
-.PHONY: test unit properties settings-catalog integration demo demo-down engine images schema bench chaos clean
+.PHONY: test unit properties contracts settings-catalog integration demo demo-down engine images schema bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ unit: $(STAMP)
 properties: $(STAMP)
 	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -q tests/unit/test_loader.py tests/unit/test_loader_properties.py \
 		tests/unit/test_spec.py
+
+# The import contracts of pyproject.toml's [tool.importlinter]: a pure planner, layers one way.
+contracts: $(STAMP)
+	$(BIN)/lint-imports
 
 integration: $(STAMP) images
 	$(BIN)/python -m pytest tests/integration -q

@@ -34,7 +34,8 @@ TRACED = {
     "pgtopo.observe": ["observe", "_early_state", "_import_psycopg", "_read_state", "_probe_node", "_read_data"],
     "pgtopo.lock": ["_try_acquire", "_release"],
     "pgtopo.plan": ["plan"],
-    "pgtopo.execute": ["execute", "_await_server", "_check_source", "_stop"],
+    "pgtopo.execute": ["execute", "_check_source"],
+    "pgtopo.nodes": ["await_server", "stop"],
     "pgtopo.switch": ["switchover", "_shutdown_checkpoint", "_restart_as_standby"],
     "pgtopo.reconcile": ["diff", "wait_streaming", "_converge"],
 }

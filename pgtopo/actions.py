@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class Kind(enum.Enum):
@@ -49,12 +50,44 @@ class Kind(enum.Enum):
         return "~"
 
 
+class Phase(enum.IntEnum):
+    """The phases of a plan, in the order they run."""
+
+    BUILD = 0  # rank 0: cluster-wide objects; then each node at 1 + its depth (upstreams first)
+    ROLL = 1  # recreating running containers: one node a wave, replicas first, primary last
+    RESTART = 2  # restarts: one node a wave, replicas first (primary first when lowering)
+    REMOVE = 3  # nodes gone from the file: containers (rank 0), then their volumes (rank 1)
+    SLOTS = 4  # replication slots nobody uses any more
+
+
+WAVE_STRIDE = 1_000_000  # a wave's number in a plan document: phase * WAVE_STRIDE + rank
+
+
+class Wave(NamedTuple):
+    """When an action runs: waves run in (phase, rank) order, the nodes of one wave in parallel."""
+
+    phase: Phase = Phase.BUILD
+    rank: int = 0
+
+    @property
+    def number(self) -> int:
+        """The integer a plan document carries; numbers sort as the waves run."""
+        if not 0 <= self.rank < WAVE_STRIDE:
+            raise ValueError(f"wave rank {self.rank} out of range")
+        return self.phase * WAVE_STRIDE + self.rank
+
+    @classmethod
+    def from_number(cls, number: int) -> Wave:
+        phase, rank = divmod(number, WAVE_STRIDE)
+        return cls(Phase(phase), rank)
+
+
 @dataclass(frozen=True)
 class Action:
     kind: Kind
     node: str  # the node acted on ("" for cluster-wide actions)
     reason: str
-    wave: int = 0
+    wave: Wave = Wave()
     upstream: str | None = None  # clone/repoint source; the slot holder for slot actions
     settings: tuple[tuple[str, str | None], ...] = ()  # configure: name -> value (None: reset)
     slot: str | None = None
@@ -90,7 +123,7 @@ class Plan:
 
     def waves(self) -> list[list[Action]]:
         """Actions grouped by wave, in wave order, keeping the plan's order inside each wave."""
-        grouped: dict[int, list[Action]] = {}
+        grouped: dict[Wave, list[Action]] = {}
         for action in self.actions:
             grouped.setdefault(action.wave, []).append(action)
         return [grouped[w] for w in sorted(grouped)]

@@ -9,14 +9,14 @@ that detects drift is the hash of exactly what gets created.
 from __future__ import annotations
 
 from pgtopo import labels as L
-from pgtopo.docker_ops import ContainerSpec, Mount
+from pgtopo.containers import ContainerSpec, Mount
 from pgtopo.spec import ParamValue, Topology
 
 CONTAINER_LAYOUT = "3"  # bump when the container recipe changes, so old containers get recreated
 
 
 def names(topo: Topology) -> L.Names:
-    return L.Names(topo.cluster, topo.network_name)
+    return L.Names(topo.cluster)
 
 
 def setting_text(value: ParamValue) -> str:

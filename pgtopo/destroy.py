@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from pgtopo import docker_ops, labels as L
+from pgtopo import desired, docker_ops, labels as L
 from pgtopo.errors import DockerError
 from pgtopo.lock import cluster_lock
 from pgtopo.spec import Topology
@@ -23,7 +23,7 @@ def destroy(client: "docker.DockerClient", topo: Topology, volumes: bool, lock_t
     removed: list[str] = []
     with cluster_lock(client, topo.cluster, topo.image, lock_timeout) as held:
         held.confirm()
-        lock_name = L.Names(topo.cluster, "").lock
+        lock_name = desired.names(topo).lock
         for c in docker_ops.list_containers(client, f"{topo.cluster}-"):
             name = c["Names"][0].lstrip("/")
             if (c.get("Labels") or {}).get(L.CLUSTER) == topo.cluster and name != lock_name:

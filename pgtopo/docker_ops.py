@@ -12,40 +12,13 @@ import io
 import tarfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator
 
+from pgtopo.containers import ContainerSpec, Mount
 from pgtopo.errors import DockerError
 
 if TYPE_CHECKING:
     import docker
-
-
-@dataclass(frozen=True)
-class Mount:
-    volume: str
-    target: str
-    read_only: bool = False
-
-
-@dataclass(frozen=True)
-class ContainerSpec:
-    """Everything needed to create a container."""
-
-    name: str
-    image: str
-    command: list[str]
-    labels: dict[str, str]
-    mounts: tuple[Mount, ...] = ()
-    network: str | None = None
-    aliases: tuple[str, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
-    user: str = "postgres"
-    publish: int | None = None  # container port to publish
-    host_port: int | None = None  # None: an ephemeral host port
-    bind: str = "127.0.0.1"  # host address the port is published on
-    restart: bool = False
-    stop_signal: str = "SIGINT"
 
 
 def connect(timeout: int = 120) -> "docker.DockerClient":
@@ -122,13 +95,11 @@ def image_present(client: "docker.DockerClient", image: str) -> bool:
     return True
 
 
-def create_network(client: "docker.DockerClient", name: str, labels: dict[str, str]) -> dict:
+def create_network(client: "docker.DockerClient", name: str, labels: dict[str, str]) -> None:
     with translated(f"create network {name}"):
         client.api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
-    net = inspect_network(client, name)
-    if net is None:
+    if inspect_network(client, name) is None:
         raise DockerError(f"network {name} vanished right after it was created")
-    return net
 
 
 def connect_network(client: "docker.DockerClient", container: str, network: str, alias: str) -> None:
@@ -210,7 +181,7 @@ def remove_network(client: "docker.DockerClient", name: str) -> None:
         client.api.remove_network(name)
 
 
-def exec_run(client: "docker.DockerClient", container: str, argv: list[str], user: str = "postgres") -> str:
+def exec_run(client: "docker.DockerClient", container: str, argv: list[str], user: str = "postgres") -> None:
     """Run a command in a running container; raise DockerError when it fails."""
     with translated(f"run {argv[0]} in {container}"):
         api = client.api
@@ -220,7 +191,6 @@ def exec_run(client: "docker.DockerClient", container: str, argv: list[str], use
     if code != 0:
         raise DockerError(f"{argv[0]} failed in {container} (exit {code}): {output.strip()[-300:]}",
                           hint=f"see `docker logs {container}`, then run apply again")
-    return output
 
 
 def inspect_container(client: "docker.DockerClient", container: str) -> dict:

@@ -16,10 +16,10 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from pgtopo import __version__
-from pgtopo.actions import Action, Kind, Plan
+from pgtopo.actions import Action, Kind, Plan, Wave
 from pgtopo.observed import Downstream, NodeFacts, Observed
 from pgtopo.spec import Topology
 
@@ -40,13 +40,19 @@ class _Document(BaseModel):
         return json.dumps(self.model_dump(mode="json"), indent=2)
 
 
+def _wave_number(number: int) -> int:
+    Wave.from_number(number)  # a phase pgtopo does not have is a ValueError: the document is damaged
+    return number
+
+
 class ActionDocument(_Document):
     """One action of a plan."""
 
     kind: Kind = Field(description="What the action does.")
     node: str | None = Field(description="The node acted on; null for cluster-wide actions.")
     reason: str = Field(min_length=1, description="Why, in words.")
-    wave: int = Field(ge=0, description="Waves run in order; nodes of one wave in parallel.")
+    wave: Annotated[int, AfterValidator(_wave_number)] = Field(
+        ge=0, description="Waves run in order; nodes of one wave in parallel (phase * 1000000 + rank).")
     symbol: Literal["+", "~", "-", "!"] = Field(description="+ create, ~ change, - remove, ! destructive.")
     destructive: bool = Field(description="Loses data on that node; needs consent (--yes).")
     data_loss: bool = Field(default=False, description="Discards WAL that no other node holds; "
@@ -61,13 +67,13 @@ class ActionDocument(_Document):
 
     @classmethod
     def of(cls, action: Action) -> ActionDocument:
-        return cls(kind=action.kind, node=action.node or None, reason=action.reason, wave=action.wave,
+        return cls(kind=action.kind, node=action.node or None, reason=action.reason, wave=action.wave.number,
                    symbol="!" if action.destructive else action.kind.symbol, destructive=action.destructive,
                    data_loss=action.data_loss, fence=action.fence, upstream=action.upstream, slot=action.slot,
                    target=action.target, settings=dict(action.settings))
 
     def action(self) -> Action:
-        return Action(kind=self.kind, node=self.node or "", reason=self.reason, wave=self.wave,
+        return Action(kind=self.kind, node=self.node or "", reason=self.reason, wave=Wave.from_number(self.wave),
                       upstream=self.upstream, settings=tuple(self.settings.items()), slot=self.slot,
                       target=self.target, destructive=self.destructive, data_loss=self.data_loss,
                       fence=self.fence)

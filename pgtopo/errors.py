@@ -4,13 +4,11 @@
     ├── SpecError                    the topology file or a saved plan is wrong (FILE:LINE:COL lines)
     ├── DockerError                  the engine is unreachable or refused a call
     ├── PostgresError                a server refused a command or could not be reached
-    ├── ForeignObjectError           an object with a pgtopo name lacks pgtopo's labels
     ├── SafetyRefusal                exit 1: doing this could lose data; nothing was changed
     ├── NotConverged                 exit 1: apply ran but the cluster does not match the file
     ├── LockTimeout                  exit 1: another apply holds the cluster's lock
     ├── StalePlan                    exit 1: a saved plan no longer matches the file or the cluster
-    ├── RolledBack                   exit 1: a switchover was undone; the old primary took writes again
-    └── TransientError               a condition that a later retry can clear
+    └── RolledBack                   exit 1: a switchover was undone; the old primary took writes again
 
 Every error carries a `hint`: what the user should do next.  Library errors are translated at
 the boundary with `raise ... from exc`, so a user never sees a traceback.
@@ -54,10 +52,6 @@ class PostgresError(PgtopoError):
     """A PostgreSQL server refused a command or could not be reached."""
 
 
-class ForeignObjectError(PgtopoError):
-    """A Docker object carries a name pgtopo would use, but not pgtopo's labels."""
-
-
 class SafetyRefusal(PgtopoError):
     """Doing what the file asks could lose data; pgtopo changed nothing."""
 
@@ -87,7 +81,3 @@ class RolledBack(PgtopoError):
     nothing was promoted."""
 
     exit_code = EXIT_CHANGES
-
-
-class TransientError(PgtopoError):
-    """A condition that may clear by itself (a server still starting, a busy engine)."""

@@ -12,79 +12,13 @@ import secrets
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from dataclasses import replace
+from typing import Callable, Iterator
 
-from pgtopo import desired, docker_ops, labels as L, pg_ops, probe, state as cluster_state, switch
+from pgtopo import desired, docker_ops, labels as L, nodes, pg_ops, probe, state as cluster_state, switch
 from pgtopo.actions import Action, Kind
-from pgtopo.errors import DockerError, NotConverged, PgtopoError, SafetyRefusal
-from pgtopo.observe import Snapshot
-from pgtopo.spec import Topology
-
-if TYPE_CHECKING:
-    import docker
-
-READY_TIMEOUT = 120.0
-POLL = 0.05
-
-
-@dataclass
-class Context:
-    """What execution shares between actions of one apply (guarded by a lock across threads)."""
-
-    client: "docker.DockerClient"
-    topo: Topology
-    snapshot: Snapshot
-    base_dir: Path
-    progress: Callable[[str, str], None] = lambda node, text: None
-    # waits until the cluster lock's container has started (it starts in the background): called
-    # before a write downtime, so the engine is not busy with it then
-    confirm_lock: Callable[[], None] = lambda: None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    clone_slots: dict[str, threading.Semaphore] = field(default_factory=dict)
-    background: list[tuple[threading.Thread, list[BaseException]]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.names = desired.names(self.topo)
-
-    def in_background(self, fn: Callable[[], None]) -> None:
-        """Run `fn` off the critical path; `settle()` waits for it and raises what it raised."""
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                fn()
-            except BaseException as exc:  # handed to settle()
-                errors.append(exc)
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        with self.lock:
-            self.background.append((thread, errors))
-
-    def settle(self, raise_errors: bool = True) -> None:
-        with self.lock:
-            pending, self.background = self.background, []
-        failed = []
-        for thread, errors in pending:
-            thread.join()
-            failed += errors
-        if failed and raise_errors:
-            raise failed[0]
-
-    @property
-    def password(self) -> str:
-        if self.snapshot.state is None:
-            raise PgtopoError("the cluster's credentials are not known yet", hint="run apply again")
-        return self.snapshot.state.superuser_password
-
-    def endpoint(self, node: str) -> pg_ops.Endpoint:
-        ep = self.snapshot.endpoints.get(node)
-        if ep is None:
-            raise PgtopoError(f"{node}: the server is not running or its port is not published",
-                              hint=f"check `docker ps -a --filter name={self.names.container(node)}`")
-        return ep
+from pgtopo.context import Context
+from pgtopo.errors import DockerError, PgtopoError, SafetyRefusal
 
 
 def execute(ctx: Context, action: Action) -> str | None:
@@ -95,16 +29,16 @@ def execute(ctx: Context, action: Action) -> str | None:
         case Kind.REWIND:
             return _rewind(ctx, action)
         case Kind.SWITCHOVER:
-            return switch.switchover(ctx, action, _start)
+            return switch.switchover(ctx, action)
         case Kind.FAILOVER:
-            return switch.failover(ctx, action, _stop)
+            return switch.failover(ctx, action)
         case Kind.FENCE:
-            switch.fence(ctx, node, _stop)
+            switch.fence(ctx, node)
         case Kind.UNFENCE:
             switch.unfence(ctx, node)
         case Kind.DEMOTE:
             _ensure_slot(ctx, action)
-            _stop(ctx, node)
+            nodes.stop(ctx, node)
             docker_ops.run_job(ctx.client, desired.demote_job(ctx.topo, node))
         case Kind.CREATE_NETWORK:
             docker_ops.create_network(ctx.client, ctx.topo.network_name, L.labels(ctx.topo.cluster, "network"))
@@ -121,22 +55,22 @@ def execute(ctx: Context, action: Action) -> str | None:
         case Kind.CLONE:
             _clone(ctx, action)
         case Kind.CREATE:
-            _create(ctx, node)
+            nodes.create(ctx, node)
         case Kind.RECREATE:
-            _stop(ctx, node)
+            nodes.stop(ctx, node)
             docker_ops.remove_container(ctx.client, ctx.names.container(node))
-            _create(ctx, node)
-            _await_streaming(ctx, node)
+            nodes.create(ctx, node)
+            nodes.await_streaming(ctx, node)
         case Kind.START:
-            _start(ctx, node)
+            nodes.start(ctx, node)
         case Kind.RESTART:
-            _stop(ctx, node)
-            _start(ctx, node)
-            _await_streaming(ctx, node)
+            nodes.stop(ctx, node)
+            nodes.start(ctx, node)
+            nodes.await_streaming(ctx, node)
         case Kind.CONNECT:
             docker_ops.connect_network(ctx.client, ctx.names.container(node), ctx.topo.network_name, node)
-            _await_server(ctx, node)  # the published port comes back with the network, maybe another one
-            _await_streaming(ctx, node)
+            nodes.await_server(ctx, node)  # the published port comes back with the network, maybe another one
+            nodes.await_streaming(ctx, node)
         case Kind.REMOVE_VOLUME:
             docker_ops.remove_volume(ctx.client, action.target or ctx.names.volume(node))
         case Kind.CREATE_ROLE:
@@ -184,17 +118,17 @@ def _bootstrap(ctx: Context, action: Action) -> None:
     name = ctx.names.container(node)
     if ctx.snapshot.observed.node(node).container is not None:
         docker_ops.remove_container(ctx.client, name)
-    _cover_in_pgpass(ctx, node)
+    nodes.cover_in_pgpass(ctx, node)
     cid = docker_ops.create_container(ctx.client, desired.node_container(ctx.topo, node, secrets.token_hex(8)))
     docker_ops.start(ctx.client, cid)
     if upstream is None:
         ctx.progress(node, "initdb")
-        _await_server(ctx, node, bootstrap=lambda: False)
+        nodes.await_server(ctx, node, bootstrap=lambda: False)
         ctx.progress(node, "")
         _record_system_identifier(ctx, node)
     else:
         with _clone_slot(ctx, upstream), _clone_progress(ctx, node, upstream) as cloning:
-            _await_server(ctx, node, bootstrap=_unless_frozen(ctx, node, upstream, cloning))
+            nodes.await_server(ctx, node, bootstrap=_unless_frozen(ctx, node, upstream, cloning))
 
 
 def _record_system_identifier(ctx: Context, node: str) -> None:
@@ -245,11 +179,12 @@ def _rewind(ctx: Context, action: Action) -> str | None:
     upstream = action.upstream or ctx.topo.primary
     _check_source(ctx, action.node, upstream, "rewind")
     _ensure_slot(ctx, action)
-    _stop(ctx, action.node)
+    nodes.stop(ctx, action.node)
+    alive = nodes.source_alive(ctx, upstream)
     try:
-        docker_ops.run_job(ctx.client, desired.rewind_job(ctx.topo, action.node), progress=_source_alive(ctx, upstream))
+        docker_ops.run_job(ctx.client, desired.rewind_job(ctx.topo, action.node), progress=alive)
     except DockerError as exc:
-        docker_ops.run_job(ctx.client, desired.clone_job(ctx.topo, action.node), progress=_source_alive(ctx, upstream))
+        docker_ops.run_job(ctx.client, desired.clone_job(ctx.topo, action.node), progress=alive)
         first = exc.message.splitlines()[-1] if exc.message else "failed"
         return f"pg_rewind failed ({first}); re-cloned from {upstream} instead"
     return None
@@ -260,14 +195,15 @@ def _clone(ctx: Context, action: Action) -> None:
     upstream = action.upstream or ctx.topo.primary
     _check_source(ctx, action.node, upstream, "clone")
     _ensure_slot(ctx, action)
-    _stop(ctx, action.node)
+    nodes.stop(ctx, action.node)
     with _clone_slot(ctx, upstream), _clone_progress(ctx, action.node, upstream):
-        docker_ops.run_job(ctx.client, desired.clone_job(ctx.topo, action.node), progress=_source_alive(ctx, upstream))
+        docker_ops.run_job(ctx.client, desired.clone_job(ctx.topo, action.node),
+                           progress=nodes.source_alive(ctx, upstream))
 
 
 def _unless_frozen(ctx: Context, node: str, upstream: str, cloning: Callable[[], bool]) -> Callable[[], bool]:
     """The clone's progress, and an error as soon as its source is seen frozen (docker pause)."""
-    alive = _source_alive(ctx, upstream)
+    alive = nodes.source_alive(ctx, upstream)
 
     def check() -> bool:
         if not alive():
@@ -276,13 +212,6 @@ def _unless_frozen(ctx: Context, node: str, upstream: str, cloning: Callable[[],
         return cloning()
 
     return check
-
-
-def _source_alive(ctx: Context, upstream: str) -> Callable[[], bool]:
-    """A clone or rewind has no time limit (a large cluster takes as long as it takes), but one
-    whose source was frozen (docker pause) would wait for ever: that ends the job."""
-    name = ctx.names.container(upstream)
-    return lambda: not docker_ops.inspect_container(ctx.client, name)["State"].get("Paused")
 
 
 def _clone_slot(ctx: Context, upstream: str) -> threading.Semaphore:
@@ -332,102 +261,3 @@ def _ensure_slot(ctx: Context, action: Action) -> None:
     if action.upstream and action.slot:
         pg_ops.create_slot(ctx.endpoint(action.upstream), action.slot)
 
-
-def _stop(ctx: Context, node: str) -> None:
-    """Fast shutdown of a node's container when it runs (SIGINT is the containers' stop signal)."""
-    name = ctx.names.container(node)
-    facts = ctx.snapshot.observed.node(node).container
-    if facts is not None:
-        if docker_ops.inspect_container(ctx.client, name)["State"].get("Paused"):
-            raise DockerError(f"{node}: its container {name} was paused (docker pause) while apply ran; a frozen "
-                              "server cannot shut down", hint=f"`docker unpause {name}`, then apply again")
-        docker_ops.stop(ctx.client, name, timeout=120)
-    with ctx.lock:
-        ctx.snapshot.endpoints.pop(node, None)
-
-
-def _start(ctx: Context, node: str) -> None:
-    """Start a node's existing container and wait until its server answers."""
-    docker_ops.start(ctx.client, ctx.names.container(node))
-    _await_server(ctx, node)
-
-
-def _create(ctx: Context, node: str) -> None:
-    _cover_in_pgpass(ctx, node)
-    spec = desired.node_container(ctx.topo, node)
-    cid = docker_ops.create_container(ctx.client, spec)
-    docker_ops.start(ctx.client, cid)
-    _await_server(ctx, node)
-
-
-def _cover_in_pgpass(ctx: Context, node: str) -> None:
-    """Before a node's container is made, the state's pgpass names it (a node added to the file
-    since the state was written; a state written by an older pgtopo, for any host)."""
-    with ctx.lock:
-        old = ctx.snapshot.state
-        if old is None or ctx.names.container(node) in old.hosts:
-            return
-        new = replace(old, hosts=tuple(sorted(set(old.hosts) | set(desired.pgpass_hosts(ctx.topo)))))
-        cluster_state.write(ctx.client, ctx.topo.image, ctx.names.state_volume, ctx.topo.cluster, new,
-                            ctx.topo.auth.replication_user)
-        ctx.snapshot.state = new
-
-
-def _await_streaming(ctx: Context, node: str) -> None:
-    """In rolling changes a replica must stream again before the next node is touched."""
-    upstream = ctx.topo.upstream_of(node)
-    if upstream is None or upstream not in ctx.snapshot.endpoints:
-        return
-    deadline, alive = time.monotonic() + READY_TIMEOUT, _source_alive(ctx, upstream)
-    while True:  # in slices, so an upstream frozen meanwhile (docker pause) ends the wait early
-        try:
-            pg_ops.wait_streaming(ctx.endpoint(node), upstream, min(deadline, time.monotonic() + 5.0), POLL)
-            return
-        except NotConverged:
-            if time.monotonic() >= deadline:
-                raise
-            if not alive():
-                raise DockerError(f"{node}: its upstream {upstream} was paused (docker pause) while {node} waited to "
-                                  "stream from it", hint=f"`docker unpause {ctx.names.container(upstream)}`, "
-                                  "then apply again") from None
-
-
-def _await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None = None) -> None:
-    """Learn the published port of a started node, then wait until its server answers.
-
-    `bootstrap`: the container first makes its data; while that says it is making progress the
-    wait has no deadline, and when the container stops first (it exits, or Docker restarted it)
-    the container is removed (its volume kept) and its last output reported."""
-    name = ctx.names.container(node)
-    port = docker_ops.host_port(ctx.client, name, L.PG_PORT)
-    if port is None:
-        raise PgtopoError(f"{node}: Docker published no port for {name}", hint=f"see `docker logs {name}`")
-    ep = pg_ops.Endpoint(node, port, ctx.password, cluster=ctx.topo.cluster)
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        try:
-            pg_ops.wait_ready(ep, min(deadline, time.monotonic() + 2.0), POLL)
-            break
-        except PgtopoError as exc:
-            info = docker_ops.inspect_container(ctx.client, name)
-            state = info["State"]
-            gone = state.get("Status") in ("exited", "dead") and not state.get("Restarting")
-            if bootstrap is not None and (gone or state.get("Restarting") or info.get("RestartCount", 0) > 0):
-                _bootstrap_failed(ctx, node, name)
-            if bootstrap is not None and bootstrap():
-                deadline = max(deadline, time.monotonic() + READY_TIMEOUT)
-            if gone or time.monotonic() >= deadline:
-                logs = docker_ops.last_lines(ctx.client, name)
-                why = f"container {state.get('Status')}" if gone else f"no answer in {READY_TIMEOUT:.0f} s"
-                raise PgtopoError(f"{node}: the server did not come up ({why}; last: {exc.message}):\n{logs}",
-                                  hint=f"see `docker logs {name}`") from None
-    with ctx.lock:
-        ctx.snapshot.endpoints[node] = ep
-
-
-def _bootstrap_failed(ctx: Context, node: str, name: str) -> None:
-    logs = docker_ops.last_lines(ctx.client, name)
-    docker_ops.remove_container(ctx.client, name)  # its volume is kept; the next apply goes on from there
-    raise DockerError(f"{node}: its new container stopped before its server answered (making its data, or "
-                      f"starting on it, failed); the container was removed, its volume kept:\n{logs}",
-                      hint="fix the cause shown above and run apply again; it resumes where it stopped")

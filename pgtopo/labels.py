@@ -30,10 +30,9 @@ PG_PORT = 5432
 
 @dataclass(frozen=True)
 class Names:
-    """Docker names for one cluster."""
+    """Docker names for one cluster (the network's name is the topology's network_name)."""
 
     cluster: str
-    network: str
 
     def container(self, node: str) -> str:
         return f"{self.cluster}-{node}"

@@ -69,7 +69,7 @@ def cluster_lock(client: "docker.DockerClient", cluster: str, image: str, timeou
                  on_wait: Callable[[str], None] | None = None, arm: bool = True) -> Iterator[Held]:
     """Hold the cluster's lock for the duration of the block; wait up to `timeout` seconds for it.
     `arm=False` leaves the start to `arm()`; `confirm()` waits for it."""
-    name = L.Names(cluster, "").lock
+    name = L.Names(cluster).lock
     deadline = time.monotonic() + timeout
     told = False
     while True:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from pgtopo import desired, docker_ops, labels as L, pg_ops, probe, pgcontrol, state as cluster_state, walend
+from pgtopo.containers import Mount
 from pgtopo.errors import PgtopoError
 from pgtopo.observed import ContainerFacts, DataFacts, NetworkFacts, NodeFacts, Observed, VolumeFacts
 from pgtopo.spec import Topology
@@ -41,12 +42,12 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
     """`known`: the cluster's state as this process last wrote or read it under the cluster's
     lock (nobody else writes it meanwhile); then it is not read again.  `fallback`: a superuser
     password to try when the stored one is refused (the file's new one, see pg_ops.Endpoint)."""
-    names = L.Names(topo.cluster, topo.network_name)
+    names = desired.names(topo)
     prefix = f"{topo.cluster}-"
     with ThreadPoolExecutor(max_workers=5) as pool:
         f_containers = pool.submit(docker_ops.list_containers, client, prefix)
         f_volumes = pool.submit(docker_ops.list_volumes, client, prefix)
-        f_network = pool.submit(docker_ops.inspect_network, client, names.network)
+        f_network = pool.submit(docker_ops.inspect_network, client, topo.network_name)
         # Meanwhile: the state through the primary's container, by name (used only if the listing
         # shows that container is ours); and psycopg's import, which the probes need next, in a
         # thread of its own that nothing waits for (a first use of psycopg waits for it through
@@ -211,9 +212,9 @@ def _read_data(client: "docker.DockerClient", image: str, container: ContainerFa
     a rewind stop half-way?"""
     if container is not None:
         return _data_facts(client, container.id)
-    mounts = (docker_ops.Mount(volume.name, L.DATA_MOUNT, read_only=True),)
+    mounts = (Mount(volume.name, L.DATA_MOUNT, read_only=True),)
     cluster = volume.labels.get(L.CLUSTER, "")
-    with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster, "").helper()) as cid:
+    with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster).helper()) as cid:
         return _data_facts(client, cid)
 
 

@@ -109,7 +109,6 @@ class Downstream:
 @dataclass(frozen=True)
 class Slot:
     name: str
-    active: bool
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from pgtopo.errors import PostgresError
+from pgtopo.timelines import lsn_int
 
 if TYPE_CHECKING:
     import psycopg
@@ -157,12 +158,9 @@ def _scalar(conn: "psycopg.Connection", query: str, params: tuple[Any, ...] | No
     return row[0]
 
 
-def _lsn(value: Any) -> int | None:
-    """pg_lsn text '16/B374D848' → an integer byte position."""
-    if value is None:
-        return None
-    hi, lo = str(value).split("/")
-    return (int(hi, 16) << 32) + int(lo, 16)
+def column_lsn(value: Any) -> int | None:
+    """A pg_lsn column ('16/B374D848') as an integer byte position (timelines.lsn_int); None stays None."""
+    return None if value is None else lsn_int(str(value))
 
 
 def create_slot(ep: Endpoint, slot: str) -> None:
@@ -317,7 +315,7 @@ def checkpoint(ep: Endpoint, timeout: float = CHECKPOINT_TIMEOUT) -> None:
 
 def replay_lsn(ep: Endpoint) -> int | None:
     row = run(ep, lambda c: c.execute("SELECT pg_last_wal_replay_lsn()").fetchone(), "read the replay position")
-    return _lsn(row[0]) if row else None
+    return column_lsn(row[0]) if row else None
 
 
 def promote(ep: Endpoint, timeout: float = 60.0, poll: float = 0.01) -> None:
@@ -357,7 +355,7 @@ def wait_replayed_past(ep: Endpoint, lsn: int, deadline: float, poll: float = 0.
         with conn:
             try:
                 while True:
-                    replayed = _lsn(_scalar(conn, "SELECT pg_last_wal_replay_lsn()")) or 0
+                    replayed = column_lsn(_scalar(conn, "SELECT pg_last_wal_replay_lsn()")) or 0
                     if replayed > lsn:
                         return replayed
                     if time.monotonic() >= deadline:

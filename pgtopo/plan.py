@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pgtopo import desired, labels as L
-from pgtopo.actions import Action, Kind, Plan
+from pgtopo.actions import Action, Kind, Phase, Plan, Wave
 from pgtopo.copies import ahead_of, copies, copy_of, most_advanced
 from pgtopo.observed import HOT_STANDBY_SETTINGS, NodeFacts, Observed
 from pgtopo.pgcontrol import STATE_NAMES
@@ -22,10 +22,9 @@ from pgtopo.promotion import LOSS_FLAG, capacity_refusals, promotion
 from pgtopo.spec import Topology
 from pgtopo.timelines import Position, Verdict, decide
 
-ROLL_WAVE = 100  # recreating running containers: one node a wave, replicas first, primary last
-RESTART_WAVE = 200  # restarts: one node a wave, replicas first (primary first when lowering)
-REMOVE_WAVE = 300
-SLOT_WAVE = 301
+REMOVE_WAVE = Wave(Phase.REMOVE, 0)
+REMOVE_VOLUME_WAVE = Wave(Phase.REMOVE, 1)  # after the containers that used the volumes
+SLOT_WAVE = Wave(Phase.SLOTS, 0)
 
 REPLICATION_KEYS = ("primary_conninfo", "primary_slot_name")
 DATA_KINDS = (Kind.INIT, Kind.CLONE, Kind.REWIND, Kind.DEMOTE)  # on existing data: leave the container stopped
@@ -111,7 +110,7 @@ def _order_restarts(topo: Topology, obs: Observed, actions: list[Action]) -> lis
     for a in actions:
         if a.kind is Kind.RESTART:
             rank = rolling_rank(topo, a.node)
-            a = replace(a, wave=RESTART_WAVE + (last - rank if lowering else rank))
+            a = replace(a, wave=Wave(Phase.RESTART, last - rank if lowering else rank))
         out.append(a)
     return sorted(out, key=lambda a: a.wave)
 
@@ -164,7 +163,7 @@ def _refusals(topo: Topology, obs: Observed) -> list[str]:
     with_data = sorted(n.name for n in obs.nodes.values() if n.has_data)
     passwords_in_file = topo.auth.superuser_password is not None and topo.auth.replication_password is not None
     if not obs.credentials and with_data and not passwords_in_file:
-        state = L.Names(topo.cluster, "").state_volume
+        state = desired.names(topo).state_volume
         refusals.append(
             f"the state volume {state} {'is missing' if obs.state_volume is None else 'holds no credentials'} "
             f"while {', '.join(with_data)} hold this cluster's data; new passwords would lock pgtopo out of it. "
@@ -191,17 +190,17 @@ def _role_refusals(topo: Topology, obs: Observed, stopped_writers: set[str]) -> 
 def _cluster_actions(topo: Topology, obs: Observed) -> list[Action]:
     actions = []
     if obs.network is None:
-        actions.append(Action(Kind.CREATE_NETWORK, "", f"network {topo.network_name} does not exist", wave=0))
-    actions += [Action(Kind.REMOVE_JOB, "", f"helper container {name} was left by an interrupted pgtopo", wave=0,
+        actions.append(Action(Kind.CREATE_NETWORK, "", f"network {topo.network_name} does not exist", wave=Wave()))
+    actions += [Action(Kind.REMOVE_JOB, "", f"helper container {name} was left by an interrupted pgtopo", wave=Wave(),
                        target=name) for name in obs.leftovers]
     if obs.state_volume is None or not obs.credentials:
-        actions.append(Action(Kind.CREATE_STATE, "", "no stored credentials yet: keep the passwords in the state volume", wave=0))
+        actions.append(Action(Kind.CREATE_STATE, "", "no stored credentials yet: keep the passwords in the state volume", wave=Wave()))
     return actions
 
 
 def _node_actions(topo: Topology, obs: Observed, node: str, fenced: set[str]) -> list[Action]:
     facts = obs.node(node)
-    wave = 1 + topo.depth(node)
+    wave = Wave(Phase.BUILD, 1 + topo.depth(node))
     actions = [
         Action(Kind.REMOVE_JOB, node, f"job container {job.name} was left by an interrupted apply", wave=wave,
                target=job.name)
@@ -245,7 +244,7 @@ def _state_name(state: int | None) -> str:
     return STATE_NAMES.get(state or 0, "unknown state")
 
 
-def _primary_data(topo: Topology, facts: NodeFacts, wave: int) -> list[Action]:
+def _primary_data(topo: Topology, facts: NodeFacts, wave: Wave) -> list[Action]:
     if facts.has_data:
         return []
     actions = []
@@ -256,7 +255,7 @@ def _primary_data(topo: Topology, facts: NodeFacts, wave: int) -> list[Action]:
     return actions
 
 
-def _replica_data(topo: Topology, obs: Observed, facts: NodeFacts, wave: int) -> list[Action]:
+def _replica_data(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave) -> list[Action]:
     upstream = topo.upstream_of(facts.name)
     expected = cluster_system_identifier(topo, obs)
     if not facts.has_data:
@@ -283,7 +282,7 @@ def _streaming(facts: NodeFacts) -> bool:
     return facts.pg is not None and facts.pg.receiver is not None and facts.pg.receiver.status == "streaming"
 
 
-def _rejoin(topo: Topology, obs: Observed, facts: NodeFacts, wave: int) -> list[Action]:
+def _rejoin(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave) -> list[Action]:
     """A node the file calls a replica accepts writes, or is a standby that cannot stream:
     follow, rewind or re-clone, decided by timelines.  A standby is only ever rewound (when its
     timeline left its upstream's history); one on its upstream's timeline just waits to stream."""
@@ -314,7 +313,7 @@ def _rejoin(topo: Topology, obs: Observed, facts: NodeFacts, wave: int) -> list[
                    upstream=upstream, slot=slot, destructive=True)]
 
 
-def _container_action(topo: Topology, facts: NodeFacts, wave: int, data_rebuilt: bool) -> Action | None:
+def _container_action(topo: Topology, facts: NodeFacts, wave: Wave, data_rebuilt: bool) -> Action | None:
     c, node = facts.container, facts.name
     if c is None:
         why = "no container; starting on the existing data volume" if facts.has_data else "no container"
@@ -322,7 +321,7 @@ def _container_action(topo: Topology, facts: NodeFacts, wave: int, data_rebuilt:
     if c.config_hash != desired.node_hash(topo, node):
         change = f"image {c.image} → {topo.image}" if c.image != topo.image else "container configuration changed"
         rolling = c.running and not data_rebuilt
-        when = ROLL_WAVE + rolling_rank(topo, node) if rolling else wave
+        when = Wave(Phase.ROLL, rolling_rank(topo, node)) if rolling else wave
         suffix = "; one node at a time, replicas first" if rolling else ""
         return Action(Kind.RECREATE, node, f"{change}; the data volume is kept{suffix}", wave=when)
     detached = c.networks is not None and topo.network_name not in c.networks
@@ -337,7 +336,7 @@ def _container_action(topo: Topology, facts: NodeFacts, wave: int, data_rebuilt:
     return None
 
 
-def _server_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: int) -> list[Action]:
+def _server_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave) -> list[Action]:
     pg, node = facts.pg, facts.name
     assert pg is not None
     actions: list[Action] = []
@@ -357,7 +356,7 @@ def _server_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: int) 
     pending = sorted(set(pg.pending_restart) | {k for k, _ in changes if k in pg.restart_settings})
     if pending:
         actions.append(Action(Kind.RESTART, node, f"{', '.join(pending)} only apply after a restart",
-                              wave=RESTART_WAVE))
+                              wave=Wave(Phase.RESTART)))  # its rank: _order_restarts
     return actions
 
 
@@ -370,7 +369,7 @@ def _setting_changes(topo: Topology, facts: NodeFacts) -> tuple[tuple[str, str |
     return tuple(changes)
 
 
-def _replication_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: int) -> list[Action]:
+def _replication_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave) -> list[Action]:
     pg, node = facts.pg, facts.name
     assert pg is not None
     upstream = topo.upstream_of(node)
@@ -402,7 +401,7 @@ def _stray_actions(topo: Topology, obs: Observed, prune_volumes: bool) -> list[A
                            target=j.name) for j in facts.jobs]
         if prune_volumes and facts.volume is not None:
             actions.append(Action(Kind.REMOVE_VOLUME, name, f"not in the file and --prune-volumes: delete "
-                                  f"volume {facts.volume.name} and its data", wave=REMOVE_WAVE + 1,
+                                  f"volume {facts.volume.name} and its data", wave=REMOVE_VOLUME_WAVE,
                                   target=facts.volume.name, destructive=True))
     return actions
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgtopo.labels import node_of_host
 from pgtopo.observed import CAPACITY_SETTINGS, HOT_STANDBY_SETTINGS, Downstream, PgFacts, Slot, WalReceiver
-from pgtopo.pg_ops import Endpoint, _lsn, run
+from pgtopo.pg_ops import Endpoint, column_lsn, run
 from pgtopo.timelines import parse_history
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ SELECT current_setting('server_version_num')::int,
        (SELECT json_build_array(status, sender_host, slot_name) FROM pg_stat_wal_receiver),
        (SELECT coalesce(json_agg(json_build_array(application_name, state, (pos.lsn - replay_lsn)::bigint)
                                  ORDER BY application_name), '[]') FROM pg_stat_replication),
-       (SELECT coalesce(json_agg(json_build_array(slot_name, active) ORDER BY slot_name), '[]')
+       (SELECT coalesce(json_agg(slot_name ORDER BY slot_name), '[]')
           FROM pg_replication_slots WHERE slot_type = 'physical'),
        (SELECT coalesce(json_agg(json_build_array(name, setting) ORDER BY seqno), '[]') FROM pg_file_settings
           WHERE sourcefile LIKE '%%postgresql.auto.conf' AND error IS NULL),
@@ -70,12 +70,12 @@ def facts(row: tuple[Any, ...], cluster: str = "") -> PgFacts:
         system_identifier=int(sysid),
         in_recovery=bool(standby),
         timeline=tli,
-        lsn=_lsn(lsn),
-        receive_lsn=_lsn(received),
+        lsn=column_lsn(lsn),
+        receive_lsn=column_lsn(received),
         fenced=bool(fenced),
         receiver=WalReceiver(status=recv[0], upstream=node_of_host(recv[1], cluster), slot=recv[2]) if recv else None,
         downstreams=tuple(Downstream(a, s, int(lag) if lag is not None else None) for a, s, lag in downs),
-        slots=tuple(Slot(name, bool(active)) for name, active in slots),
+        slots=tuple(Slot(name) for name in slots),
         pending_restart=tuple(pending or ()),
         auto_conf={name: setting for name, setting in auto},
         replication_roles=tuple(roles or ()),

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from pgtopo import labels as L
-from pgtopo.actions import Action, Kind
+from pgtopo.actions import Action, Kind, Phase, Wave
 from pgtopo.copies import Ahead, Copy, ahead_of, copies, copy_of, most_advanced
 from pgtopo.observed import HOT_STANDBY_SETTINGS, NodeFacts, Observed
 from pgtopo.spec import Topology
@@ -92,7 +92,7 @@ def _switchover(topo: Topology, obs: Observed, sysid: int | None, target: NodeFa
              else f"{old.name} is not in the file: leave it stopped for removal")
     reason = (f"the file makes {name} the primary: fence {old.name} (standby.signal), CHECKPOINT and fast shutdown "
               f"of it, wait until {name} has replayed its shutdown checkpoint, promote {name}, {after}")
-    action = Action(Kind.SWITCHOVER, name, reason, wave=1, upstream=old.name, data_loss=bool(losses))
+    action = Action(Kind.SWITCHOVER, name, reason, wave=Wave(Phase.BUILD, 1), upstream=old.name, data_loss=bool(losses))
     return Promotion(actions=(action,), handled=frozenset({old.name}))
 
 
@@ -108,7 +108,7 @@ def _failover(topo: Topology, obs: Observed, sysid: int | None, target: NodeFact
     fenced = f"fence {', '.join(fence)} (stopped, standby.signal) so none can come back as a writer, " if fence else ""
     forced = f" ({LOSS_FLAG}: discards what only {', '.join(a.node for a in losses)} hold)" if losses else ""
     reason = f"no node accepts writes and the file makes {name} the primary: {fenced}promote {name}{forced}"
-    action = Action(Kind.FAILOVER, name, reason, wave=1, fence=fence, data_loss=bool(losses),
+    action = Action(Kind.FAILOVER, name, reason, wave=Wave(Phase.BUILD, 1), fence=fence, data_loss=bool(losses),
                     destructive=bool(losses))
     return Promotion(actions=(action,))
 
@@ -128,7 +128,7 @@ def _restart_primary(topo: Topology, obs: Observed, sysid: int | None, target: N
                 f"Name {w} as the primary in the file (primary: {w}), or apply with {LOSS_FLAG} to fence {w} "
                 f"and discard what only it wrote",))
         fence = Action(Kind.FENCE, w, f"{LOSS_FLAG}: {w} accepts writes but the file makes {target.name} the "
-                       f"primary: stop and fence it before {target.name} starts", wave=0, destructive=True,
+                       f"primary: stop and fence it before {target.name} starts", wave=Wave(), destructive=True,
                        data_loss=True)
         return Promotion(actions=(fence,))
     if target.container is not None and target.container.running:
@@ -154,7 +154,7 @@ def _restart_primary(topo: Topology, obs: Observed, sysid: int | None, target: N
         return Promotion()
     action = Action(Kind.UNFENCE, target.name, "a fenced old primary holds the newest WAL and no node accepts "
                     "writes: remove its standby.signal so it starts as the primary again (no promotion, no new "
-                    "timeline)", wave=1)
+                    "timeline)", wave=Wave(Phase.BUILD, 1))
     return Promotion(actions=(action,))
 
 

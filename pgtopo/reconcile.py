@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from pgtopo import lock as cluster_lock, pg_ops
 from pgtopo.actions import Action, Kind, Plan
 from pgtopo.errors import DockerError, NotConverged, PgtopoError, SafetyRefusal, StalePlan
-from pgtopo.execute import Context, execute
+from pgtopo.context import Context
+from pgtopo.execute import execute
 from pgtopo.copies import wal_end_needed
 from pgtopo.observe import Snapshot, observe, read_wal_ends
 from pgtopo.plan import plan

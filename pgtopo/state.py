@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pgtopo import docker_ops, labels as L
+from pgtopo.containers import Mount
 from pgtopo.errors import DockerError, SpecError
 from pgtopo.spec import EnvSecret, FileSecret, SecretRef, Topology
 
@@ -97,16 +98,16 @@ def _pgpass_hosts(text: str) -> tuple[str, ...]:
 
 def read(client: "docker.DockerClient", image: str, volume: str, cluster: str) -> ClusterState | None:
     """Read the state volume through a short-lived helper container."""
-    mounts = (docker_ops.Mount(volume, L.STATE_MOUNT, read_only=True),)
-    with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster, "").helper()) as cid:
+    mounts = (Mount(volume, L.STATE_MOUNT, read_only=True),)
+    with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster).helper()) as cid:
         return read_from(client, cid)
 
 
 def write(client: "docker.DockerClient", image: str, volume: str, cluster: str,
           state: ClusterState, replication_user: str) -> None:
     """Write the state files (0600, owned by the image's postgres user) into the state volume."""
-    mounts = (docker_ops.Mount(volume, L.STATE_MOUNT),)
-    with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster, "").helper()) as cid:
+    mounts = (Mount(volume, L.STATE_MOUNT),)
+    with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster).helper()) as cid:
         uid, gid = _postgres_ids(client, cid, image)
         docker_ops.write_files(client, cid, L.STATE_MOUNT, encode(state, replication_user), uid, gid)
 

@@ -15,15 +15,13 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Protocol, TypeVar
+from typing import Callable, TypeVar
 
-from pgtopo import desired, docker_ops, labels as L, pg_ops, pgcontrol
+from pgtopo import desired, docker_ops, labels as L, nodes, pg_ops, pgcontrol
 from pgtopo.actions import Action
+from pgtopo.context import Context
 from pgtopo.errors import PgtopoError, RolledBack
 from pgtopo.timelines import lsn_text
-
-if TYPE_CHECKING:
-    from pgtopo.execute import Context
 
 T = TypeVar("T")
 POLL = 0.01
@@ -31,11 +29,7 @@ PROMOTE_TIMEOUT = 60.0
 GRACE = 3.0  # how long past its deadline a wait on a server that stopped answering is given
 
 
-class NodeStep(Protocol):
-    def __call__(self, ctx: "Context", node: str) -> None: ...
-
-
-def switchover(ctx: "Context", action: Action, start: NodeStep) -> str:
+def switchover(ctx: Context, action: Action) -> str:
     """Returns the note apply prints: the write downtime."""
     cand, old = action.node, action.upstream or ""
     old_container = ctx.names.container(old)
@@ -50,7 +44,7 @@ def switchover(ctx: "Context", action: Action, start: NodeStep) -> str:
     docker_ops.stop(ctx.client, old_container, timeout=max(1, math.ceil(timeout)))
     with ctx.lock:
         ctx.snapshot.endpoints.pop(old, None)
-    final = _shutdown_checkpoint(ctx, old, start)
+    final = _shutdown_checkpoint(ctx, old)
     deadline = max(started + timeout, time.monotonic() + 1.0)
     try:
         replayed = _within(deadline - time.monotonic() + GRACE, lambda: pg_ops.wait_replayed_past(
@@ -58,7 +52,7 @@ def switchover(ctx: "Context", action: Action, start: NodeStep) -> str:
     except (_Frozen, PgtopoError):
         replayed = None
     if replayed is None:
-        _roll_back(ctx, old, start)
+        _roll_back(ctx, old)
         raise RolledBack(
             f"{cand} did not replay {old}'s last WAL ({lsn_text(final)}) within {timeout:.0f} s (it is stuck, "
             f"paused or cut off); {old} was unfenced and started again as the primary, {cand} was not promoted",
@@ -67,7 +61,7 @@ def switchover(ctx: "Context", action: Action, start: NodeStep) -> str:
     _promote(ctx, cand, old)
     downtime = time.monotonic() - started
     if old in ctx.topo.nodes:
-        _restart_as_standby(ctx, old, start)
+        _restart_as_standby(ctx, old)
     return f"write downtime {downtime:.2f} s (shutdown of {old} until {cand} accepted writes)"
 
 
@@ -97,7 +91,7 @@ def _within(seconds: float, fn: Callable[[], T]) -> T:
     return result[0]
 
 
-def _promote(ctx: "Context", cand: str, fenced: str) -> None:
+def _promote(ctx: Context, cand: str, fenced: str) -> None:
     try:
         _within(PROMOTE_TIMEOUT + GRACE, lambda: pg_ops.promote(ctx.endpoint(cand), PROMOTE_TIMEOUT))
     except _Frozen:
@@ -108,53 +102,53 @@ def _promote(ctx: "Context", cand: str, fenced: str) -> None:
         ) from None
 
 
-def _roll_back(ctx: "Context", old: str, start: NodeStep) -> None:
+def _roll_back(ctx: Context, old: str) -> None:
     """The candidate was not promoted: the old primary takes writes again, unfenced."""
     unfence(ctx, old)
-    start(ctx, old)
+    nodes.start(ctx, old)
 
 
-def _shutdown_checkpoint(ctx: "Context", old: str, start: NodeStep) -> int:
+def _shutdown_checkpoint(ctx: Context, old: str) -> int:
     container = ctx.names.container(old)
     raw = docker_ops.read_file(ctx.client, container, f"{L.PGDATA}/global/pg_control") or b""
     control = pgcontrol.parse(raw)
     if control is None or not control.cleanly_shut_down:
-        _roll_back(ctx, old, start)
+        _roll_back(ctx, old)
         raise RolledBack(f"{container} did not shut down cleanly; it was unfenced and started again as the primary, "
                          "nothing was promoted", hint=f"see `docker logs {container}`, then apply again")
     return control.checkpoint
 
 
-def _restart_as_standby(ctx: "Context", node: str, start: NodeStep) -> None:
+def _restart_as_standby(ctx: Context, node: str) -> None:
     upstream = ctx.topo.upstream_of(node)
     if upstream is not None:
         pg_ops.create_slot(ctx.endpoint(upstream), L.slot_name(node))
     docker_ops.run_job(ctx.client, desired.demote_job(ctx.topo, node))
-    start(ctx, node)
+    nodes.start(ctx, node)
 
 
-def failover(ctx: "Context", action: Action, stop: NodeStep) -> str:
+def failover(ctx: Context, action: Action) -> str:
     """Fence every node the plan named, then promote.  The lock is confirmed first: a fence or a
     promotion must never run for an apply whose lock the engine could not arm."""
     cand = action.node
     ctx.confirm_lock()
     for node in action.fence:
-        fence(ctx, node, stop)
+        fence(ctx, node)
     _promote(ctx, cand, ", ".join(action.fence))
     fenced = f"; fenced (standby only from now on): {', '.join(action.fence)}" if action.fence else ""
     return f"{cand} promoted{fenced}"
 
 
-def fence(ctx: "Context", node: str, stop: NodeStep) -> None:
+def fence(ctx: Context, node: str) -> None:
     """Stop the node's container (if any) and write standby.signal into its data."""
     facts = ctx.snapshot.observed.node(node)
     if facts.container is not None:
-        stop(ctx, node)
+        nodes.stop(ctx, node)
     if facts.volume is not None:
         docker_ops.run_job(ctx.client, desired.fence_job(ctx.topo, node))
 
 
-def unfence(ctx: "Context", node: str) -> None:
+def unfence(ctx: Context, node: str) -> None:
     """Remove standby.signal: from the running server's data, or with a job when it is stopped."""
     name = ctx.names.container(node)
     container = ctx.snapshot.observed.node(node).container

@@ -72,15 +72,15 @@ def test_plan_document_keeps_its_keys_in_their_order() -> None:
 
 def every_field_action_plan():
     """A plan whose actions use every field: settings (with a RESET), fence, data loss, a slot."""
-    from pgtopo.actions import Action, Kind, Plan
+    from pgtopo.actions import Action, Kind, Phase, Plan, Wave
 
     return Plan(
         actions=(
-            Action(Kind.CONFIGURE, "primary", "work_mem differs", wave=3,
+            Action(Kind.CONFIGURE, "primary", "work_mem differs", wave=Wave(Phase.BUILD, 3),
                    settings=(("work_mem", "8MB"), ("old_setting", None))),
-            Action(Kind.FAILOVER, "replica", "the primary is gone", wave=5, upstream="primary",
+            Action(Kind.FAILOVER, "replica", "the primary is gone", wave=Wave(Phase.RESTART, 5), upstream="primary",
                    fence=("primary", "replica2"), data_loss=True, destructive=True),
-            Action(Kind.DROP_SLOT, "primary", "nobody streams from it", wave=7, upstream="primary", slot="s1"),
+            Action(Kind.DROP_SLOT, "primary", "nobody streams from it", wave=Wave(Phase.SLOTS, 7), upstream="primary", slot="s1"),
             Action(Kind.REMOVE_JOB, "", "left over by a killed apply", target="pg-job-1"),
         ),
         refusals=("no",), notes=("a note",), warnings=("a warning",),

@@ -56,7 +56,7 @@ def volume(t: Topology, node: str) -> VolumeFacts:
 
 
 def pg_primary(t: Topology, **kw) -> PgFacts:
-    slots = tuple(Slot(L.slot_name(r), True) for r in t.replicas() if t.upstream_of(r) == t.primary)
+    slots = tuple(Slot(L.slot_name(r)) for r in t.replicas() if t.upstream_of(r) == t.primary)
     base = dict(server_version=170000, system_identifier=SYSID, in_recovery=False, timeline=1, lsn=0x4000000,
                 slots=slots, auto_conf=desired.settings(t, t.primary), replication_roles=("repuser",),
                 restart_settings=frozenset({"max_connections", "shared_buffers"}))
@@ -66,7 +66,7 @@ def pg_primary(t: Topology, **kw) -> PgFacts:
 
 def pg_replica(t: Topology, node: str, **kw) -> PgFacts:
     up = t.upstream_of(node)
-    slots = tuple(Slot(L.slot_name(r), True) for r in t.replicas() if t.upstream_of(r) == node)
+    slots = tuple(Slot(L.slot_name(r)) for r in t.replicas() if t.upstream_of(r) == node)
     base = dict(server_version=170000, system_identifier=SYSID, in_recovery=True, timeline=1, lsn=100,
                 receiver=WalReceiver("streaming", up, L.slot_name(node)), slots=slots,
                 auto_conf={**desired.settings(t, node), **desired.replication_settings(t, node)},
@@ -410,3 +410,20 @@ def test_a_helper_container_left_by_a_killed_pgtopo_is_removed() -> None:
     [action] = p.actions
     assert (action.kind, action.node, action.target) == (Kind.REMOVE_JOB, "", "pg-pgtopo-helper-0a1b2c3d")
     assert "left by an interrupted pgtopo" in action.reason
+
+
+def test_with_120_nodes_rolls_never_share_a_wave_with_restarts() -> None:
+    """Rolling ranks go past 100 here: each recreate and each restart still gets a wave of its own,
+    every recreate before every restart."""
+    names = ["primary"] + [f"r{i:03}" for i in range(119)]
+    before = topo(nodes={n: {} for n in names})
+    after = topo(nodes={n: {} for n in names}, image="pgtopo-local/postgres:17.1",
+                 parameters={"max_connections": 150})
+    p = plan(after, converged(before))
+    kinds = [{a.kind for a in w} - {Kind.CONFIGURE} for w in p.waves()]
+    rolls = [i for i, k in enumerate(kinds) if Kind.RECREATE in k]
+    restarts = [i for i, k in enumerate(kinds) if Kind.RESTART in k]
+    assert len(rolls) == len(restarts) == 120
+    assert all(len(k) == 1 for k in kinds if Kind.RECREATE in k or Kind.RESTART in k)
+    assert max(rolls) < min(restarts)
+    assert [w[0].node for w in p.waves() if w[0].kind is Kind.RESTART][-1] == "primary"

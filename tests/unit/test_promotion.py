@@ -162,7 +162,7 @@ SWITCH = topo(primary="replica", nodes={"primary": {}, "replica": {}, "replica2"
 
 def test_a_switchover_onto_a_node_without_room_for_the_slots_it_needs_is_refused() -> None:
     """Reproduction 1: replica has max_replication_slots 1 and already holds replica2's slot."""
-    one_slot = standby(SWITCH, "replica", 0x3000000, streaming=True, slots=(Slot("pgtopo_replica2", True),),
+    one_slot = standby(SWITCH, "replica", 0x3000000, streaming=True, slots=(Slot("pgtopo_replica2"),),
                        limits={"max_replication_slots": 1, "max_wal_senders": 10})
     obs = converged(CASCADE, replica=one_slot)
     [refusal] = plan(SWITCH, obs).refusals

@@ -16,6 +16,7 @@ import requests
 from urllib3.exceptions import ReadTimeoutError
 
 from pgtopo import docker_ops, pg_ops
+from pgtopo.containers import ContainerSpec
 from pgtopo.errors import DockerError
 
 EP = pg_ops.Endpoint("primary", 5432, "pw")
@@ -89,7 +90,7 @@ def job_client(waits: list) -> SimpleNamespace:
     return SimpleNamespace(api=api)
 
 
-SPEC = docker_ops.ContainerSpec(name="pg-replica-clone", image="img", command=["true"], labels={})
+SPEC = ContainerSpec(name="pg-replica-clone", image="img", command=["true"], labels={})
 
 
 def test_a_job_has_no_fixed_cap(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,128 @@
+"""A node's server through its lifecycle: create its container, start it, stop it, and wait until
+its server answers or streams.
+
+Called by execute.py (every action that touches a node's container) and switch.py (stopping
+and restarting the primaries it switches).  Every wait polls briefly (50 ms) and ends early
+when what it waits on can never come (the container exited, the upstream was paused).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Callable
+
+from pgtopo import desired, docker_ops, labels as L, pg_ops, state as cluster_state
+from pgtopo.context import Context
+from pgtopo.errors import DockerError, NotConverged, PgtopoError
+
+READY_TIMEOUT = 120.0
+POLL = 0.05
+
+
+def source_alive(ctx: Context, upstream: str) -> Callable[[], bool]:
+    """A clone or rewind has no time limit (a large cluster takes as long as it takes), but one
+    whose source was frozen (docker pause) would wait for ever: that ends the job."""
+    name = ctx.names.container(upstream)
+    return lambda: not docker_ops.inspect_container(ctx.client, name)["State"].get("Paused")
+
+
+
+def stop(ctx: Context, node: str) -> None:
+    """Fast shutdown of a node's container when it runs (SIGINT is the containers' stop signal)."""
+    name = ctx.names.container(node)
+    facts = ctx.snapshot.observed.node(node).container
+    if facts is not None:
+        if docker_ops.inspect_container(ctx.client, name)["State"].get("Paused"):
+            raise DockerError(f"{node}: its container {name} was paused (docker pause) while apply ran; a frozen "
+                              "server cannot shut down", hint=f"`docker unpause {name}`, then apply again")
+        docker_ops.stop(ctx.client, name, timeout=120)
+    with ctx.lock:
+        ctx.snapshot.endpoints.pop(node, None)
+
+
+def start(ctx: Context, node: str) -> None:
+    """Start a node's existing container and wait until its server answers."""
+    docker_ops.start(ctx.client, ctx.names.container(node))
+    await_server(ctx, node)
+
+
+def create(ctx: Context, node: str) -> None:
+    cover_in_pgpass(ctx, node)
+    spec = desired.node_container(ctx.topo, node)
+    cid = docker_ops.create_container(ctx.client, spec)
+    docker_ops.start(ctx.client, cid)
+    await_server(ctx, node)
+
+
+def cover_in_pgpass(ctx: Context, node: str) -> None:
+    """Before a node's container is made, the state's pgpass names it (a node added to the file
+    since the state was written; a state written by an older pgtopo, for any host)."""
+    with ctx.lock:
+        old = ctx.snapshot.state
+        if old is None or ctx.names.container(node) in old.hosts:
+            return
+        new = replace(old, hosts=tuple(sorted(set(old.hosts) | set(desired.pgpass_hosts(ctx.topo)))))
+        cluster_state.write(ctx.client, ctx.topo.image, ctx.names.state_volume, ctx.topo.cluster, new,
+                            ctx.topo.auth.replication_user)
+        ctx.snapshot.state = new
+
+
+def await_streaming(ctx: Context, node: str) -> None:
+    """In rolling changes a replica must stream again before the next node is touched."""
+    upstream = ctx.topo.upstream_of(node)
+    if upstream is None or upstream not in ctx.snapshot.endpoints:
+        return
+    deadline, alive = time.monotonic() + READY_TIMEOUT, source_alive(ctx, upstream)
+    while True:  # in slices, so an upstream frozen meanwhile (docker pause) ends the wait early
+        try:
+            pg_ops.wait_streaming(ctx.endpoint(node), upstream, min(deadline, time.monotonic() + 5.0), POLL)
+            return
+        except NotConverged:
+            if time.monotonic() >= deadline:
+                raise
+            if not alive():
+                raise DockerError(f"{node}: its upstream {upstream} was paused (docker pause) while {node} waited to "
+                                  "stream from it", hint=f"`docker unpause {ctx.names.container(upstream)}`, "
+                                  "then apply again") from None
+
+
+def await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None = None) -> None:
+    """Learn the published port of a started node, then wait until its server answers.
+
+    `bootstrap`: the container first makes its data; while that says it is making progress the
+    wait has no deadline, and when the container stops first (it exits, or Docker restarted it)
+    the container is removed (its volume kept) and its last output reported."""
+    name = ctx.names.container(node)
+    port = docker_ops.host_port(ctx.client, name, L.PG_PORT)
+    if port is None:
+        raise PgtopoError(f"{node}: Docker published no port for {name}", hint=f"see `docker logs {name}`")
+    ep = pg_ops.Endpoint(node, port, ctx.password, cluster=ctx.topo.cluster)
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        try:
+            pg_ops.wait_ready(ep, min(deadline, time.monotonic() + 2.0), POLL)
+            break
+        except PgtopoError as exc:
+            info = docker_ops.inspect_container(ctx.client, name)
+            state = info["State"]
+            gone = state.get("Status") in ("exited", "dead") and not state.get("Restarting")
+            if bootstrap is not None and (gone or state.get("Restarting") or info.get("RestartCount", 0) > 0):
+                _bootstrap_failed(ctx, node, name)
+            if bootstrap is not None and bootstrap():
+                deadline = max(deadline, time.monotonic() + READY_TIMEOUT)
+            if gone or time.monotonic() >= deadline:
+                logs = docker_ops.last_lines(ctx.client, name)
+                why = f"container {state.get('Status')}" if gone else f"no answer in {READY_TIMEOUT:.0f} s"
+                raise PgtopoError(f"{node}: the server did not come up ({why}; last: {exc.message}):\n{logs}",
+                                  hint=f"see `docker logs {name}`") from None
+    with ctx.lock:
+        ctx.snapshot.endpoints[node] = ep
+
+
+def _bootstrap_failed(ctx: Context, node: str, name: str) -> None:
+    logs = docker_ops.last_lines(ctx.client, name)
+    docker_ops.remove_container(ctx.client, name)  # its volume is kept; the next apply goes on from there
+    raise DockerError(f"{node}: its new container stopped before its server answered (making its data, or "
+                      f"starting on it, failed); the container was removed, its volume kept:\n{logs}",
+                      hint="fix the cause shown above and run apply again; it resumes where it stopped")
