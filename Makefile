@@ -46,7 +46,7 @@ demo: $(STAMP) engine
 	PGTOPO_IMAGE=$(DEMO_IMAGE) $(BIN)/pgtopo apply examples/seed.yaml
 	PGTOPO_IMAGE=$(DEMO_IMAGE) $(BIN)/pgtopo status examples/seed.yaml
 	@echo
-	@echo "Connect:   docker exec -it pg-primary psql -U postgres"
+	@echo "Connect:   PGTOPO_IMAGE=$(DEMO_IMAGE) $(BIN)/pgtopo psql examples/seed.yaml"
 	@echo "Check:     docker exec pg-primary psql -U postgres -x -c 'SELECT * FROM pg_stat_replication'"
 	@echo "Tear down: PGTOPO_IMAGE=$(DEMO_IMAGE) $(BIN)/pgtopo destroy examples/seed.yaml --yes [--volumes]"
 

@@ -21,6 +21,8 @@ from pgtopo import __version__
 from pgtopo.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, PgtopoError, RolledBack, SafetyRefusal
 
 if TYPE_CHECKING:
+    import docker
+
     from pgtopo.actions import Action, Plan
     from pgtopo.spec import Topology
 
@@ -252,6 +254,85 @@ def status(file: Path, verbose: bool, log_format: str, output: str, watch: bool)
         render.watch_status(render.console(), current, time.sleep)
     except KeyboardInterrupt:
         return
+
+
+@cli.command()
+@FILE
+@click.argument("node", required=False)
+@common
+@click.option("--all", "every", is_flag=True,
+              help="One URL listing every node, primary first, with target_session_attrs=read-write.")
+def url(file: Path, node: str | None, verbose: bool, log_format: str, every: bool) -> None:
+    """Print a libpq URL for NODE (default: the primary), without the password.
+
+    \b
+    Example:  psql "$(pgtopo url cluster.yaml)"
+              pgtopo url cluster.yaml --all   # clients that find the writer themselves
+    """
+    from pgtopo import connect, desired
+
+    _setup(verbose, log_format)
+    topo = _load(file)
+    client, names = _client(), desired.names(topo)
+    wanted = sorted(topo.nodes) if every else [connect.node_of(str(file), topo, node)]
+    ports = {}
+    for name in wanted:
+        port = _published(client, names.container(name))
+        if port is not None:
+            ports[name] = port
+        elif not every:
+            raise connect.not_running(name, names.container(name))
+    if every:
+        if not ports:
+            raise connect.not_running(topo.primary, names.container(topo.primary))
+        click.echo(connect.read_write_url(ports, topo.primary))
+    else:
+        click.echo(connect.url(wanted[0], ports[wanted[0]]))
+
+
+def _published(client: "docker.DockerClient", container: str) -> int | None:
+    from pgtopo import docker_ops, labels
+    from pgtopo.errors import DockerError
+
+    try:
+        return docker_ops.host_port(client, container, labels.PG_PORT)
+    except DockerError:
+        return None  # no such container
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@FILE
+@click.argument("node", required=False)
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+def psql(file: Path, node: str | None, psql_args: tuple[str, ...]) -> None:
+    """Open psql on NODE (default: the primary) as the superuser, inside its container.
+
+    Arguments after `--` go to psql.
+
+    \b
+    Example:  pgtopo psql cluster.yaml
+              pgtopo psql cluster.yaml replica -- -c 'SELECT pg_is_in_recovery()'
+    """
+    import os
+    import shutil
+
+    from pgtopo import connect, desired
+
+    topo = _load(file)
+    if node is not None and node.startswith("-"):
+        psql_args, node = (node, *psql_args), None
+    chosen = connect.node_of(str(file), topo, node)
+    container = desired.names(topo).container(chosen)
+    if _published(_client(), container) is None:
+        raise connect.not_running(chosen, container)
+    if shutil.which("docker") is None:
+        from pgtopo.errors import DockerError
+
+        raise DockerError("the docker command is not on PATH; pgtopo psql runs `docker exec`",
+                          hint=f"or connect with: psql \"$(pgtopo url {file} {chosen})\"")
+    argv = connect.psql_argv(container, psql_args, sys.stdin.isatty() and sys.stdout.isatty())
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
 
 
 @cli.command()

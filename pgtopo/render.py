@@ -86,23 +86,24 @@ def print_status(out: "Console", doc: StatusDocument) -> None:
     from rich.table import Table
 
     table = Table(title=f"cluster {doc.cluster}", title_justify="left", box=None, pad_edge=False)
-    for column in ("node", "container", "role", "upstream", "replication", "lag (bytes)", "timeline"):
-        table.add_column(column, justify="right" if column in ("lag (bytes)", "timeline") else "left")
+    for column in ("node", "container", "port", "role", "upstream", "replication", "lag (bytes)", "timeline"):
+        table.add_column(column, justify="right" if column in ("port", "lag (bytes)", "timeline") else "left")
     for node in doc.nodes:
         table.add_row(*(_escape(cell) for cell in status_cells(node)))
     out.print(table)
 
 
 def status_cells(node: NodeStatus) -> list[str]:
-    """node, container, role, upstream, replication, lag, timeline: as the table shows them.
-    A server that does not answer shows why (its error, or whether its volume has data)."""
+    """node, container, host port, role, upstream, replication, lag, timeline: as the table shows
+    them.  A server that does not answer shows why (its error, or whether its volume has data)."""
     container = node.container or "missing"
     if not node.in_file:
         container += " (not in file)"
+    port = "-" if node.host_port is None else str(node.host_port)
     if node.role is None:
         reason = node.error or ("has data" if node.has_data else "no data")
-        return [node.name, container, "-", "-", reason, "-", "-"]
-    return [node.name, container, node.role, node.upstream or "-",
+        return [node.name, container, port, "-", "-", reason, "-", "-"]
+    return [node.name, container, port, node.role, node.upstream or "-",
             "-" if node.replication is None else node.replication,
             "-" if node.lag_bytes is None else str(node.lag_bytes), str(node.timeline or "-")]
 

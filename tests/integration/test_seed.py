@@ -116,9 +116,9 @@ def test_status_shows_roles_upstreams_and_streaming(seed: Cluster) -> None:
     assert result.code == 0, result
     rows = {line.split()[0]: line.split() for line in result.out.splitlines() if line.split()
             and line.split()[0] in ("primary", "replica", "replica2")}
-    assert rows["primary"][1:3] == ["running", "primary"]
-    assert rows["replica"][1:5] == ["running", "replica", "primary", "streaming"]
-    assert rows["replica2"][1:5] == ["running", "replica", "replica", "streaming"]
+    assert rows["primary"][1] == "running" and rows["primary"][2].isdigit() and rows["primary"][3] == "primary"
+    assert rows["replica"][1] == "running" and rows["replica"][3:6] == ["replica", "primary", "streaming"]
+    assert rows["replica2"][1] == "running" and rows["replica2"][3:6] == ["replica", "replica", "streaming"]
     assert rows["replica2"][-1] == "1"  # timeline
 
 

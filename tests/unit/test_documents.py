@@ -193,37 +193,37 @@ DETACHED = converged(
     replica2=replace(BASE.node("replica2"), pg=pg_replica(T, "replica2", receiver=None, timeline=3)),
 )
 
-# What the table showed when it was built from the observed state directly (before the documents
-# were models): drawing it from the document must not change a character.
+# The table as it showed when it was built from the observed state directly (before the documents
+# were models), with the host port column added since: drawn from the document, every cell the same.
 TABLES = {
     "converged": (BASE, """\
 cluster pg
-node      container  role     upstream  replication  lag (bytes)  timeline
-primary   running    primary  -         -                      -         1
-replica   running    replica  primary   streaming              -         1
-replica2  running    replica  replica   streaming              -         1
+node      container   port  role     upstream  replication  lag (bytes)  timeline
+primary   running    40000  primary  -         -                      -         1
+replica   running    40000  replica  primary   streaming              -         1
+replica2  running    40000  replica  replica   streaming              -         1
 """),
     "lagging": (LAGGING, """\
 cluster pg
-node      container  role     upstream  replication  lag (bytes)  timeline
-primary   running    primary  -         -                      -         1
-replica   running    replica  primary   streaming              0         1
-replica2  running    replica  replica   catchup             1234         1
+node      container   port  role     upstream  replication  lag (bytes)  timeline
+primary   running    40000  primary  -         -                      -         1
+replica   running    40000  replica  primary   streaming              0         1
+replica2  running    40000  replica  replica   catchup             1234         1
 """),
     "unhealthy": (UNHEALTHY, """\
 cluster pg
-node      container             role     upstream  replication             lag (bytes)  timeline
-primary   running               primary  -         -                                 -         -
-replica   exited                -        -         connection refused [x]            -         -
-replica2  missing               -        -         has data                          -         -
-old       exited (not in file)  -        -         no data                           -         -
+node      container              port  role     upstream  replication             lag (bytes)  timeline
+primary   running               40000  primary  -         -                                 -         -
+replica   exited                40000  -        -         connection refused [x]            -         -
+replica2  missing                   -  -        -         has data                          -         -
+old       exited (not in file)  40000  -        -         no data                           -         -
 """),
     "detached": (DETACHED, """\
 cluster pg
-node      container  role     upstream  replication    lag (bytes)  timeline
-primary   running    primary  -         -                        -         1
-replica   running    replica  -         starting                 -         1
-replica2  running    replica  -         not connected            -         3
+node      container   port  role     upstream  replication    lag (bytes)  timeline
+primary   running    40000  primary  -         -                        -         1
+replica   running    40000  replica  -         starting                 -         1
+replica2  running    40000  replica  -         not connected            -         3
 """),
 }
 
@@ -234,7 +234,7 @@ def test_status_table_is_drawn_from_the_document_unchanged(case: str) -> None:
     doc = documents.status_document(T, observed)
     validator("status").validate(as_json(doc))
     buffer = io.StringIO()
-    render.print_status(Console(file=buffer, width=100, color_system=None, highlight=False, soft_wrap=True), doc)
+    render.print_status(Console(file=buffer, width=120, color_system=None, highlight=False, soft_wrap=True), doc)
     assert buffer.getvalue() == expected
     again = documents.StatusDocument.model_validate_json(doc.to_json())
     assert [render.status_cells(n) for n in again.nodes] == [render.status_cells(n) for n in doc.nodes]
