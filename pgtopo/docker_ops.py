@@ -68,6 +68,37 @@ def list_containers(client: "docker.DockerClient", name_prefix: str) -> list[dic
     return [c for c in found if any(n.lstrip("/").startswith(name_prefix) for n in c.get("Names", []))]
 
 
+def published_ports(client: "docker.DockerClient") -> dict[int, str]:
+    """Host port → the running container that publishes it, over every container of the engine."""
+    with translated("list published ports"):
+        found = client.api.containers(filters={"status": "running"})
+    taken: dict[int, str] = {}
+    for c in found:
+        name = (c.get("Names") or ["?"])[0].lstrip("/")
+        for port in c.get("Ports") or []:
+            if port.get("PublicPort"):
+                taken[int(port["PublicPort"])] = name
+    return taken
+
+
+def engine_is_local(client: "docker.DockerClient") -> bool:
+    """The engine listens on a unix socket of this machine: its published ports are this host's."""
+    return str(getattr(client.api, "base_url", "")).startswith("http+docker://")
+
+
+def port_free(address: str, port: int) -> bool:
+    """Whether this host could bind `address:port` now (as docker-proxy would, SO_REUSEADDR)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
 def list_volumes(client: "docker.DockerClient", name_prefix: str) -> list[dict]:
     with translated("list volumes"):
         found = client.api.volumes(filters={"name": name_prefix}).get("Volumes") or []

@@ -56,9 +56,11 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
             pool.submit(lambda: known) if known is not None
             else pool.submit(cluster_state.read_from, client, names.container(topo.primary)))
         f_image = pool.submit(docker_ops.image_present, client, topo.image)
+        f_ports = pool.submit(docker_ops.published_ports, client) if _fixed_ports(topo) else None
         threading.Thread(target=_import_psycopg, name="pgtopo-import", daemon=True).start()
         containers, volumes, network = f_containers.result(), f_volumes.result(), f_network.result()
         image_present = f_image.result()
+        published = f_ports.result() if f_ports is not None else {}
 
     parts = _classify(topo, names, [_container(c) for c in containers], volumes)
     every = sorted(set(topo.nodes) | set(parts.containers) | set(parts.volumes) | set(parts.jobs))
@@ -81,8 +83,30 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
         foreign=tuple(sorted(parts.foreign)),
         leftovers=tuple(sorted(parts.helpers)),
         image_present=image_present,
+        ports_taken=_ports_taken(client, topo, names, published),
     )
     return Snapshot(observed=observed, state=state, endpoints=endpoints)
+
+
+def _fixed_ports(topo: Topology) -> dict[str, int]:
+    return {n: node.port for n, node in sorted(topo.nodes.items()) if node.port is not None}
+
+
+def _ports_taken(client: "docker.DockerClient", topo: Topology, names: L.Names,
+                 published: dict[int, str]) -> tuple[tuple[str, int, str], ...]:
+    """(node, port, who) for each fixed host port of the file that another container publishes, or,
+    on a local engine, that this host cannot bind (another process listens there).  The node's own
+    container publishing its port is no conflict."""
+    taken = []
+    for node, port in _fixed_ports(topo).items():
+        who = published.get(port)
+        if who == names.container(node):
+            continue
+        if who is not None:
+            taken.append((node, port, f"container {who}"))
+        elif docker_ops.engine_is_local(client) and not docker_ops.port_free(topo.nodes[node].bind, port):
+            taken.append((node, port, "another process on this host"))
+    return tuple(taken)
 
 
 def _import_psycopg() -> None:

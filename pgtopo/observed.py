@@ -172,6 +172,8 @@ class Observed:
     image_present: bool = True  # the file's image exists in the engine (pgtopo never pulls)
     # auth fields whose value in the file differs from the password in use (never the values)
     password_drift: tuple[str, ...] = ()
+    # (node, host port, who holds it) for fixed ports of the file that something else holds
+    ports_taken: tuple[tuple[str, int, str], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", MappingProxyType(dict(self.nodes)))

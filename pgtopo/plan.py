@@ -142,6 +142,11 @@ def _refusals(topo: Topology, obs: Observed) -> list[str]:
         f"`docker unpause {n.container.name}`, then apply again"
         for name, n in sorted(obs.nodes.items()) if n.container is not None and n.container.state == "paused"
     ]
+    refusals += [
+        f"{node}: host port {port} is taken by {who}; free it or change nodes.{node}.port in the file, "
+        "then apply again"
+        for node, port, who in obs.ports_taken
+    ]
     if not obs.image_present:
         refusals.append(f"image {topo.image} is not in the Docker engine; pgtopo never pulls: "
                         f"`docker pull {topo.image}` or build it, then apply again")
