@@ -226,15 +226,18 @@ def _consent(plan: "Plan", yes: bool) -> bool:
 @common
 @OUTPUT
 @click.option("-w", "--watch", is_flag=True, help="Refresh every 2 s until interrupted.")
-def status(file: Path, verbose: bool, log_format: str, output: str, watch: bool) -> None:
-    """Show each node: container, role, upstream, replication state, lag, timeline.
+@click.option("--check", is_flag=True,
+              help="Also plan: a drift column, and exit 1 when apply would change anything (for monitoring).")
+def status(file: Path, verbose: bool, log_format: str, output: str, watch: bool, check: bool) -> None:
+    """Show each node: container, host port, role, upstream, replication state, lag, timeline.
 
     \b
     Example:  pgtopo status cluster.yaml --watch
+              pgtopo status cluster.yaml --check   # exit 1 when the cluster differs from the file
     """
     import time
 
-    from pgtopo import documents, render
+    from pgtopo import documents, reconcile, render
     from pgtopo.observe import observe
 
     _setup(verbose, log_format)
@@ -242,13 +245,19 @@ def status(file: Path, verbose: bool, log_format: str, output: str, watch: bool)
     client = _client()
 
     def current() -> "documents.StatusDocument":
+        if check:
+            p, snapshot = reconcile.diff(client, topo, base_dir=file.parent)
+            return documents.status_document(topo, snapshot.observed, p)
         return documents.status_document(topo, observe(client, topo).observed)
 
-    if output == "json":
-        click.echo(current().to_json())
-        return
-    if not watch:
-        render.print_status(render.console(), current())
+    if output == "json" or not watch:
+        doc = current()
+        if output == "json":
+            click.echo(doc.to_json())
+        else:
+            render.print_status(render.console(), doc)
+        if check and not doc.in_sync:
+            _exit(EXIT_CHANGES)
         return
     try:
         render.watch_status(render.console(), current, time.sleep)

@@ -226,6 +226,9 @@ class NodeStatus(_Document):
     error: str | None = Field(description="Why the server could not be probed.")
     has_data: bool = Field(default=False, description="Its volume holds a PGDATA, as far as observation "
                                                       "could tell (always true when the server answers).")
+    drift: tuple[str, ...] | None = Field(default=None, description="status --check: the kinds of the actions "
+                                          "apply would take on this node (empty: as the file says); null "
+                                          "when not checked.")
 
 
 class StatusDocument(_Document):
@@ -239,14 +242,26 @@ class StatusDocument(_Document):
     cluster: str
     primary: str = Field(description="The primary the file names.")
     nodes: tuple[NodeStatus, ...] = Field(description="The file's nodes in order, then nodes found only by label.")
+    in_sync: bool | None = Field(default=None, description="status --check: the cluster is as the file says "
+                                 "(apply would do nothing); null when not checked.")
+    refusals: tuple[str, ...] = Field(default=(), description="status --check: why apply would refuse.")
 
 
-def status_document(topo: Topology, observed: Observed) -> StatusDocument:
-    """One entry per node: the file's nodes in order, then nodes found only by label."""
+def status_document(topo: Topology, observed: Observed, plan: Plan | None = None) -> StatusDocument:
+    """One entry per node: the file's nodes in order, then nodes found only by label.  With the
+    plan (status --check), each node's drift: the actions apply would take on it."""
     names = list(topo.nodes) + sorted(n for n in observed.nodes if n not in topo.nodes)
+    nodes = tuple(node_status(topo, observed, observed.node(name)) for name in names)
+    if plan is None:
+        return StatusDocument(format=STATUS_FORMAT, kind=STATUS_KIND, pgtopo_version=__version__,
+                              cluster=topo.cluster, primary=topo.primary, nodes=nodes)
+    kinds: dict[str, list[str]] = {}
+    for action in plan.actions:
+        kinds.setdefault(action.node, []).append(action.kind.value)
+    nodes = tuple(n.model_copy(update={"drift": tuple(dict.fromkeys(kinds.get(n.name, ())))}) for n in nodes)
     return StatusDocument(format=STATUS_FORMAT, kind=STATUS_KIND, pgtopo_version=__version__,
-                          cluster=topo.cluster, primary=topo.primary,
-                          nodes=tuple(node_status(topo, observed, observed.node(name)) for name in names))
+                          cluster=topo.cluster, primary=topo.primary, nodes=nodes,
+                          in_sync=plan.empty, refusals=plan.refusals)
 
 
 def node_status(topo: Topology, observed: Observed, facts: NodeFacts) -> NodeStatus:

@@ -86,11 +86,19 @@ def print_status(out: "Console", doc: StatusDocument) -> None:
     from rich.table import Table
 
     table = Table(title=f"cluster {doc.cluster}", title_justify="left", box=None, pad_edge=False)
-    for column in ("node", "container", "port", "role", "upstream", "replication", "lag (bytes)", "timeline"):
+    checked = doc.in_sync is not None
+    columns = ("node", "container", "port", "role", "upstream", "replication", "lag (bytes)", "timeline")
+    for column in columns + (("drift",) if checked else ()):
         table.add_column(column, justify="right" if column in ("port", "lag (bytes)", "timeline") else "left")
     for node in doc.nodes:
-        table.add_row(*(_escape(cell) for cell in status_cells(node)))
+        drift = [", ".join(node.drift or ()) or "-"] if checked else []
+        table.add_row(*(_escape(cell) for cell in status_cells(node) + drift))
     out.print(table)
+    if checked:
+        for refusal in doc.refusals:
+            out.print(f"refused: {_escape(refusal)}")
+        out.print("in sync with the file" if doc.in_sync else
+                  "differs from the file: `pgtopo diff` shows what apply would do")
 
 
 def status_cells(node: NodeStatus) -> list[str]:

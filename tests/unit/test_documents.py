@@ -264,9 +264,27 @@ def test_status_document_values(case: str) -> None:
 
 def test_status_document_keeps_its_keys_in_their_order() -> None:
     doc = as_json(documents.status_document(T, UNHEALTHY))
-    assert list(doc) == ["format", "kind", "pgtopo_version", "cluster", "primary", "nodes"]
+    assert list(doc) == ["format", "kind", "pgtopo_version", "cluster", "primary", "nodes", "in_sync", "refusals"]
     assert list(doc["nodes"][0]) == ["name", "in_file", "desired_role", "desired_upstream", "container",
                                      "host_port", "role", "upstream", "replication", "lag_bytes", "timeline",
-                                     "lsn", "error", "has_data"]
+                                     "lsn", "error", "has_data", "drift"]
+    assert (doc["in_sync"], doc["refusals"], doc["nodes"][0]["drift"]) == (None, [], None)  # not checked
     old = doc["nodes"][3]
     assert (old["in_file"], old["desired_role"], old["container"], old["host_port"]) == (False, None, "exited", 40000)
+
+
+def test_status_check_shows_each_node_s_drift_and_whether_the_cluster_is_in_sync() -> None:
+    doc = documents.status_document(T, BASE, plan(T, BASE))
+    assert doc.in_sync is True and {n.name: n.drift for n in doc.nodes} == {"primary": (), "replica": (), "replica2": ()}
+    unhealthy = plan(T, UNHEALTHY)
+    doc = documents.status_document(T, UNHEALTHY, unhealthy)
+    assert doc.in_sync is False
+    assert {n.name: n.drift for n in doc.nodes} == {
+        name: tuple(dict.fromkeys(a.kind.value for a in unhealthy.actions if a.node == name))
+        for name in ("primary", "replica", "replica2", "old")}
+    assert any(n.drift for n in doc.nodes)
+    buffer = io.StringIO()
+    render.print_status(Console(file=buffer, width=160, color_system=None, highlight=False, soft_wrap=True), doc)
+    assert "drift" in buffer.getvalue().splitlines()[1]
+    assert buffer.getvalue().rstrip().endswith("differs from the file: `pgtopo diff` shows what apply would do")
+    validator("status").validate(as_json(doc))
