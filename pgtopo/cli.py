@@ -12,8 +12,9 @@ Heavy libraries (docker, psycopg, rich) are imported only by the commands that n
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import io
 import tarfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 from pgtopo.containers import ContainerSpec, Mount
 from pgtopo.errors import DockerError

@@ -53,7 +53,7 @@ def with_primary(path: Path, text: str, node: str) -> Edit:
         notes.append(f"{node}: `upstream: {entry['upstream']}` removed (a primary streams from no one); "
                      f"switching back does not put it back: add it again to make {node} a cascade")
     changed = tuple((i + 1, was.rstrip("\r\n"), now.rstrip("\r\n"))
-                    for i, (was, now) in enumerate(zip(before, lines)) if was != now)
+                    for i, (was, now) in enumerate(zip(before, lines, strict=True)) if was != now)
     return Edit("".join(lines), changed, tuple(notes))
 
 

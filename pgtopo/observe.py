@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from pgtopo import desired, docker_ops, labels as L, pg_ops, probe, pgcontrol, state as cluster_state, walend
+from pgtopo import desired, docker_ops, labels as L, pg_ops, pgcontrol, probe, state as cluster_state, walend
 from pgtopo.containers import Mount
 from pgtopo.errors import PgtopoError
 from pgtopo.observed import ContainerFacts, DataFacts, NetworkFacts, NodeFacts, Observed, VolumeFacts
@@ -237,7 +237,7 @@ def read_wal_ends(client: "docker.DockerClient", topo: Topology, observed: Obser
     if not nodes:
         return observed
     with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
-        found = dict(zip(nodes, pool.map(lambda n: _wal_end(client, topo, observed.node(n)), nodes)))
+        found = dict(zip(nodes, pool.map(lambda n: _wal_end(client, topo, observed.node(n)), nodes), strict=True))
     updated = {name: replace(facts, data=found.get(name) or facts.data) for name, facts in observed.nodes.items()}
     return replace(observed, nodes=updated)
 

@@ -9,7 +9,7 @@ each.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -96,7 +96,7 @@ Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 ParamName = Annotated[str, StringConstraints(pattern=PARAM_PATTERN, max_length=63)]
 ParamText = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$", max_length=1024)]
 ParamInt = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]  # what PostgreSQL can hold at most
-ParamValue = Union[bool, ParamInt, float, ParamText]
+ParamValue = bool | ParamInt | float | ParamText
 Parameters = dict[ParamName, ParamValue]
 
 
@@ -116,7 +116,7 @@ class FileSecret(_Frozen):
     file: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 
 
-SecretRef = Union[EnvSecret, FileSecret]
+SecretRef = EnvSecret | FileSecret
 
 
 class Auth(_Frozen):

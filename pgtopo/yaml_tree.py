@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml import events as ev
+from ruamel.yaml import YAML, events as ev
 from ruamel.yaml.comments import TaggedScalar
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
