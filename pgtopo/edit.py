@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pgtopo.errors import SpecError
 
@@ -95,7 +95,7 @@ def _drop_upstream(path: Path, lines: list[str], nodes: Any, node: str) -> None:
     lines[kline] = text[:start] + text[end:]
 
 
-def _by_hand(path: Path) -> Any:
+def _by_hand(path: Path) -> NoReturn:
     raise SpecError([f"{path}: cannot rewrite `primary:` in place; edit the file by hand and run apply"])
 
 

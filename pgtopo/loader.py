@@ -41,7 +41,7 @@ _Err = tuple[dict[str, Any], Path, str, bool]  # a pydantic error, its data path
 
 # --- pydantic's errors -> readable problems -------------------------------------------------
 
-_PATTERN_TEXT = {spec.ParamText.__metadata__[0].pattern: "must not contain control characters"}
+_PATTERN_TEXT = {spec.PARAM_TEXT_PATTERN: "must not contain control characters"}
 _NO_GOT = {"string_too_long", "too_short", "too_long", "value_error"}
 
 
