@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pgtopo import desired, docker_ops, labels as L, pg_ops, pgcontrol, probe, state as cluster_state, walend
 from pgtopo.containers import Mount
@@ -99,7 +99,7 @@ class _Parts:
     helpers: list[str] = field(default_factory=list)  # helper containers a killed pgtopo left behind
 
 
-def _container(raw: dict) -> ContainerFacts:
+def _container(raw: dict[str, Any]) -> ContainerFacts:
     port = None
     for p in raw.get("Ports") or []:
         if p.get("PrivatePort") == L.PG_PORT and p.get("PublicPort") and p.get("IP") in ("127.0.0.1", "0.0.0.0", None):
@@ -115,7 +115,7 @@ def _container(raw: dict) -> ContainerFacts:
     )
 
 
-def _classify(topo: Topology, names: L.Names, containers: list[ContainerFacts], volumes: list[dict]) -> _Parts:
+def _classify(topo: Topology, names: L.Names, containers: list[ContainerFacts], volumes: list[dict[str, Any]]) -> _Parts:
     parts = _Parts()
     wanted_containers = {names.container(n): n for n in topo.nodes}
     for c in containers:
@@ -147,7 +147,7 @@ def _classify(topo: Topology, names: L.Names, containers: list[ContainerFacts], 
     return parts
 
 
-def _network(raw: dict | None) -> NetworkFacts | None:
+def _network(raw: dict[str, Any] | None) -> NetworkFacts | None:
     if raw is None:
         return None
     configs = (raw.get("IPAM") or {}).get("Config") or []
