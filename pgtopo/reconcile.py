@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgtopo import lock as cluster_lock, pg_ops
 from pgtopo.actions import Action, Kind, Plan
-from pgtopo.context import Context
+from pgtopo.context import Context, Progress
 from pgtopo.copies import wal_end_needed
 from pgtopo.errors import DockerError, NotConverged, PgtopoError, SafetyRefusal, StalePlan
 from pgtopo.execute import execute
@@ -44,7 +44,7 @@ class Events:
     started: Callable[[Action], None] = lambda a: None
     finished: Callable[[Action, float, str | None], None] = lambda a, s, note: None
     info: Callable[[str], None] = lambda m: None
-    progress: Callable[[str, str], None] = lambda node, text: None  # node, what is happening now
+    progress: Progress = lambda node, text: None  # node, what is happening now
 
 
 @dataclass
