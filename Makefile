@@ -1,4 +1,4 @@
-# pgtopo — `make test` (unit + integration on a real Docker engine), `make demo`, `make bench`.
+# pgtopo — `make test` (unit + integration on a real Docker engine), `make lint`, `make demo`, `make bench`.
 # On a machine with no Docker engine (as root on Debian/Ubuntu) the engine is installed and
 # started, and the local PostgreSQL images are built without a registry; all cached.
 
@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_IMAGE ?= $(or $(PGTOPO_IMAGE),pgtopo-local/postgres:17)
 
-.PHONY: test unit properties contracts settings-catalog integration demo demo-down engine images schema bench chaos clean
+.PHONY: test unit properties lint contracts settings-catalog integration demo demo-down engine images schema bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ properties: $(STAMP)
 
 # The import contracts of pyproject.toml's [tool.importlinter]: a pure planner, layers one way.
 contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+# The CI gate before the tests: ruff (pyproject's [tool.ruff]; no formatter), mypy --strict over
+# pgtopo/ ([tool.mypy]), then the import contracts.
+lint: $(STAMP)
+	$(BIN)/ruff check pgtopo tests bench scripts
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 integration: $(STAMP) images
@@ -77,4 +84,4 @@ schema: $(STAMP)
 	done
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -11,11 +11,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import (
-    BASELINE, BenchError, CliRun, MADE, RUN_LABEL, SMALL_SERVERS, Settings, assert_streaming, cluster,
-    converge, new_name, progress, remove_labelled, replica_names, sh,
+    BASELINE,
+    MADE,
+    RUN_LABEL,
+    SMALL_SERVERS,
+    BenchError,
+    CliRun,
+    Settings,
+    assert_streaming,
+    cluster,
+    converge,
+    new_name,
+    progress,
+    remove_labelled,
+    replica_names,
+    sh,
 )
 from report import Row, Section, Target, breakdown, breakdown_table
-
 
 # ---------------------------------------------------------------------------------------------
 # a + b: cold converge, and the baseline script
@@ -155,7 +167,7 @@ def baseline_section(ours: dict[int, list[CliRun]], theirs: dict[int, list[float
     sec = Section("b", "Baseline: the seed article's steps as a sequential script (bench/baseline.sh)")
     for n, secs in theirs.items():
         sec.rows.append(Row(f"1+{n} baseline.sh", secs, "s"))
-        ratios = [p.seconds / b for p, b in zip(ours[n], secs)]
+        ratios = [p.seconds / b for p, b in zip(ours[n], secs, strict=False)]
         limits = raised_text(n, ours[n]).replace(" (", " (pgtopo: ", 1)
         sec.rows.append(Row(f"1+{n} pgtopo / baseline (pair by pair){limits}", ratios, "×", RATIO_TARGETS.get(n),
                             rss_mb=[p.rss_mb for p in ours[n]]))
@@ -191,7 +203,7 @@ def growth_note(runs: dict[int, CliRun]) -> str:
         return "one point only: no growth to report"
     xs, ys = ns, [runs[n].seconds for n in ns]
     mx, my = statistics.mean(xs), statistics.mean(ys)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
     steps_ = ", ".join(f"1+{a}→1+{b}: +{(runs[b].seconds - runs[a].seconds) / (b - a):.2f} s/replica"
                        for a, b in itertools.pairwise(ns))
     return (f"Growth: least-squares slope {slope:.2f} s per added replica (intercept {my - slope * mx:.2f} s); "

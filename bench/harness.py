@@ -12,14 +12,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import docker
 import psycopg
-
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = ROOT / "bench" / "baseline.sh"
@@ -96,7 +95,7 @@ class Child:
 
     def __init__(self, args: Sequence[str]) -> None:
         self.argv = [*pgtopo_argv(), *args]
-        self._out, self._err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        self._out, self._err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115 (read and closed in wait())
         env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
         self.wall0 = time.time()
         self.t0 = time.monotonic()
@@ -166,10 +165,8 @@ def remove_labelled(label: str) -> None:
 
     client, flt = engine(), {"label": label}
     for c in client.containers.list(all=True, filters=flt):
-        try:
+        with suppress(NotFound):
             c.remove(force=True)
-        except NotFound:
-            pass
     for v in client.volumes.list(filters=flt):
         _remove_volume(v)
     for n in client.networks.list(filters=flt):

@@ -3,6 +3,7 @@ volume), a switchover under a writing client, and the CLI's start-up."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
@@ -16,11 +17,24 @@ import docker
 import psycopg
 
 from harness import (
-    BenchError, CLUSTER_LABEL, Child, CliRun, Cluster, HEAL_POLL, PG_PORT, ROOT, Settings,
-    WRITE_INTERVAL, cluster, converge, pgtopo, progress, replica_names, sh,
+    CLUSTER_LABEL,
+    HEAL_POLL,
+    PG_PORT,
+    ROOT,
+    WRITE_INTERVAL,
+    BenchError,
+    Child,
+    CliRun,
+    Cluster,
+    Settings,
+    cluster,
+    converge,
+    pgtopo,
+    progress,
+    replica_names,
+    sh,
 )
 from report import Row, Section, Target, breakdown, breakdown_table, steps
-
 
 # ---------------------------------------------------------------------------------------------
 # c: no-op
@@ -232,10 +246,8 @@ class Writer(threading.Thread):
 
 def _close(conn: psycopg.Connection | None) -> None:
     if conn is not None:
-        try:
+        with contextlib.suppress(psycopg.Error):
             conn.close()
-        except psycopg.Error:
-            pass
 
 
 @dataclass

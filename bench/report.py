@@ -18,10 +18,20 @@ from pathlib import Path
 import docker
 
 from harness import (
-    BENCH_LABEL, BenchError, CliRun, DESTROYS, LEFTOVERS, MADE, ROOT, RUN_LABEL, Settings, engine,
-    new_name, remove_labelled, sh,
+    BENCH_LABEL,
+    DESTROYS,
+    LEFTOVERS,
+    MADE,
+    ROOT,
+    RUN_LABEL,
+    BenchError,
+    CliRun,
+    Settings,
+    engine,
+    new_name,
+    remove_labelled,
+    sh,
 )
-
 
 # ---------------------------------------------------------------------------------------------
 # statistics and report rows
@@ -310,7 +320,8 @@ class Noise(threading.Thread):
             self.others.append(sum(1 for n in names if not n.lstrip("/").startswith("bench")))
 
     def during(self, since: float) -> str:
-        loads = [x for t, x in zip(self.times, self.loads) if t >= since]
+        # not strict: the sampler thread may be between its two appends
+        loads = [x for t, x in zip(self.times, self.loads, strict=False) if t >= since]
         if not loads:
             return ""
         return (f"Load average (1 min) while this section ran: mean {statistics.mean(loads):.1f}, "

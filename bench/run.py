@@ -44,17 +44,20 @@ from pathlib import Path
 import docker
 import psycopg
 
-from harness import (
-    BenchError, DEFAULT_IMAGE, DEFAULT_OUT, SECTIONS, Settings, check_image, cleanup_all, progress,
-)
-
+from converge import Attempts, baseline_section, cold_section, converge_runs, scale_section
+from harness import DEFAULT_IMAGE, DEFAULT_OUT, SECTIONS, BenchError, Settings, check_image, cleanup_all, progress
+from operations import cli_section, heal_section, noop_section, switchover_section
 from report import (
-    NOISE, Noise, Section, cleanup_report, machine_info, peers_table, render_report, render_section,
+    NOISE,
+    Noise,
+    Section,
+    cleanup_report,
+    machine_info,
+    peers_table,
+    render_report,
+    render_section,
     summary,
 )
-from converge import Attempts, baseline_section, cold_section, converge_runs, scale_section
-
-from operations import cli_section, heal_section, noop_section, switchover_section
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

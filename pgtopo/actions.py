@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 
 class Kind(enum.Enum):
@@ -40,7 +40,7 @@ class Kind(enum.Enum):
     REMOVE_VOLUME = "remove-volume"
 
     @property
-    def symbol(self) -> str:
+    def symbol(self) -> Literal["+", "~", "-"]:
         """+ create, ~ change, - remove (destructive actions get '!' from the action itself)."""
         if self in (Kind.REMOVE, Kind.REMOVE_VOLUME, Kind.DROP_SLOT, Kind.REMOVE_JOB):
             return "-"

@@ -12,8 +12,9 @@ Heavy libraries (docker, psycopg, rich) are imported only by the commands that n
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -26,10 +27,12 @@ if TYPE_CHECKING:
     from pgtopo.actions import Action, Plan
     from pgtopo.spec import Topology
 
+F = TypeVar("F", bound=Callable[..., Any])  # a command function, decorated with options
+
 FILE = click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 
 
-def common(fn: Callable) -> Callable:
+def common(fn: F) -> F:
     fn = click.option("-v", "--verbose", is_flag=True, help="Log every step (structlog) on stderr.")(fn)
     fn = click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
                       show_default=True, help="Log format on stderr; json for CI.")(fn)
@@ -48,7 +51,7 @@ def _load(file: Path) -> "Topology":
     return load_topology(file)
 
 
-def _client():  # -> docker.DockerClient
+def _client() -> "docker.DockerClient":
     from pgtopo import docker_ops
 
     return docker_ops.connect()
@@ -97,7 +100,7 @@ PRUNE = click.option("--prune-volumes", is_flag=True,
                      help="Also delete the data volumes of nodes removed from the file (destructive).")
 
 
-def _allow_data_loss(fn: Callable) -> Callable:
+def _allow_data_loss(fn: F) -> F:
     """--allow-data-loss, and the retired --force (which now only says what replaced it)."""
     fn = click.option("--force", "retired_force", is_flag=True, hidden=True)(fn)
     return click.option(

@@ -8,9 +8,10 @@ the threads of a wave.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pgtopo import desired, pg_ops
 from pgtopo.errors import PgtopoError

@@ -11,14 +11,17 @@ from __future__ import annotations
 import io
 import tarfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from pgtopo.containers import ContainerSpec, Mount
 from pgtopo.errors import DockerError
 
 if TYPE_CHECKING:
     import docker
+    from docker._types import WaitContainerResponse  # in types-docker only
+    from docker.types import Mount as DockerMount
 
 
 def connect(timeout: int = 120) -> "docker.DockerClient":
@@ -61,7 +64,7 @@ def _hint(exc: BaseException) -> str:
     return "check that the Docker engine is running and reachable, then run again"
 
 
-def list_containers(client: "docker.DockerClient", name_prefix: str) -> list[dict]:
+def list_containers(client: "docker.DockerClient", name_prefix: str) -> list[dict[str, Any]]:
     """One listing of every container whose name starts with `name_prefix` (any labels)."""
     with translated("list containers"):
         found = client.api.containers(all=True, filters={"name": f"^/{name_prefix}"})
@@ -99,15 +102,16 @@ def port_free(address: str, port: int) -> bool:
     return True
 
 
-def list_volumes(client: "docker.DockerClient", name_prefix: str) -> list[dict]:
+def list_volumes(client: "docker.DockerClient", name_prefix: str) -> list[dict[str, Any]]:
     with translated("list volumes"):
         found = client.api.volumes(filters={"name": name_prefix}).get("Volumes") or []
     return [v for v in found if v["Name"].startswith(name_prefix)]
 
 
-def inspect_network(client: "docker.DockerClient", name: str) -> dict | None:
+def inspect_network(client: "docker.DockerClient", name: str) -> dict[str, Any] | None:
     with translated(f"list networks named {name}"):
-        for net in client.api.networks(names=[name]):
+        networks: list[dict[str, Any]] = client.api.networks(names=[name])
+        for net in networks:
             if net["Name"] == name:
                 return net
     return None
@@ -156,7 +160,8 @@ def create_container(client: "docker.DockerClient", spec: ContainerSpec) -> str:
         networking = None
         if spec.network:
             networking = api.create_networking_config(
-                {spec.network: api.create_endpoint_config(aliases=list(spec.aliases) or None)}
+                # types-docker wants one EndpointConfig; docker-py takes {network name: EndpointConfig}
+                {spec.network: api.create_endpoint_config(aliases=list(spec.aliases) or None)}  # type: ignore[arg-type]
             )
         created = api.create_container(
             image=spec.image,
@@ -171,10 +176,11 @@ def create_container(client: "docker.DockerClient", spec: ContainerSpec) -> str:
             stop_signal=spec.stop_signal,
             stop_timeout=120,  # a fast shutdown of a busy primary may take longer than Docker's 10 s
         )
-    return created["Id"]
+    cid: str = created["Id"]
+    return cid
 
 
-def _mount(m: Mount) -> dict:
+def _mount(m: Mount) -> "DockerMount":
     from docker.types import Mount as DockerMount
 
     return DockerMount(target=m.target, source=m.volume, type="volume", read_only=m.read_only)
@@ -224,9 +230,10 @@ def exec_run(client: "docker.DockerClient", container: str, argv: list[str], use
                           hint=f"see `docker logs {container}`, then run apply again")
 
 
-def inspect_container(client: "docker.DockerClient", container: str) -> dict:
+def inspect_container(client: "docker.DockerClient", container: str) -> dict[str, Any]:
     with translated(f"inspect container {container}"):
-        return client.api.inspect_container(container)
+        info: dict[str, Any] = client.api.inspect_container(container)
+    return info
 
 
 def host_port(client: "docker.DockerClient", container: str, port: int) -> int | None:
@@ -273,14 +280,15 @@ def run_job(client: "docker.DockerClient", spec: ContainerSpec, timeout: float |
 
 
 def _wait(client: "docker.DockerClient", cid: str, name: str, timeout: float | None,
-          progress: Callable[[], bool] | None) -> dict:
+          progress: Callable[[], bool] | None) -> "WaitContainerResponse":
     """Wait for a job to exit, asking `progress` every JOB_POLL seconds and giving up at `timeout`."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         poll = JOB_POLL if deadline is None else max(0.1, min(JOB_POLL, deadline - time.monotonic()))
         try:
             with translated(f"wait for {name}"):
-                return client.api.wait(cid, timeout=poll)
+                # a float is right: docker-py hands it to requests as the read timeout (types-docker says int)
+                return client.api.wait(cid, timeout=poll)  # type: ignore[arg-type]
         except DockerError as exc:
             if exc.__cause__ is None or not _timed_out(exc.__cause__):
                 raise

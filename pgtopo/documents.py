@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -23,10 +23,10 @@ from pgtopo.actions import Action, Kind, Plan, Wave
 from pgtopo.observed import Downstream, NodeFacts, Observed
 from pgtopo.spec import Topology
 
-PLAN_FORMAT = 1
-STATUS_FORMAT = 1
-PLAN_KIND = "pgtopo-plan"
-STATUS_KIND = "pgtopo-status"
+PLAN_FORMAT: Final = 1
+STATUS_FORMAT: Final = 1
+PLAN_KIND: Final = "pgtopo-plan"
+STATUS_KIND: Final = "pgtopo-status"
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Role = Literal["primary", "replica"]

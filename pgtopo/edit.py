@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pgtopo.errors import SpecError
 
@@ -53,7 +53,7 @@ def with_primary(path: Path, text: str, node: str) -> Edit:
         notes.append(f"{node}: `upstream: {entry['upstream']}` removed (a primary streams from no one); "
                      f"switching back does not put it back: add it again to make {node} a cascade")
     changed = tuple((i + 1, was.rstrip("\r\n"), now.rstrip("\r\n"))
-                    for i, (was, now) in enumerate(zip(before, lines)) if was != now)
+                    for i, (was, now) in enumerate(zip(before, lines, strict=True)) if was != now)
     return Edit("".join(lines), changed, tuple(notes))
 
 
@@ -95,7 +95,7 @@ def _drop_upstream(path: Path, lines: list[str], nodes: Any, node: str) -> None:
     lines[kline] = text[:start] + text[end:]
 
 
-def _by_hand(path: Path) -> Any:
+def _by_hand(path: Path) -> NoReturn:
     raise SpecError([f"{path}: cannot rewrite `primary:` in place; edit the file by hand and run apply"])
 
 

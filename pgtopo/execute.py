@@ -11,9 +11,9 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Callable, Iterator
 
 from pgtopo import desired, docker_ops, labels as L, nodes, pg_ops, probe, state as cluster_state, switch
 from pgtopo.actions import Action, Kind

@@ -22,7 +22,18 @@ from pgtopo.errors import SpecError
 from pgtopo.interpolate import InterpolationError, interpolate  # noqa: F401  (re-exported for callers)
 from pgtopo.spec import Topology, TopologyProblems
 from pgtopo.yaml_tree import (  # noqa: F401  (MAX_* re-exported for callers)
-    MAX_BYTES, MAX_DEPTH, MAX_NODES, Abort, Path, Pos, Problem, Tree, dotted, own_pos, read_yaml, shown,
+    MAX_BYTES,
+    MAX_DEPTH,
+    MAX_NODES,
+    Abort,
+    Path,
+    Pos,
+    Problem,
+    Tree,
+    dotted,
+    own_pos,
+    read_yaml,
+    shown,
 )
 
 _Err = tuple[dict[str, Any], Path, str, bool]  # a pydantic error, its data path, union member, is_key
@@ -30,7 +41,7 @@ _Err = tuple[dict[str, Any], Path, str, bool]  # a pydantic error, its data path
 
 # --- pydantic's errors -> readable problems -------------------------------------------------
 
-_PATTERN_TEXT = {spec.ParamText.__metadata__[0].pattern: "must not contain control characters"}
+_PATTERN_TEXT = {spec.PARAM_TEXT_PATTERN: "must not contain control characters"}
 _NO_GOT = {"string_too_long", "too_short", "too_long", "value_error"}
 
 

@@ -9,8 +9,8 @@ when what it waits on can never come (the container exited, the upstream was pau
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from pgtopo import desired, docker_ops, labels as L, pg_ops, state as cluster_state
 from pgtopo.context import Context

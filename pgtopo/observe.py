@@ -13,9 +13,9 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pgtopo import desired, docker_ops, labels as L, pg_ops, probe, pgcontrol, state as cluster_state, walend
+from pgtopo import desired, docker_ops, labels as L, pg_ops, pgcontrol, probe, state as cluster_state, walend
 from pgtopo.containers import Mount
 from pgtopo.errors import PgtopoError
 from pgtopo.observed import ContainerFacts, DataFacts, NetworkFacts, NodeFacts, Observed, VolumeFacts
@@ -123,7 +123,7 @@ class _Parts:
     helpers: list[str] = field(default_factory=list)  # helper containers a killed pgtopo left behind
 
 
-def _container(raw: dict) -> ContainerFacts:
+def _container(raw: dict[str, Any]) -> ContainerFacts:
     port = None
     for p in raw.get("Ports") or []:
         if p.get("PrivatePort") == L.PG_PORT and p.get("PublicPort") and p.get("IP") in ("127.0.0.1", "0.0.0.0", None):
@@ -139,7 +139,7 @@ def _container(raw: dict) -> ContainerFacts:
     )
 
 
-def _classify(topo: Topology, names: L.Names, containers: list[ContainerFacts], volumes: list[dict]) -> _Parts:
+def _classify(topo: Topology, names: L.Names, containers: list[ContainerFacts], volumes: list[dict[str, Any]]) -> _Parts:
     parts = _Parts()
     wanted_containers = {names.container(n): n for n in topo.nodes}
     for c in containers:
@@ -171,7 +171,7 @@ def _classify(topo: Topology, names: L.Names, containers: list[ContainerFacts], 
     return parts
 
 
-def _network(raw: dict | None) -> NetworkFacts | None:
+def _network(raw: dict[str, Any] | None) -> NetworkFacts | None:
     if raw is None:
         return None
     configs = (raw.get("IPAM") or {}).get("Config") or []
@@ -261,7 +261,7 @@ def read_wal_ends(client: "docker.DockerClient", topo: Topology, observed: Obser
     if not nodes:
         return observed
     with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
-        found = dict(zip(nodes, pool.map(lambda n: _wal_end(client, topo, observed.node(n)), nodes)))
+        found = dict(zip(nodes, pool.map(lambda n: _wal_end(client, topo, observed.node(n)), nodes), strict=True))
     updated = {name: replace(facts, data=found.get(name) or facts.data) for name, facts in observed.nodes.items()}
     return replace(observed, nodes=updated)
 

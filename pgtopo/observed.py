@@ -7,13 +7,12 @@ describe a situation and check the plan for it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 from pgtopo import labels as L
 from pgtopo.pgcontrol import PRIMARY_STATES
-
 
 # Settings a standby needs at least as high as its primary's (PostgreSQL checks them on replay).
 HOT_STANDBY_SETTINGS = ("max_connections", "max_worker_processes", "max_wal_senders",

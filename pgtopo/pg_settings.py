@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 # pg_settings' base units, in bytes or microseconds (guc.c's memory_unit_conversion_table and
@@ -41,7 +41,7 @@ class Setting:
     context: str  # postmaster | sighup | superuser | user | …
 
 
-@lru_cache(maxsize=None)
+@cache
 def catalog(major: int) -> dict[str, Setting] | None:
     """The settings PostgreSQL `major` knows; None when pgtopo has no catalog for it."""
     source = resources.files("pgtopo") / "catalog" / f"settings-{major}.tsv"

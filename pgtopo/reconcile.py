@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from pgtopo import lock as cluster_lock, pg_ops
 from pgtopo.actions import Action, Kind, Plan
-from pgtopo.errors import DockerError, NotConverged, PgtopoError, SafetyRefusal, StalePlan
-from pgtopo.context import Context
-from pgtopo.execute import execute
+from pgtopo.context import Context, Progress
 from pgtopo.copies import wal_end_needed
+from pgtopo.errors import DockerError, NotConverged, PgtopoError, SafetyRefusal, StalePlan
+from pgtopo.execute import execute
 from pgtopo.observe import Snapshot, observe, read_wal_ends
 from pgtopo.plan import plan
 from pgtopo.spec import Topology
@@ -43,7 +44,7 @@ class Events:
     started: Callable[[Action], None] = lambda a: None
     finished: Callable[[Action, float, str | None], None] = lambda a, s, note: None
     info: Callable[[str], None] = lambda m: None
-    progress: Callable[[str, str], None] = lambda node, text: None  # node, what is happening now
+    progress: Progress = lambda node, text: None  # node, what is happening now
 
 
 @dataclass
@@ -91,7 +92,7 @@ def _password_drift(wanted: tuple[str | None, str | None], state: "ClusterState 
         return ()
     have = (state.superuser_password, state.replication_password)
     names = ("superuser_password", "replication_password")
-    return tuple(name for name, want, had in zip(names, wanted, have) if want is not None and want != had)
+    return tuple(name for name, want, had in zip(names, wanted, have, strict=True) if want is not None and want != had)
 
 
 def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, consent: Callable[[Plan], bool],

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import BaseModel
+
 from pgtopo.documents import PlanDocument, StatusDocument
 from pgtopo.spec import Topology
 
@@ -57,7 +59,8 @@ def document_schema(name: str) -> dict[str, Any]:
     """The schema of a plan or status document, with `$schema` and `$id` first.  A plan's
     `topology` refers to topology.schema.json beside it (resolved against the `$id`) instead of
     carrying a second copy of the topology's definitions."""
-    model = {"plan": PlanDocument, "status": StatusDocument}[name]
+    models: dict[str, type[BaseModel]] = {"plan": PlanDocument, "status": StatusDocument}
+    model = models[name]
     schema = model.model_json_schema()
     topology = schema["properties"].get("topology")
     if topology is not None:

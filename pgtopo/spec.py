@@ -9,7 +9,7 @@ each.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -20,6 +20,7 @@ ROLE_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
 PARAM_PATTERN = r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$"
 NETWORK_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"
 IMAGE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.:/@-]{0,254}$"
+PARAM_TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"  # no control characters
 
 # Docker's image reference grammar (distribution/reference): [DOMAIN[:PORT]/]NAME[:TAG][@DIGEST].
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -94,9 +95,9 @@ def parameter_problem(name: str) -> str | None:
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 ParamName = Annotated[str, StringConstraints(pattern=PARAM_PATTERN, max_length=63)]
-ParamText = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]*$", max_length=1024)]
+ParamText = Annotated[str, StringConstraints(pattern=PARAM_TEXT_PATTERN, max_length=1024)]
 ParamInt = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]  # what PostgreSQL can hold at most
-ParamValue = Union[bool, ParamInt, float, ParamText]
+ParamValue = bool | ParamInt | float | ParamText
 Parameters = dict[ParamName, ParamValue]
 
 
@@ -116,7 +117,7 @@ class FileSecret(_Frozen):
     file: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 
 
-SecretRef = Union[EnvSecret, FileSecret]
+SecretRef = EnvSecret | FileSecret
 
 
 class Auth(_Frozen):

@@ -14,7 +14,7 @@ import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never
 
 from pgtopo import docker_ops, labels as L
 from pgtopo.containers import Mount
@@ -147,7 +147,8 @@ def _resolve(ref: SecretRef | None, where: str, base_dir: Path, env: dict[str, s
             if not value:
                 raise SpecError([f"{where}: {path} is empty"])
             return _one_line(value, where, str(path))
-    return None
+        case _:
+            assert_never(ref)
 
 
 def _one_line(value: str, where: str, source: str) -> str:

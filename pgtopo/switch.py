@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from pgtopo import desired, docker_ops, labels as L, nodes, pg_ops, pgcontrol
 from pgtopo.actions import Action

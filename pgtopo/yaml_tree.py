@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml import events as ev
+from ruamel.yaml import YAML, events as ev
 from ruamel.yaml.comments import TaggedScalar
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -73,8 +72,9 @@ class _EventScan:
         self.count += 1
         if self.count > MAX_NODES:
             raise Abort(pos, f"too many nodes: more than {MAX_NODES}")
-        if getattr(event, "tag", None) and self.tag_mark is None:
-            self.tag_mark, self.tag = event.start_mark, str(event.tag).replace("tag:yaml.org,2002:", "!!")
+        tag = getattr(event, "tag", None)
+        if tag and self.tag_mark is None:
+            self.tag_mark, self.tag = event.start_mark, str(tag).replace("tag:yaml.org,2002:", "!!")
         if self.stack and self.stack[-1][0] is not None:
             keys, expect_key = self.stack[-1]
             if expect_key and isinstance(event, ev.ScalarEvent):

@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     replay = (f" LOSSY={args.lossy}" if args.lossy else "") + (" ENGINE_RESTART=1" if args.engine_restart else "")
     opts = Options(seed=args.seed, rounds=args.rounds, image=args.image, lossy_rate=args.lossy,
-                   engine_restart=args.engine_restart, keep_going=args.keep_going, keep=args.keep, op_timeout=args.op_timeout, replay=replay)
+                   engine_restart=args.engine_restart, keep_going=args.keep_going, keep=args.keep, op_timeout=args.op_timeout,
+                   replay=replay)
     if args.scenario:
         violations = SCENARIOS[args.scenario](opts, lambda line: print(line, flush=True))
     else:

@@ -17,8 +17,8 @@ answer false after any instant at which the new one already answered false.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 
 @dataclass(frozen=True)

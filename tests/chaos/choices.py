@@ -11,8 +11,9 @@ Timing is real, not simulated: a fault at "0.8 s" lands wherever the command is 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, TypeVar
+from typing import TypeVar
 
 OPS = ("change", "switchover", "failover", "idle")
 OP_WEIGHTS = (5, 3, 2, 1)

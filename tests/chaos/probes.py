@@ -9,13 +9,14 @@ for long.  Called by `harness.py` and `scenarios.py`.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Callable
 
 import psycopg
 
@@ -66,10 +67,8 @@ class Conn:
 
     def close(self) -> None:
         if self.conn is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.conn.close()
-            except Exception:
-                pass
         self.conn = None
 
 

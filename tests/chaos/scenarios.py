@@ -11,7 +11,7 @@ cleanly on the full disk.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from . import engine
 from .checker import Violation

@@ -14,7 +14,6 @@ import pytest
 from .conftest import IMAGE, PAIR, basebackups, objects, pgtopo, psql, solo_with_pgbench, wait_for
 
 
-
 def start_apply(path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "pgtopo", "apply", str(path), "--yes"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)

@@ -139,9 +139,8 @@ def test_a_lock_never_started_is_stale_after_a_while(make_cluster, engine: docke
     engine.containers.create(IMAGE, ["sh", "-c", "cat >/dev/null"], name=name, stdin_open=True,
                              labels={"io.pgtopo.cluster": c.name, "io.pgtopo.role": "lock"})
     monkeypatch.setattr(lock, "STALE_CREATED", 2.0)
-    with pytest.raises(LockTimeout):
-        with lock.cluster_lock(docker_ops.connect(), c.name, IMAGE, timeout=0.5):
-            pass
+    with pytest.raises(LockTimeout), lock.cluster_lock(docker_ops.connect(), c.name, IMAGE, timeout=0.5):
+        pass
     assert objects(engine, c.name)["containers"] == [name]
     time.sleep(2.5)
     with lock.cluster_lock(docker_ops.connect(), c.name, IMAGE, timeout=5) as held:

@@ -90,7 +90,7 @@ def test_a_failover_past_copies_that_hold_a_committed_write_is_refused(make_clus
     healed = pgtopo("apply", str(c.path), "--yes")
     assert healed.code == 0, healed
     for node in ("primary", "replica", "replica2"):
-        assert wait_for(lambda: psql(c.container(node), "SELECT count(*) FROM t") == "1"), node
+        assert wait_for(lambda node=node: psql(c.container(node), "SELECT count(*) FROM t") == "1"), node
     assert writers(c, ("primary", "replica", "replica2")) == ["primary"]
 
 

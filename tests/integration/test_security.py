@@ -135,7 +135,7 @@ def test_passwords_changed_in_the_file_are_set_and_kept(make_cluster, engine: do
     assert applied.code == 0, applied
     assert ("set-password", "primary") in actions(applied.out), applied.out
     for node in ("primary", "replica"):
-        assert wait_for(lambda: _can_log_in(_port(engine, c, node), "second-superuser-password-0123456789"))
+        assert wait_for(lambda node=node: _can_log_in(_port(engine, c, node), "second-superuser-password-0123456789"))
         assert not _can_log_in(_port(engine, c, node), "first-superuser-password-0123456789")
     assert secret(c, "superuser_password") == "second-superuser-password-0123456789"
     assert "second-replication-password-0123456789" in secret(c, "pgpass")

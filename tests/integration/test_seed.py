@@ -67,8 +67,8 @@ def test_row_written_on_primary_reaches_every_replica(seed: Cluster) -> None:
     psql(seed.container("primary"), "CREATE TABLE IF NOT EXISTS seen (token text)")
     psql(seed.container("primary"), f"INSERT INTO seen VALUES ('{token}')")
     for node in ("replica", "replica2"):
-        found = wait_for(lambda: psql(seed.container(node),
-                                      "SELECT count(*) FROM pg_tables WHERE tablename = 'seen'") == "1"
+        found = wait_for(lambda node=node: psql(seed.container(node),
+                                                "SELECT count(*) FROM pg_tables WHERE tablename = 'seen'") == "1"
                          and psql(seed.container(node), f"SELECT count(*) FROM seen WHERE token = '{token}'") == "1")
         assert found, f"row not replicated to {node}"
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chaos.checker import (Ack, LossAllowance, Objects, Probe, Sweep, leftovers, lost_writes, orphans,
-                                 two_writers)
+from tests.chaos.checker import Ack, LossAllowance, Objects, Probe, Sweep, leftovers, lost_writes, orphans, two_writers
 from tests.chaos.choices import draw, pick
 from tests.chaos.ops import topology_change
 from tests.chaos.topology import Topo

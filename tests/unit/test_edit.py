@@ -30,7 +30,7 @@ nodes:
 
 
 def lines_changed(before: str, after: str) -> list[tuple[str, str]]:
-    return [(a, b) for a, b in zip(before.splitlines(), after.splitlines()) if a != b]
+    return [(a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=False) if a != b]
 
 
 def test_only_the_primary_line_changes_when_the_new_primary_has_no_upstream() -> None:

@@ -22,16 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, event, example, given, settings
-from hypothesis import strategies as st
-
-from tests.properties import examples
+from hypothesis import HealthCheck, assume, event, example, given, settings, strategies as st
 from pydantic import ValidationError
 
 from pgtopo.errors import SpecError
 from pgtopo.interpolate import InterpolationError, interpolate
 from pgtopo.loader import MAX_BYTES, MAX_DEPTH, MAX_NODES, load_topology
 from pgtopo.spec import RESERVED_ROLES, Topology, parameter_problem
+from tests.properties import examples
 
 HANG = 60.0  # a load still running after this is hung: a blow-up takes minutes, a real load milliseconds
 NO_DOCKER = "unix:///nonexistent.sock"

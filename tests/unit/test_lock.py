@@ -74,9 +74,8 @@ def test_the_engine_going_away_while_taking_the_lock_is_a_docker_error(where: st
     behaviour = {"create_container": conflict(), "inspect_container": created_lock("2000-01-01T00:00:00Z"),
                  "info": {"SystemTime": "2000-01-01T00:01:00Z"}, where: ENGINE_GONE}
     client = client_with(**behaviour)
-    with pytest.raises(DockerError) as info:
-        with lock.cluster_lock(client, CLUSTER, "img", timeout=0):
-            pass
+    with pytest.raises(DockerError) as info, lock.cluster_lock(client, CLUSTER, "img", timeout=0):
+        pass
     assert "Docker failed to" in info.value.message and "Connection aborted" in info.value.message
     assert info.value.hint and "Docker engine" in info.value.hint
 
@@ -84,9 +83,8 @@ def test_the_engine_going_away_while_taking_the_lock_is_a_docker_error(where: st
 def test_an_engine_error_creating_the_lock_names_it() -> None:
     error = APIError("boom", response=SimpleNamespace(status_code=500, reason="Server Error", url="", text=""))
     client = client_with(create_container=error)
-    with pytest.raises(DockerError) as info:
-        with lock.cluster_lock(client, CLUSTER, "img", timeout=0):
-            pass
+    with pytest.raises(DockerError) as info, lock.cluster_lock(client, CLUSTER, "img", timeout=0):
+        pass
     assert f"create the lock container {NAME}" in info.value.message
 
 
@@ -95,9 +93,8 @@ def test_the_engine_going_away_while_the_lock_is_held_reports_the_first_error() 
     sees the block's error, not the release's, and no traceback."""
     client = client_with(create_container={"Id": "abc"}, attach_socket=ENGINE_GONE, start=ENGINE_GONE,
                          remove_container=ENGINE_GONE)
-    with pytest.raises(DockerError) as info:
-        with lock.cluster_lock(client, CLUSTER, "img", timeout=0) as held:
-            held.confirm()
+    with pytest.raises(DockerError) as info, lock.cluster_lock(client, CLUSTER, "img", timeout=0) as held:
+        held.confirm()
     assert f"start the lock container {NAME}" in info.value.message, info.value.message
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from tests.properties import examples
+from hypothesis import given, settings, strategies as st
 from pydantic import ValidationError
 
 from pgtopo.spec import Topology
+from tests.properties import examples
 
 
 def topology(nodes: dict[str, dict[str, Any]], **fields: Any) -> Topology:
