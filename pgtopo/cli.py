@@ -33,15 +33,22 @@ FILE = click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 
 
 def common(fn: F) -> F:
+    """-v and --log-format, accepted after the command as well as before it (on the group)."""
     fn = click.option("-v", "--verbose", is_flag=True, help="Log every step (structlog) on stderr.")(fn)
-    fn = click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
-                      show_default=True, help="Log format on stderr; json for CI.")(fn)
+    fn = click.option("--log-format", type=click.Choice(["console", "json"]), default=None,
+                      help="Log format on stderr: console (default) or json for CI; errors too.")(fn)
     return fn
 
 
-def _setup(verbose: bool, log_format: str) -> None:
+# The group's -v / --log-format (`pgtopo -v apply ...`); a command's own options add to them.
+_GLOBAL: dict[str, Any] = {"verbose": False, "log_format": None}
+
+
+def _setup(verbose: bool, log_format: str | None) -> None:
     from pgtopo import log
 
+    _GLOBAL["verbose"] = verbose = verbose or bool(_GLOBAL["verbose"])
+    _GLOBAL["log_format"] = log_format = log_format or _GLOBAL["log_format"] or "console"
     log.configure(verbose=verbose, fmt=log_format)
 
 
@@ -59,7 +66,8 @@ def _client() -> "docker.DockerClient":
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="pgtopo")
-def cli() -> None:
+@common
+def cli(verbose: bool, log_format: str | None) -> None:
     """Declarative PostgreSQL streaming replication on plain Docker.
 
     A YAML file says what the cluster must be; `diff` shows what would change, `apply` makes it so.
@@ -68,12 +76,13 @@ def cli() -> None:
     Example:
       pgtopo validate cluster.yaml && pgtopo diff cluster.yaml && pgtopo apply cluster.yaml
     """
+    _GLOBAL.update(verbose=verbose, log_format=log_format)
 
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @common
-def validate(files: tuple[Path, ...], verbose: bool, log_format: str) -> None:
+def validate(files: tuple[Path, ...], verbose: bool, log_format: str | None) -> None:
     """Check topology files; exit 0 when all are valid, 2 with FILE:LINE:COL errors otherwise.
 
     Never touches Docker (usable as a pre-commit hook: id pgtopo-validate).
@@ -125,7 +134,7 @@ OUTPUT = click.option("-o", "--output", type=click.Choice(["text", "json"]), def
 @OUTPUT
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also save the plan; `pgtopo apply PLAN.json` then carries out exactly it.")
-def diff(file: Path, verbose: bool, log_format: str, prune_volumes: bool, allow_data_loss: bool,
+def diff(file: Path, verbose: bool, log_format: str | None, prune_volumes: bool, allow_data_loss: bool,
          retired_force: bool, output: str, out_file: Path | None) -> None:
     """Show what apply would do. Exit 0 in sync, 1 changes pending (or apply would refuse), 2 error.
 
@@ -159,7 +168,7 @@ def diff(file: Path, verbose: bool, log_format: str, prune_volumes: bool, allow_
               help="Seconds to wait for another apply of the same cluster.")
 @PRUNE
 @_allow_data_loss
-def apply(file: Path, verbose: bool, log_format: str, yes: bool, lock_timeout: float, prune_volumes: bool,
+def apply(file: Path, verbose: bool, log_format: str | None, yes: bool, lock_timeout: float, prune_volumes: bool,
           allow_data_loss: bool, retired_force: bool) -> None:
     """Make the cluster match the file (or carry out a saved plan); wait until every replica streams.
 
@@ -231,7 +240,7 @@ def _consent(plan: "Plan", yes: bool) -> bool:
 @click.option("-w", "--watch", is_flag=True, help="Refresh every 2 s until interrupted.")
 @click.option("--check", is_flag=True,
               help="Also plan: a drift column, and exit 1 when apply would change anything (for monitoring).")
-def status(file: Path, verbose: bool, log_format: str, output: str, watch: bool, check: bool) -> None:
+def status(file: Path, verbose: bool, log_format: str | None, output: str, watch: bool, check: bool) -> None:
     """Show each node: container, host port, role, upstream, replication state, lag, timeline.
 
     \b
@@ -274,7 +283,7 @@ def status(file: Path, verbose: bool, log_format: str, output: str, watch: bool,
 @common
 @click.option("--all", "every", is_flag=True,
               help="One URL listing every node, primary first, with target_session_attrs=read-write.")
-def url(file: Path, node: str | None, verbose: bool, log_format: str, every: bool) -> None:
+def url(file: Path, node: str | None, verbose: bool, log_format: str | None, every: bool) -> None:
     """Print a libpq URL for NODE (default: the primary), without the password.
 
     \b
@@ -367,7 +376,7 @@ def completion(shell: str) -> None:
 @common
 @click.option("--volumes", is_flag=True, help="Also delete the data volumes and the stored credentials.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (needed when not on a terminal).")
-def destroy(file: Path, verbose: bool, log_format: str, volumes: bool, yes: bool) -> None:
+def destroy(file: Path, verbose: bool, log_format: str | None, volumes: bool, yes: bool) -> None:
     """Remove the cluster's containers (and the network pgtopo created); keep volumes unless --volumes.
 
     \b
@@ -398,7 +407,7 @@ def destroy(file: Path, verbose: bool, log_format: str, volumes: bool, yes: bool
 @click.option("-y", "--yes", is_flag=True, help="Carry out destructive actions without asking (needed in CI).")
 @click.option("--lock-timeout", type=float, default=600.0, show_default=True)
 @_allow_data_loss
-def switchover(file: Path, verbose: bool, log_format: str, node: str, yes: bool, lock_timeout: float,
+def switchover(file: Path, verbose: bool, log_format: str | None, node: str, yes: bool, lock_timeout: float,
                allow_data_loss: bool, retired_force: bool) -> None:
     """Make NODE the primary: rewrite `primary:` in FILE (comments kept), show the plan, apply it.
 
@@ -518,6 +527,13 @@ def main() -> NoReturn:
     _exit(EXIT_OK)
 
 
+def _json_flag() -> bool:
+    """`--log-format json` on the command line (an error can come before the options are read)."""
+    args = sys.argv[1:]
+    return "--log-format=json" in args or any(
+        a == "--log-format" and args[i + 1:i + 2] == ["json"] for i, a in enumerate(args))
+
+
 def _interrupted(exc: KeyboardInterrupt) -> NoReturn:
     """Ctrl-C exits 130 and SIGTERM 143, as shells report them, so CI can tell a cancelled job from
     a refusal; the lock and helper containers were released as the stack unwound."""
@@ -538,6 +554,14 @@ def _exit(code: int) -> NoReturn:
 def _fail(exc: PgtopoError) -> NoReturn:
     from pgtopo.errors import SpecError
 
+    if _GLOBAL["log_format"] == "json" or _json_flag():
+        import json
+
+        problems = exc.problems if isinstance(exc, SpecError) else [exc.message]
+        click.echo(json.dumps({"event": "error", "level": "error", "error": type(exc).__name__,
+                               "message": exc.message, "problems": problems, "hint": exc.hint,
+                               "exit_code": exc.exit_code}), err=True)
+        _exit(exc.exit_code)
     if isinstance(exc, SpecError):
         for problem in exc.problems:
             click.echo(problem, err=True)

@@ -1,0 +1,50 @@
+"""Global options before or after the command, and errors as JSON events with --log-format json
+(the real CLI, with no Docker engine: validate never needs one)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BAD = "version: 1\ncluster: x\nimage: postgres:17\nprimary: a\nnodes:\n  a: {}\nparameters: {max_conections: 5}\n"
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"}
+    return subprocess.run([sys.executable, "-m", "pgtopo", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=60)
+
+
+@pytest.mark.parametrize("before, after", [((), ("--log-format", "json")), (("--log-format", "json"), ()),
+                                           ((), ("--log-format=json",)), (("-v", "--log-format", "json"), ())])
+def test_an_error_is_one_json_event_whereever_the_option_is(tmp_path: Path, before: tuple[str, ...],
+                                                            after: tuple[str, ...]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD)
+    done = run(*before, "validate", path, *after)
+    assert done.returncode == 2, done
+    event = json.loads(done.stderr.strip().splitlines()[-1])
+    assert event["event"] == "error" and event["exit_code"] == 2 and event["error"] == "SpecError"
+    assert event["problems"] == [f"{path}:7:14: parameters.max_conections: parameter 'max_conections' is not a "
+                                 "setting of PostgreSQL 17: did you mean 'max_connections'?"]
+
+
+@pytest.mark.parametrize("args", [("-v", "validate"), ("validate", "-v")])
+def test_verbose_is_accepted_before_or_after_the_command(tmp_path: Path, args: tuple[str, ...]) -> None:
+    path = tmp_path / "ok.yaml"
+    path.write_text(BAD.replace("max_conections", "max_connections"))
+    done = run(*args, path)
+    assert done.returncode == 0, done
+
+
+def test_without_json_an_error_is_plain_text(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD)
+    done = run("validate", path)
+    assert done.returncode == 2 and done.stderr.startswith(f"{path}:7:14: "), done
+    assert "{" not in done.stderr
