@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from pgtopo import docker_ops, labels as L
+from pgtopo import docker_ops, labels as L, log
 from pgtopo.errors import DockerError, LockTimeout
 
 if TYPE_CHECKING:
@@ -82,8 +82,10 @@ def cluster_lock(client: "docker.DockerClient", cluster: str, image: str, timeou
                 f"another pgtopo holds the lock of cluster {cluster!r} (container {name})",
                 hint="wait for it to finish, or raise --lock-timeout",
             )
-        if not told and on_wait is not None:
-            on_wait(f"waiting for the lock of cluster {cluster!r}: another apply is running")
+        if not told:
+            log.waiting(cluster, None, f"the lock {name} (another pgtopo holds it)", deadline - time.monotonic())
+            if on_wait is not None:
+                on_wait(f"waiting for the lock of cluster {cluster!r}: another apply is running")
             told = True
         time.sleep(POLL)
     if arm:

@@ -1,7 +1,11 @@
-"""structlog set-up, and the one event per action that apply logs (cluster, node, action, reason, duration).
+"""structlog set-up, and the events pgtopo logs: at INFO (`--log-format json`) one per action done
+(cluster, node, action, reason, duration); with -v also what was observed, every decision of the
+plan with its reason, every refusal, each action's start and every wait (what for, how long at
+most), so a CI log explains a run without running it again.
 
-Called by the CLI.  Logs go to stderr: console lines for people (warnings only unless -v), JSON
-lines for CI with --log-format json.  structlog is imported only when something will be logged
+Called by the CLI (set-up, actions), reconcile (observation, plan) and nodes/lock (waits).  Logs
+go to stderr: console lines for people (warnings only unless -v), JSON lines for CI with
+--log-format json.  structlog is imported only when something will be logged
 (and then in the background from the start), so commands that log nothing never pay for it.
 Nothing secret is ever passed to a log call.
 """
@@ -13,7 +17,8 @@ import sys
 import threading
 from typing import Any
 
-from pgtopo.actions import Action
+from pgtopo.actions import Action, Plan
+from pgtopo.observed import Observed
 
 _settings: dict[str, Any] = {"verbose": False, "fmt": "console"}
 _logger: Any = None
@@ -81,3 +86,43 @@ def action_done(cluster: str, action: Action, seconds: float, note: str | None =
     if _level() <= logging.INFO:
         extra = {"note": note} if note else {}
         _get().info("action done", duration=round(seconds, 3), **_fields(cluster, action), **extra)
+
+
+def _debug() -> bool:
+    return bool(_level() <= logging.DEBUG)
+
+
+def observed(cluster: str, obs: Observed) -> None:
+    """With -v: one event per node seen (container, server role, data) and the cluster's facts."""
+    if not _debug():
+        return
+    log = _get()
+    log.debug("observed", cluster=cluster, network=obs.network is not None, credentials=obs.credentials,
+              system_identifier=obs.system_identifier, foreign=list(obs.foreign), leftovers=list(obs.leftovers))
+    for name, n in sorted(obs.nodes.items()):
+        pg = n.pg
+        log.debug("observed node", cluster=cluster, node=name,
+                  container=n.container.state if n.container else None,
+                  role=None if pg is None else ("replica" if pg.in_recovery else "primary"),
+                  upstream=pg.receiver.upstream if pg and pg.receiver else None,
+                  timeline=pg.timeline if pg else None, has_data=n.has_data, error=n.pg_error)
+
+
+def planned(cluster: str, plan: Plan) -> None:
+    """With -v: every decision of the plan with its reason, and every refusal."""
+    if not _debug():
+        return
+    log = _get()
+    for refusal in plan.refusals:
+        log.debug("plan refuses", cluster=cluster, refusal=refusal)
+    for a in plan.actions:
+        log.debug("plan", wave=f"{a.wave.phase.name.lower()}.{a.wave.rank}", **_fields(cluster, a))
+    if plan.empty and not plan.refusals:
+        log.debug("plan", cluster=cluster, action=None, reason="the cluster is as the file says")
+
+
+def waiting(cluster: str, node: str | None, what: str, at_most: float | None) -> None:
+    """With -v: a wait begins (what for, its bound in seconds; None: no bound)."""
+    if _debug():
+        _get().debug("waiting", cluster=cluster, node=node, until=what,
+                     at_most=None if at_most is None else round(at_most, 1))

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from pgtopo import desired, docker_ops, labels as L, pg_ops, state as cluster_state
+from pgtopo import desired, docker_ops, labels as L, log, pg_ops, state as cluster_state
 from pgtopo.context import Context
 from pgtopo.errors import DockerError, NotConverged, PgtopoError
 
@@ -74,6 +74,7 @@ def await_streaming(ctx: Context, node: str) -> None:
     if upstream is None or upstream not in ctx.snapshot.endpoints:
         return
     deadline, alive = time.monotonic() + READY_TIMEOUT, source_alive(ctx, upstream)
+    log.waiting(ctx.topo.cluster, node, f"it streams from {upstream}", READY_TIMEOUT)
     while True:  # in slices, so an upstream frozen meanwhile (docker pause) ends the wait early
         try:
             pg_ops.wait_streaming(ctx.endpoint(node), upstream, min(deadline, time.monotonic() + 5.0), POLL)
@@ -99,6 +100,7 @@ def await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None =
         raise PgtopoError(f"{node}: Docker published no port for {name}", hint=f"see `docker logs {name}`")
     ep = pg_ops.Endpoint(node, port, ctx.password, cluster=ctx.topo.cluster)
     deadline = time.monotonic() + READY_TIMEOUT
+    log.waiting(ctx.topo.cluster, node, f"its server answers on port {port}", None if bootstrap else READY_TIMEOUT)
     while True:
         try:
             pg_ops.wait_ready(ep, min(deadline, time.monotonic() + 2.0), POLL)

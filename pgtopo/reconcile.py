@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pgtopo import lock as cluster_lock, pg_ops
+from pgtopo import lock as cluster_lock, log, pg_ops
 from pgtopo.actions import Action, Kind, Plan
 from pgtopo.context import Context, Progress
 from pgtopo.copies import wal_end_needed
@@ -70,6 +70,8 @@ def diff(client: "docker.DockerClient", topo: Topology, prune_volumes: bool = Fa
     # A promotion compares every copy of the WAL: read where the stopped ones end (only then).
     snapshot.observed = read_wal_ends(client, topo, snapshot.observed, wal_end_needed(topo.primary, snapshot.observed))
     p = plan(topo, snapshot.observed, prune_volumes, allow_data_loss)
+    log.observed(topo.cluster, snapshot.observed)
+    log.planned(topo.cluster, p)
     return (replace(p, warnings=p.warnings + (warning,)) if warning else p), snapshot
 
 
