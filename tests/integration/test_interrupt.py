@@ -85,7 +85,7 @@ def test_ctrl_c_and_sigterm_exit_130_and_143_and_release_the_lock(make_cluster, 
     """A cancelled CI job (SIGTERM) or a Ctrl-C mid-clone: the documented exit code, one line that
     says what to do, the lock and helper containers gone, and the next apply finishes the job."""
     c = make_cluster(IMAGE)
-    solo_with_pgbench(c)
+    solo_with_pgbench(c, scale=24)  # a clone of several seconds: the signal lands while it runs
     c.write(PAIR)
     proc = subprocess.Popen([sys.executable, "-m", "pgtopo", "apply", str(c.path), "--yes"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)

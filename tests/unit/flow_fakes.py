@@ -13,8 +13,9 @@ ever were at once.  The Docker client handed to the code is an autospec'd Docker
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from unittest.mock import create_autospec
 
 import docker

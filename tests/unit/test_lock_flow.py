@@ -6,9 +6,10 @@ clock, never by force), a live one or another cluster's never."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 from unittest.mock import create_autospec
 
 import docker
@@ -209,9 +210,9 @@ def test_a_lock_whose_holder_died_before_starting_it_is_removed_and_taken(monkey
 ])
 def test_a_live_or_foreign_lock_is_waited_for_and_never_removed(status: str, created: str, cluster: str) -> None:
     engine = held_by(status, created, cluster)
-    with pytest.raises(LockTimeout, match="another pgtopo holds the lock of cluster 'pg'"):
-        with lock.cluster_lock(engine.client, "pg", "img", timeout=0):
-            pass
+    with pytest.raises(LockTimeout, match="another pgtopo holds the lock of cluster 'pg'"), \
+            lock.cluster_lock(engine.client, "pg", "img", timeout=0):
+        pass
     engine.api.remove_container.assert_not_called()
 
 
@@ -219,7 +220,6 @@ def test_a_stale_lock_its_holder_starts_meanwhile_is_kept(monkeypatch) -> None:
     """The removal is refused (409: its holder has just started it): not an error, keep waiting."""
     engine = held_by("created", "2030-01-01T00:00:00Z")
     engine.api.remove_container.side_effect = conflict()
-    with pytest.raises(LockTimeout):
-        with lock.cluster_lock(engine.client, "pg", "img", timeout=0):
-            pass
+    with pytest.raises(LockTimeout), lock.cluster_lock(engine.client, "pg", "img", timeout=0):
+        pass
     engine.api.remove_container.assert_called_once_with(NAME, force=False)
