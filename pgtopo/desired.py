@@ -161,8 +161,11 @@ hba() {
 # pg_basebackup from the upstream, into pgdata.tmp, renamed into place last, and only then the
 # server starts.  The bootstrap runs in the node's own container instead of a one-shot job: one
 # container start less on the way to a running server.  A request is honoured once: the volume
-# records the request's nonce, and should PGDATA vanish later this container refuses to start
-# instead of bootstrapping again (a new initdb must always be a new decision of the planner).
+# records the request's nonce (just before the rename), and should PGDATA vanish later this
+# container refuses to start instead of bootstrapping again (a new initdb must always be a new
+# decision of the planner).  Nor does it start a PGDATA it finds without its own mark: the planner
+# asked for a bootstrap because it saw no data, and a server started on data nobody decided about
+# could be an old primary coming back as a second writer.
 NODE_SCRIPT = r"""
 set -eu
 """ + FLUSHING + AUTO_CONF + HBA + r"""
@@ -176,6 +179,11 @@ init_data() {
   auto_conf "$PGTOPO_AUTO_CONF" > "$tmp/postgresql.auto.conf"
   printf '%s' "$PGTOPO_DEFAULTS" >> "$tmp/postgresql.conf"
   sync
+  made
+}
+made() {  # the mark first: PGDATA without this container's mark was not made by it
+  printf '%s' "$PGTOPO_NONCE" > "$mark"
+  sync
   mv "$tmp" "$PGDATA"
 }
 clone_data() {
@@ -186,7 +194,7 @@ clone_data() {
   auto_conf "$PGTOPO_AUTO_CONF" > "$tmp/postgresql.auto.conf"
   chmod 0700 "$tmp"
   sync
-  mv "$tmp" "$PGDATA"
+  made
 }
 if [ -n "${PGTOPO_BOOTSTRAP:-}" ] && [ ! -e "$PGDATA" ]; then
   if [ "$(cat "$mark" 2>/dev/null || true)" = "$PGTOPO_NONCE" ]; then
@@ -201,7 +209,11 @@ if [ -n "${PGTOPO_BOOTSTRAP:-}" ] && [ ! -e "$PGDATA" ]; then
   esac
   wait $!
   trap - INT TERM
-  printf '%s' "$PGTOPO_NONCE" > "$mark"
+elif [ -n "${PGTOPO_BOOTSTRAP:-}" ] && [ "$(cat "$mark" 2>/dev/null || true)" != "$PGTOPO_NONCE" ]; then
+  # made to bootstrap an empty volume, it finds data it did not make (written meanwhile, or
+  # misread as empty): never start a server on data the planner did not decide about
+  echo "pgtopo: $PGDATA holds data this container did not make (it was to $PGTOPO_BOOTSTRAP into an empty volume); not starting it: run pgtopo apply" >&2
+  exit 4
 fi
 if [ -d "$PGDATA" ]; then hba; fi
 unset PGTOPO_BOOTSTRAP PGTOPO_NONCE PGTOPO_AUTO_CONF PGTOPO_HBA PGTOPO_DEFAULTS PGTOPO_SOURCE PGTOPO_SLOT

@@ -308,8 +308,14 @@ def _timed_out(exc: BaseException) -> bool:
     return isinstance(exc, ReadTimeout) or bool(exc.args) and isinstance(exc.args[0], ReadTimeoutError)
 
 
+class ContainerGone(DockerError):
+    """The container was removed while pgtopo read from it: nothing can be said about its files."""
+
+
 def _archive(client: "docker.DockerClient", container: str, path: str) -> bytes | None:
-    """The tar stream Docker gives for `path` in a container (running or not); None if absent."""
+    """The tar stream Docker gives for `path` in a container (running or not); None if the file
+    is absent.  Docker answers 404 for a missing container too: that is ContainerGone, never
+    "no such file" (a volume read through a container removed meanwhile is not an empty one)."""
     from docker.errors import NotFound
 
     try:
@@ -317,9 +323,17 @@ def _archive(client: "docker.DockerClient", container: str, path: str) -> bytes 
             stream, _ = client.api.get_archive(container, path)
             return b"".join(stream)
     except DockerError as exc:
-        if isinstance(exc.__cause__, NotFound):
-            return None
-        raise
+        if not isinstance(exc.__cause__, NotFound):
+            raise
+        try:
+            with translated(f"inspect container {container}"):
+                client.api.inspect_container(container)
+        except DockerError as gone:
+            if isinstance(gone.__cause__, NotFound):
+                raise ContainerGone(f"container {container} was removed while pgtopo read {path} from it",
+                                    hint="run the command again") from exc
+            raise
+        return None
 
 
 def read_file(client: "docker.DockerClient", container: str, path: str) -> bytes | None:

@@ -188,11 +188,14 @@ def _read_state(client: "docker.DockerClient", topo: Topology, parts: _Parts,
     through any node container, else through a helper.  `known` (see observe) is used as it is."""
     if parts.state_volume is None:
         return None
-    if topo.primary in parts.containers or known is not None:
-        return early.result()
-    some = next(iter(parts.containers.values()), None)
-    if some is not None:
-        return cluster_state.read_from(client, some.id)
+    try:  # a container removed meanwhile (docker rm) says nothing: read through the next way
+        if topo.primary in parts.containers or known is not None:
+            return early.result()
+        some = next(iter(parts.containers.values()), None)
+        if some is not None:
+            return cluster_state.read_from(client, some.id)
+    except docker_ops.ContainerGone:
+        pass
     return cluster_state.read(client, topo.image, parts.state_volume.name, topo.cluster)
 
 
@@ -235,7 +238,10 @@ def _read_data(client: "docker.DockerClient", image: str, container: ContainerFa
     """Does the volume hold a PGDATA, of which cluster (pg_control's system identifier), and did
     a rewind stop half-way?"""
     if container is not None:
-        return _data_facts(client, container.id)
+        try:
+            return _data_facts(client, container.id)
+        except docker_ops.ContainerGone:
+            pass  # removed meanwhile (docker rm): read the volume itself
     mounts = (Mount(volume.name, L.DATA_MOUNT, read_only=True),)
     cluster = volume.labels.get(L.CLUSTER, "")
     with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster).helper()) as cid:

@@ -1,0 +1,50 @@
+"""A container made to bootstrap an empty volume (initdb or clone) never starts a server on data it
+finds there and did not make: an old primary's volume misread as empty must not come back as a
+second writer."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import time
+
+import docker
+
+from pgtopo import desired, docker_ops
+from pgtopo.loader import load_topology
+
+from .conftest import IMAGE, PAIR, pgtopo, psql
+
+
+def test_a_bootstrap_container_refuses_data_it_did_not_make(make_cluster, engine: docker.DockerClient) -> None:
+    c = make_cluster(IMAGE)
+    c.write(PAIR)
+    assert pgtopo("apply", str(c.path)).code == 0
+    psql(c.container("primary"), "CREATE TABLE t AS SELECT 1 AS i")
+    subprocess.run(["docker", "rm", "-f", c.container("primary")], check=True, capture_output=True)
+
+    topo = load_topology(c.path)
+    for node in ("primary", "replica"):  # an initdb request on the old primary's data, a clone one on a standby's
+        if node == "replica":
+            subprocess.run(["docker", "rm", "-f", c.container("replica")], check=True, capture_output=True)
+        spec = desired.node_container(topo, node, secrets.token_hex(8))
+        cid = docker_ops.create_container(engine, spec)
+        docker_ops.start(engine, cid)
+        container = engine.containers.get(cid)
+        deadline = time.monotonic() + 60  # node containers restart on failure: wait for the first exit
+        while container.attrs["State"]["Running"] and "did not make" not in container.logs().decode() \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+            container.reload()
+        time.sleep(1.0)
+        container.reload()
+        logs = container.logs().decode()
+        assert container.attrs["State"]["ExitCode"] == 4, (container.attrs["State"], logs)
+        assert "holds data this container did not make" in logs and "not starting it: run pgtopo apply" in logs
+        assert "database system is ready" not in logs
+        container.remove(force=True)
+
+    c.write(PAIR)
+    again = pgtopo("apply", str(c.path), "--yes")  # the planner, seeing the data, starts them as they were
+    assert again.code == 0, again
+    assert psql(c.container("primary"), "SELECT count(*) FROM t") == "1"
