@@ -212,7 +212,8 @@ if [ -n "${PGTOPO_BOOTSTRAP:-}" ] && [ ! -e "$PGDATA" ]; then
 elif [ -n "${PGTOPO_BOOTSTRAP:-}" ] && [ "$(cat "$mark" 2>/dev/null || true)" != "$PGTOPO_NONCE" ]; then
   # made to bootstrap an empty volume, it finds data it did not make (written meanwhile, or
   # misread as empty): never start a server on data the planner did not decide about
-  echo "pgtopo: $PGDATA holds data this container did not make (it was to $PGTOPO_BOOTSTRAP into an empty volume); not starting it: run pgtopo apply" >&2
+  echo "pgtopo: $PGDATA holds data this container did not make" \
+       "(it was to $PGTOPO_BOOTSTRAP into an empty volume); not starting it: run pgtopo apply" >&2
   exit 4
 fi
 if [ -d "$PGDATA" ]; then hba; fi
