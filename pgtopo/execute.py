@@ -64,6 +64,8 @@ def execute(ctx: Context, action: Action) -> str | None:
         case Kind.START:
             nodes.start(ctx, node)
         case Kind.RESTART:
+            if action.replay_past:
+                nodes.await_replayed(ctx, node, action.replay_past)
             nodes.stop(ctx, node)
             nodes.start(ctx, node)
             nodes.await_streaming(ctx, node)
