@@ -32,6 +32,7 @@ class Kind(enum.Enum):
     CREATE_ROLE = "create-role"
     SET_PASSWORD = "set-password"
     CONFIGURE = "configure"
+    REWRITE_CONF = "rewrite-conf"
     RESTART = "restart"
     REPOINT = "repoint"
     CREATE_SLOT = "create-slot"

@@ -10,6 +10,10 @@ standby's replay of it updates the standby's pg_control.  So:
 * raising: the standbys first, deepest first, then the primary;
 * lowering: the primary first, then its standbys, upstreams before their downstreams, each only
   after it has replayed the primary's WAL past that restart (`Action.replay_past`; execute waits);
+* a standby whose server is down with the file's settings below what its pg_control records
+  (restarted before it replayed the change, by an older pgtopo or by hand: it refuses to start,
+  and Docker restarts it for ever) is started on those recorded values first (`held_for_replay`);
+  a later round lowers them as above, once it has replayed the change;
 * lowering: a node whose data is copied from an upstream in the same apply (a new replica, a
   re-clone, a rewind: pg_control comes with the copy) is made after every restart, so the copy
   already holds the lower values.
@@ -21,7 +25,7 @@ from dataclasses import replace
 
 from pgtopo import desired
 from pgtopo.actions import Action, Kind, Phase, Wave
-from pgtopo.observed import HOT_STANDBY_SETTINGS, Observed, PgFacts
+from pgtopo.observed import HOT_STANDBY_SETTINGS, NodeFacts, Observed, PgFacts
 from pgtopo.spec import Topology
 
 # What a node runs with when the file does not set one (a RESET falls back to these): PostgreSQL's
@@ -35,14 +39,31 @@ def lowered(topo: Topology, node: str, pg: PgFacts | None) -> tuple[str, ...]:
     """The hot-standby settings the file takes below what `node` runs with: 'max_connections 100 → 50'."""
     if pg is None:
         return ()
-    want = desired.settings(topo, node)
     out = []
     for name in HOT_STANDBY_SETTINGS:
-        have = pg.limits.get(name)
-        value = want[name] if name in want else str(DEFAULTS[name])
+        have, value = pg.limits.get(name), _wanted(topo, node, name)
         if have is not None and value.isdigit() and int(value) < have:
             out.append(f"{name} {have} → {value}")
     return tuple(out)
+
+
+def _wanted(topo: Topology, node: str, name: str) -> str:
+    want = desired.settings(topo, node)
+    return want[name] if name in want else str(DEFAULTS[name])
+
+
+def held_for_replay(topo: Topology, facts: NodeFacts) -> dict[str, str]:
+    """A replica that does not run, whose file values are below those its pg_control records: the
+    recorded values, which it must start with until it has replayed its primary's parameter change."""
+    data = facts.data
+    if facts.pg is not None or data is None or not data.limits or facts.name == topo.primary:
+        return {}
+    out = {}
+    for name in HOT_STANDBY_SETTINGS:
+        value, need = _wanted(topo, facts.name, name), data.limits.get(name)
+        if need is not None and value.isdigit() and int(value) < need:
+            out[name] = str(need)
+    return out
 
 
 def primary_lowers(topo: Topology, obs: Observed) -> tuple[str, ...]:

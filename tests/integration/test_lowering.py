@@ -10,7 +10,7 @@ from __future__ import annotations
 import docker
 import pytest
 
-from .conftest import CASCADE, IMAGE, PAIR, actions, pgtopo, psql
+from .conftest import CASCADE, IMAGE, PAIR, actions, pgtopo, psql, wait_for
 
 LOWERINGS = [("max_connections", "50"), ("max_worker_processes", "4"), ("max_wal_senders", "20")]
 
@@ -52,3 +52,29 @@ def test_lowering_and_adding_a_replica_in_one_apply(make_cluster, engine: docker
     done = actions(result.out)
     assert done.index(("restart", "replica")) < done.index(("clone", "replica2")), result.out
     converged_with(c, engine, "max_connections", "50")
+
+
+@pytest.mark.parametrize("value", ["50", "100"], ids=["file-lowered", "file-reverted"])
+def test_a_standby_restarted_before_it_replayed_the_change_is_recovered(make_cluster, engine: docker.DockerClient,
+                                                                       value: str) -> None:
+    """What an older pgtopo left (issue 17): the replica restarted with max_connections 50 before it
+    replayed the primary's change, refused to start, and Docker restarts it for ever.  The next
+    apply heals it, whether the file keeps 50 or goes back to 100."""
+    c = make_cluster(IMAGE)
+    c.write(PAIR)
+    assert pgtopo("apply", str(c.path)).code == 0
+    primary, replica = c.container("primary"), c.container("replica")
+    psql(replica, "ALTER SYSTEM SET max_connections = 50")
+    engine.containers.get(replica).stop()
+    psql(primary, "ALTER SYSTEM SET max_connections = 50")
+    engine.containers.get(primary).restart()
+    engine.containers.get(replica).start()
+    assert wait_for(lambda: engine.api.inspect_container(replica)["RestartCount"] > 0, timeout=60)
+    c.write(f"parameters:\n  max_connections: {value}\n{PAIR}")
+    healed = pgtopo("apply", str(c.path))
+    assert healed.code == 0, healed
+    assert ("rewrite-conf", "replica") in actions(healed.out), healed.out
+    assert pgtopo("diff", str(c.path)).code == 0
+    for node in (primary, replica):
+        assert psql(node, "SHOW max_connections") == value
+    assert psql(replica, "SELECT status FROM pg_stat_wal_receiver") == "streaming"

@@ -7,14 +7,16 @@ parameter change to be replayed (`replay_past`).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from pgtopo.actions import Kind, Phase
-from pgtopo.observed import HOT_STANDBY_SETTINGS, NodeFacts, Observed
+from pgtopo.observed import HOT_STANDBY_SETTINGS, DataFacts, NodeFacts, Observed
 from pgtopo.plan import plan
 from pgtopo.spec import Topology
 
-from .test_plan import container, converged, pg_primary, pg_replica, topo, volume
+from .test_plan import SYSID, container, converged, pg_primary, pg_replica, topo, volume
 
 CASCADE = {"primary": {}, "replica": {}, "replica2": {"upstream": "replica"}}
 RESTART_SETTINGS = frozenset(HOT_STANDBY_SETTINGS)
@@ -94,3 +96,39 @@ def test_diff_says_why_in_each_reason() -> None:
     late = {a.node for a in p.actions if a.wave.phase is Phase.JOIN}
     assert late == {"replica3", "replica4"}
     assert max(a.wave for a in p.actions if a.kind is Kind.RESTART) < min(a.wave for a in p.actions if a.node in late)
+
+
+def stuck(t: Topology, node: str, state: str | None, recorded: dict[str, int]) -> NodeFacts:
+    """A replica whose server does not answer (its container in `state`; None: no container), its
+    pg_control recording these hot-standby values."""
+    data = DataFacts(has_pgdata=True, system_identifier=SYSID, state=2, limits={**TODAY, **recorded})
+    return NodeFacts(node, container=container(t, node, state=state) if state else None, volume=volume(t, node),
+                     data=data, pg_error="connection refused")
+
+
+LOW = topo(nodes=CASCADE, parameters={"max_connections": 50})
+STUCK = [
+    pytest.param(LOW, "restarting", [("replica", "rewrite-conf", {"max_connections": "100"}), ("replica", "start", {})],
+                 id="restarted before it replayed the primary's change: held at 100 until it has"),
+    pytest.param(LOW, None, [("replica", "rewrite-conf", {"max_connections": "100"}), ("replica", "create", {})],
+                 id="its container removed after a failed start: held, then a container on its data"),
+    pytest.param(LOW, "exited", [("replica", "rewrite-conf", {"max_connections": "100"}), ("replica", "start", {})],
+                 id="stopped before it replayed the change: held"),
+    pytest.param(BEFORE, "restarting", [("replica", "rewrite-conf", {}), ("replica", "start", {})],
+                 id="the file reverted to 100: its conf rewritten from the file"),
+    pytest.param(BEFORE, "exited", [("replica", "start", {})], id="stopped, and the file can start it: just start"),
+]
+
+
+@pytest.mark.parametrize(("t", "state", "expected"), STUCK)
+def test_a_replica_that_cannot_start_on_its_settings_is_rewritten_from_the_file(
+        t: Topology, state: str | None, expected: list[tuple[str, str, dict[str, str]]]) -> None:
+    observed = running(BEFORE, TODAY, {"primary": {"max_connections": 50}} if t is LOW else {})
+    observed = replace(observed, nodes={**observed.nodes, "replica": stuck(BEFORE, "replica", state, {})})
+    p = plan(t, observed)
+    assert [(a.node, a.kind.value, dict(a.settings)) for a in p.actions if a.node == "replica"] == expected
+
+
+def test_the_primary_is_never_rewritten_offline() -> None:
+    observed = converged(BEFORE, primary=stuck(BEFORE, "primary", "restarting", {}))
+    assert Kind.REWRITE_CONF not in {a.kind for a in plan(LOW, observed).actions}
