@@ -32,6 +32,7 @@ class Kind(enum.Enum):
     CREATE_ROLE = "create-role"
     SET_PASSWORD = "set-password"
     CONFIGURE = "configure"
+    REWRITE_CONF = "rewrite-conf"
     RESTART = "restart"
     REPOINT = "repoint"
     CREATE_SLOT = "create-slot"
@@ -58,6 +59,8 @@ class Phase(enum.IntEnum):
     RESTART = 2  # restarts: one node a wave, replicas first (primary first when lowering)
     REMOVE = 3  # nodes gone from the file: containers (rank 0), then their volumes (rank 1)
     SLOTS = 4  # replication slots nobody uses any more
+    JOIN = 5  # when the primary lowers a hot-standby setting: nodes whose data is copied from an
+    # upstream, at 1 + their depth, once every restart is done (standby_settings.py)
 
 
 WAVE_STRIDE = 1_000_000  # a wave's number in a plan document: phase * WAVE_STRIDE + rank
@@ -95,6 +98,9 @@ class Action:
     destructive: bool = False
     data_loss: bool = False  # discards WAL no other node holds: needs --allow-data-loss
     fence: tuple[str, ...] = ()  # failover: the nodes stopped and fenced before the promotion
+    # restart: first wait until the node has replayed this node's WAL as far as it is flushed (the
+    # primary's parameter-change record, when the restart lowers a hot-standby setting)
+    replay_past: str | None = None
 
     def describe(self) -> str:
         """`replica2: clone — <reason>`, the line diff and apply print."""

@@ -64,19 +64,22 @@ class ActionDocument(_Document):
     slot: str | None
     target: str | None = Field(description="A Docker object's name, for removals.")
     settings: dict[str, str | None] = Field(description="configure: name -> value (null: RESET).")
+    replay_past: str | None = Field(default=None, description="restart: first wait until the node has replayed "
+                                    "this node's WAL as far as it is flushed (its parameter change).")
 
     @classmethod
     def of(cls, action: Action) -> ActionDocument:
         return cls(kind=action.kind, node=action.node or None, reason=action.reason, wave=action.wave.number,
                    symbol="!" if action.destructive else action.kind.symbol, destructive=action.destructive,
                    data_loss=action.data_loss, fence=action.fence, upstream=action.upstream, slot=action.slot,
-                   target=action.target, settings=dict(action.settings))
+                   target=action.target, settings=dict(action.settings),
+                   replay_past=action.replay_past)
 
     def action(self) -> Action:
         return Action(kind=self.kind, node=self.node or "", reason=self.reason, wave=Wave.from_number(self.wave),
                       upstream=self.upstream, settings=tuple(self.settings.items()), slot=self.slot,
                       target=self.target, destructive=self.destructive, data_loss=self.data_loss,
-                      fence=self.fence)
+                      fence=self.fence, replay_past=self.replay_past)
 
 
 class SourceFile(_Document):

@@ -64,6 +64,8 @@ def execute(ctx: Context, action: Action) -> str | None:
         case Kind.START:
             nodes.start(ctx, node)
         case Kind.RESTART:
+            if action.replay_past:
+                nodes.await_replayed(ctx, node, action.replay_past)
             nodes.stop(ctx, node)
             nodes.start(ctx, node)
             nodes.await_streaming(ctx, node)
@@ -78,6 +80,9 @@ def execute(ctx: Context, action: Action) -> str | None:
             pg_ops.ensure_replication_role(ctx.endpoint(node), ctx.topo.auth.replication_user, replication)
         case Kind.SET_PASSWORD:
             _set_passwords(ctx, node)
+        case Kind.REWRITE_CONF:
+            nodes.stop(ctx, node)
+            docker_ops.run_job(ctx.client, desired.conf_job(ctx.topo, node, dict(action.settings)))
         case Kind.CONFIGURE:
             pg_ops.alter_system(ctx.endpoint(node), dict(action.settings))
         case Kind.REPOINT:

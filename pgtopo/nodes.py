@@ -15,6 +15,7 @@ from dataclasses import replace
 from pgtopo import desired, docker_ops, labels as L, log, pg_ops, state as cluster_state
 from pgtopo.context import Context
 from pgtopo.errors import DockerError, NotConverged, PgtopoError
+from pgtopo.timelines import lsn_text
 
 READY_TIMEOUT = 120.0
 POLL = 0.05
@@ -86,6 +87,24 @@ def await_streaming(ctx: Context, node: str) -> None:
                 raise DockerError(f"{node}: its upstream {upstream} was paused (docker pause) while {node} waited to "
                                   "stream from it", hint=f"`docker unpause {ctx.names.container(upstream)}`, "
                                   "then apply again") from None
+
+
+def await_replayed(ctx: Context, node: str, primary: str) -> None:
+    """Before a standby restarts with a lower hot-standby setting: wait until it has replayed the
+    primary's WAL as far as the primary has flushed it now.  That is past the parameter-change
+    record the primary wrote and flushed when it started with the lower value (before it accepted
+    connections), whose replay updates the standby's pg_control, against which the standby's
+    settings are checked when it starts."""
+    target = pg_ops.flush_lsn(ctx.endpoint(primary))
+    ctx.progress(node, f"replaying {primary}'s WAL up to {lsn_text(target)} (its parameter change)")
+    try:  # replayed past target - 1: the replay position is a record's end, and may be exactly target
+        reached = pg_ops.wait_replayed_past(ctx.endpoint(node), target - 1, time.monotonic() + READY_TIMEOUT, POLL)
+    finally:
+        ctx.progress(node, "")
+    if reached is None:
+        raise NotConverged(f"{node}: did not replay {primary}'s WAL up to {lsn_text(target)} in {READY_TIMEOUT:.0f} s; "
+                           "not restarted: with the lower setting it would refuse to start before it has",
+                           hint=f"see `pgtopo status` (is {node} streaming?), then apply again")
 
 
 def await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None = None) -> None:

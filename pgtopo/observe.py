@@ -256,7 +256,8 @@ def _data_facts(client: "docker.DockerClient", container: str) -> DataFacts:
     fenced = any(docker_ops.read_file(client, container, f"{L.PGDATA}/{signal}") is not None
                  for signal in ("standby.signal", "recovery.signal"))
     return DataFacts(has_pgdata=True, system_identifier=control.system_identifier, interrupted=interrupted,
-                     state=control.state, checkpoint=control.checkpoint, timeline=control.timeline, fenced=fenced)
+                     state=control.state, checkpoint=control.checkpoint, timeline=control.timeline, fenced=fenced,
+                     limits=control.limits)
 
 
 def read_wal_ends(client: "docker.DockerClient", topo: Topology, observed: Observed,

@@ -81,6 +81,8 @@ class DataFacts:
     wal_end: int | None = None
     wal_timeline: int | None = None
     history: tuple[tuple[int, int], ...] = ()
+    # pg_control's hot-standby values: a standby does not start with settings below them
+    limits: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def was_primary(self) -> bool:

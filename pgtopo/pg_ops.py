@@ -319,6 +319,13 @@ def replay_lsn(ep: Endpoint) -> int | None:
     return column_lsn(row[0]) if row else None
 
 
+def flush_lsn(ep: Endpoint) -> int:
+    """How far the primary's WAL is flushed: the most a standby can receive and replay now."""
+    row = run(ep, lambda c: c.execute("SELECT pg_current_wal_flush_lsn()").fetchone(), "read the flush position")
+    assert row is not None
+    return lsn_int(str(row[0]))
+
+
 def promote(ep: Endpoint, timeout: float = 60.0, poll: float = 0.01) -> None:
     """Promote a standby and wait until it accepts writes.  pg_promote(wait => true) checks only
     every 100 ms; polling pg_is_in_recovery() on the same connection notices within `poll`."""

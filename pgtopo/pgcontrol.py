@@ -4,13 +4,15 @@ Called by observe.py (which cluster a volume holds, whether it was a primary, wh
 checkpoint is) and switch.py (the shutdown checkpoint of a primary being switched over).  The
 header layout used here (system identifier, control version, catalog version, state, time,
 checkpoint, then the checkpoint's redo pointer and timeline) has not changed since PostgreSQL 9.5;
+the hot-standby values (`limits`) are read only from the layouts of PostgreSQL 13 to 17;
 tests/unit/test_walend.py checks it on files recorded from 15 and 17.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
 # DBState in pg_control.h
 SHUT_DOWN = 1
@@ -21,6 +23,12 @@ IN_ARCHIVE_RECOVERY = 5
 IN_PRODUCTION = 6
 # states only a server that ran as a primary (or was about to) leaves behind
 PRIMARY_STATES = frozenset({SHUT_DOWN, SHUTTING_DOWN, IN_CRASH_RECOVERY, IN_PRODUCTION})
+# The values a standby's settings are checked against when it starts (ControlFileData's MaxConnections,
+# max_worker_processes, max_wal_senders, max_prepared_xacts, max_locks_per_xact: five int32s), by
+# PG_CONTROL_VERSION: 1300 is PostgreSQL 13 to 16, 1700 is 17; other layouts are not read.
+LIMITS = ("max_connections", "max_worker_processes", "max_wal_senders", "max_prepared_transactions",
+          "max_locks_per_transaction")
+LIMITS_OFFSET = {1300: 180, 1700: 180}
 STATE_NAMES = {SHUT_DOWN: "shut down", SHUT_DOWN_IN_RECOVERY: "shut down in recovery",
                SHUTTING_DOWN: "shutting down", IN_CRASH_RECOVERY: "in crash recovery",
                IN_ARCHIVE_RECOVERY: "in archive recovery", IN_PRODUCTION: "in production"}
@@ -33,6 +41,8 @@ class ControlData:
     checkpoint: int  # LSN of the latest checkpoint record
     redo: int = 0  # where replay of that checkpoint starts
     timeline: int = 0  # the timeline of that checkpoint
+    # LIMITS as last recorded (a standby: its primary's, as of the last parameter change it replayed)
+    limits: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def cleanly_shut_down(self) -> bool:
@@ -52,6 +62,9 @@ def parse(raw: bytes) -> ControlData | None:
     """The header of pg_control (little-endian hosts, as Docker's are); None if it is too short."""
     if len(raw) < 56:
         return None
-    sysid, _version, _catalog, state = struct.unpack_from("<QIIi", raw, 0)
+    sysid, version, _catalog, state = struct.unpack_from("<QIIi", raw, 0)
     checkpoint, redo, timeline = struct.unpack_from("<QQI", raw, 32)
-    return ControlData(system_identifier=sysid, state=state, checkpoint=checkpoint, redo=redo, timeline=timeline)
+    offset = LIMITS_OFFSET.get(version)
+    limits = {} if offset is None or len(raw) < offset + 20 else dict(zip(LIMITS, struct.unpack_from("<5i", raw, offset)))
+    return ControlData(system_identifier=sysid, state=state, checkpoint=checkpoint, redo=redo, timeline=timeline,
+                       limits=limits)

@@ -6,7 +6,9 @@ so "why did apply clone replica2?" is answered by reading this file.
 
 Waves: 0 cluster-wide objects; 1 + depth for each node (the primary first, then its replicas,
 then cascaded ones, so an upstream is up before its downstreams clone from it); restarts run in
-late waves deepest-first, primary last; removals and slot clean-up run at the end.
+late waves deepest-first, primary last (primary first when it lowers a hot-standby setting, and
+copies from an upstream wait until after the restarts then: standby_settings.py); removals and
+slot clean-up run at the end.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from dataclasses import replace
 from pgtopo import desired, labels as L
 from pgtopo.actions import Action, Kind, Phase, Plan, Wave
 from pgtopo.copies import ahead_of, copies, copy_of, most_advanced
-from pgtopo.observed import HOT_STANDBY_SETTINGS, NodeFacts, Observed
+from pgtopo.observed import NodeFacts, Observed
 from pgtopo.pgcontrol import STATE_NAMES
 from pgtopo.promotion import LOSS_FLAG, capacity_refusals, promotion
 from pgtopo.spec import Topology
+from pgtopo.standby_settings import copies_after_restarts, held_for_replay, order_restarts, rolling_rank
 from pgtopo.timelines import Position, Verdict, decide
 
 REMOVE_WAVE = Wave(Phase.REMOVE, 0)
@@ -46,11 +49,12 @@ def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, allow_data_
     actions = _cluster_actions(topo, obs) + list(promo.actions)
     fenced = stopped_writers | {n for a in promo.actions for n in a.fence}
     notes: list[str] = []
+    deferred: set[str] = set()  # built after the restarts (standby_settings.copies_after_restarts)
     for node in sorted(topo.nodes, key=lambda n: (topo.depth(n), n)):
         if node in promo.handled or node in stopped_writers:
             notes.append(f"{node}: taken care of by the {promo.actions[0].kind.value}; rejoins in a later round")
             continue
-        node_actions = _node_actions(topo, obs, node, fenced)
+        node_actions = copies_after_restarts(topo, obs, node, _node_actions(topo, obs, node, fenced), deferred)
         actions += node_actions
         if not node_actions:
             notes.append(_in_sync_note(topo, obs.node(node)))
@@ -59,7 +63,7 @@ def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, allow_data_
     actions, losses = _mark_losses(topo, obs, actions)
     if losses and not allow_data_loss:
         return Plan(refusals=tuple(losses))
-    return Plan(actions=tuple(_order_restarts(topo, obs, actions)), notes=tuple(notes), warnings=warnings(topo))
+    return Plan(actions=tuple(order_restarts(topo, obs, actions)), notes=tuple(notes), warnings=warnings(topo))
 
 
 def _mark_losses(topo: Topology, obs: Observed, actions: list[Action]) -> tuple[list[Action], list[str]]:
@@ -93,37 +97,6 @@ def warnings(topo: Topology) -> tuple[str, ...]:
         "only scram-sha-256 stands between them and the server"
         for name, node in topo.nodes.items() if node.bind != "127.0.0.1"
     )
-
-
-def rolling_rank(topo: Topology, node: str) -> int:
-    """Position of `node` in a rolling change: deepest replicas first, the primary last."""
-    order = sorted(topo.nodes, key=lambda n: (-topo.depth(n), n))
-    return order.index(node)
-
-
-def _order_restarts(topo: Topology, obs: Observed, actions: list[Action]) -> list[Action]:
-    """Restarts one node at a time: replicas first, so a standby never runs with a lower
-    hot-standby setting than its primary; when the primary lowers one, the primary goes first."""
-    lowering = _lowers_hot_standby_setting(topo, obs)
-    last = len(topo.nodes) - 1
-    out = []
-    for a in actions:
-        if a.kind is Kind.RESTART:
-            rank = rolling_rank(topo, a.node)
-            a = replace(a, wave=Wave(Phase.RESTART, last - rank if lowering else rank))
-        out.append(a)
-    return sorted(out, key=lambda a: a.wave)
-
-
-def _lowers_hot_standby_setting(topo: Topology, obs: Observed) -> bool:
-    pg = obs.node(topo.primary).pg
-    if pg is None:
-        return False
-    want = desired.settings(topo, topo.primary)
-    for name in HOT_STANDBY_SETTINGS:
-        if name in want and name in pg.limits and want[name].isdigit() and int(want[name]) < pg.limits[name]:
-            return True
-    return False
 
 
 def cluster_system_identifier(topo: Topology, obs: Observed) -> int | None:
@@ -220,6 +193,11 @@ def _node_actions(topo: Topology, obs: Observed, node: str, fenced: set[str]) ->
     # (execute._bootstrap): that action brings the container too.
     bootstrapped = data_rebuilt and not facts.has_data
     container = None if bootstrapped else _container_action(topo, facts, wave, data_rebuilt)
+    held = {} if data_rebuilt else held_for_replay(topo, facts)
+    if held or (_crash_looping(facts) and not data_rebuilt and node != topo.primary):
+        actions.append(_rewrite_conf(facts, held, wave))
+        if container is None and facts.container is not None:
+            container = Action(Kind.START, node, "start it on the settings it can run with", wave=wave)
     if container is not None:
         actions += _fence_first(topo, facts, container, fenced)
         actions.append(container)
@@ -232,6 +210,22 @@ def _node_actions(topo: Topology, obs: Observed, node: str, fenced: set[str]) ->
     elif facts.pg is not None and not data_rebuilt:
         actions += _server_actions(topo, obs, facts, wave)
     return actions
+
+
+def _crash_looping(facts: NodeFacts) -> bool:
+    """Docker restarts its container over and over: its server does not start on its data."""
+    return facts.pg is None and facts.has_data and facts.container is not None and facts.container.state == "restarting"
+
+
+def _rewrite_conf(facts: NodeFacts, held: dict[str, str], wave: Wave) -> Action:
+    """A replica that cannot start on its postgresql.auto.conf: rewritten offline from the file."""
+    values = ", ".join(f"{k} {v}" for k, v in held.items())
+    why = (f"its pg_control records {values} (its primary's, as of the last parameter change it replayed) and it "
+           "would not start with the file's lower values: stop it, rewrite postgresql.auto.conf from the file with "
+           "those held until it has replayed the change (a later round lowers them)" if held else
+           "Docker restarts it over and over (its server does not start): stop it, rewrite postgresql.auto.conf "
+           "from the file")
+    return Action(Kind.REWRITE_CONF, facts.name, why, wave=wave, settings=tuple(held.items()))
 
 
 def _fence_first(topo: Topology, facts: NodeFacts, container: Action, fenced: set[str]) -> list[Action]:
@@ -361,7 +355,7 @@ def _server_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave)
     pending = sorted(set(pg.pending_restart) | {k for k, _ in changes if k in pg.restart_settings})
     if pending:
         actions.append(Action(Kind.RESTART, node, f"{', '.join(pending)} only apply after a restart",
-                              wave=Wave(Phase.RESTART)))  # its rank: _order_restarts
+                              wave=Wave(Phase.RESTART)))  # its rank: order_restarts
     return actions
 
 

@@ -25,6 +25,10 @@ def test_pg_control_header(major: int) -> None:
     assert control.redo == control.checkpoint and control.timeline == 1  # a shutdown checkpoint
     assert control.state == pgcontrol.SHUT_DOWN and control.was_primary and control.cleanly_shut_down
     assert control.state_name == "shut down"
+    # pg_controldata of the same file: max_connections setting 100, max_worker_processes 8,
+    # max_wal_senders 10, max_prepared_xacts 0, max_locks_per_xact 64
+    assert control.limits == {"max_connections": 100, "max_worker_processes": 8, "max_wal_senders": 10,
+                              "max_prepared_transactions": 0, "max_locks_per_transaction": 64}
 
 
 def test_pg_control_too_short_is_none() -> None:

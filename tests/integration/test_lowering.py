@@ -1,0 +1,80 @@
+"""Lowering a standby-sensitive setting converges (issue 17, reproductions 1 and 2).
+
+A standby refuses to start with max_connections, max_worker_processes, max_wal_senders, … below
+its primary's as recorded in its pg_control; apply restarts the primary first, then each standby
+once it has replayed the primary's parameter change, and clones new replicas after the restarts.
+"""
+
+from __future__ import annotations
+
+import docker
+import pytest
+
+from .conftest import CASCADE, IMAGE, PAIR, actions, pgtopo, psql, wait_for
+
+LOWERINGS = [("max_connections", "50"), ("max_worker_processes", "4"), ("max_wal_senders", "20")]
+
+
+def converged_with(c, engine: docker.DockerClient, setting: str, value: str) -> None:
+    """apply and diff both exit 0; every node shows `value`, every replica streams, and no
+    container was restarted by Docker (a crash loop)."""
+    assert pgtopo("diff", str(c.path)).code == 0
+    nodes = ["primary", "replica", "replica2"]
+    for node in nodes:
+        assert psql(c.container(node), f"SHOW {setting}") == value, node
+        assert engine.api.inspect_container(c.container(node))["RestartCount"] == 0, node
+    for node in nodes[1:]:
+        assert psql(c.container(node), "SELECT status FROM pg_stat_wal_receiver") == "streaming", node
+
+
+@pytest.mark.parametrize(("setting", "value"), LOWERINGS, ids=[s for s, _ in LOWERINGS])
+def test_lowering_a_standby_sensitive_setting_on_a_cascade(make_cluster, engine: docker.DockerClient,
+                                                           setting: str, value: str) -> None:
+    c = make_cluster(IMAGE)
+    c.write(CASCADE)
+    assert pgtopo("apply", str(c.path)).code == 0
+    c.write(f"parameters:\n  {setting}: {value}\n{CASCADE}")
+    plan = pgtopo("diff", str(c.path))
+    assert "the primary first: it lowers" in plan.out and "replayed primary's WAL past" in plan.out, plan
+    lowered = pgtopo("apply", str(c.path))
+    assert lowered.code == 0, lowered
+    assert [n for k, n in actions(lowered.out) if k == "restart"] == ["primary", "replica", "replica2"], lowered.out
+    converged_with(c, engine, setting, value)
+
+
+def test_lowering_and_adding_a_replica_in_one_apply(make_cluster, engine: docker.DockerClient) -> None:
+    c = make_cluster(IMAGE)
+    c.write(PAIR)
+    assert pgtopo("apply", str(c.path)).code == 0
+    c.write(f"parameters:\n  max_connections: 50\n{CASCADE}")
+    result = pgtopo("apply", str(c.path))
+    assert result.code == 0, result
+    done = actions(result.out)
+    assert done.index(("restart", "replica")) < done.index(("clone", "replica2")), result.out
+    converged_with(c, engine, "max_connections", "50")
+
+
+@pytest.mark.parametrize("value", ["50", "100"], ids=["file-lowered", "file-reverted"])
+def test_a_standby_restarted_before_it_replayed_the_change_is_recovered(make_cluster, engine: docker.DockerClient,
+                                                                       value: str) -> None:
+    """What an older pgtopo left (issue 17): the replica restarted with max_connections 50 before it
+    replayed the primary's change, refused to start, and Docker restarts it for ever.  The next
+    apply heals it, whether the file keeps 50 or goes back to 100."""
+    c = make_cluster(IMAGE)
+    c.write(PAIR)
+    assert pgtopo("apply", str(c.path)).code == 0
+    primary, replica = c.container("primary"), c.container("replica")
+    psql(replica, "ALTER SYSTEM SET max_connections = 50")
+    engine.containers.get(replica).stop()
+    psql(primary, "ALTER SYSTEM SET max_connections = 50")
+    engine.containers.get(primary).restart()
+    engine.containers.get(replica).start()
+    assert wait_for(lambda: engine.api.inspect_container(replica)["RestartCount"] > 0, timeout=60)
+    c.write(f"parameters:\n  max_connections: {value}\n{PAIR}")
+    healed = pgtopo("apply", str(c.path))
+    assert healed.code == 0, healed
+    assert ("rewrite-conf", "replica") in actions(healed.out), healed.out
+    assert pgtopo("diff", str(c.path)).code == 0
+    for node in (primary, replica):
+        assert psql(node, "SHOW max_connections") == value
+    assert psql(replica, "SELECT status FROM pg_stat_wal_receiver") == "streaming"
