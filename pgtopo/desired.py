@@ -8,7 +8,7 @@ that detects drift is the hash of exactly what gets created.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from pgtopo import labels as L
 from pgtopo.containers import ContainerSpec, Mount

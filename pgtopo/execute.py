@@ -82,7 +82,7 @@ def execute(ctx: Context, action: Action) -> str | None:
             _set_passwords(ctx, node)
         case Kind.REWRITE_CONF:
             nodes.stop(ctx, node)
-            docker_ops.run_job(ctx.client, desired.conf_job(ctx.topo, node, dict(action.settings)))
+            docker_ops.run_job(ctx.client, desired.conf_job(ctx.topo, node, {k: v for k, v in action.settings if v is not None}))
         case Kind.CONFIGURE:
             pg_ops.alter_system(ctx.endpoint(node), dict(action.settings))
         case Kind.REPOINT:

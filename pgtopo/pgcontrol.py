@@ -11,8 +11,8 @@ tests/unit/test_walend.py checks it on files recorded from 15 and 17.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 # DBState in pg_control.h
 SHUT_DOWN = 1
@@ -65,6 +65,6 @@ def parse(raw: bytes) -> ControlData | None:
     sysid, version, _catalog, state = struct.unpack_from("<QIIi", raw, 0)
     checkpoint, redo, timeline = struct.unpack_from("<QQI", raw, 32)
     offset = LIMITS_OFFSET.get(version)
-    limits = {} if offset is None or len(raw) < offset + 20 else dict(zip(LIMITS, struct.unpack_from("<5i", raw, offset)))
+    limits = {} if offset is None or len(raw) < offset + 20 else dict(zip(LIMITS, struct.unpack_from("<5i", raw, offset), strict=True))
     return ControlData(system_identifier=sysid, state=state, checkpoint=checkpoint, redo=redo, timeline=timeline,
                        limits=limits)
