@@ -110,33 +110,51 @@ def await_replayed(ctx: Context, node: str, primary: str) -> None:
 def await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None = None) -> None:
     """Learn the published port of a started node, then wait until its server answers.
 
-    `bootstrap`: the container first makes its data; while that says it is making progress the
-    wait has no deadline, and when the container stops first (it exits, or Docker restarted it)
-    the container is removed (its volume kept) and its last output reported."""
+    A server that stops and is restarted by Docker (a crash loop: a setting it cannot start with)
+    ends the wait at once, with the container's last lines, instead of at the deadline; meanwhile
+    the wait reports how long it has waited.  `bootstrap`: the container first makes its data;
+    while that says it is making progress the wait has no deadline, and when the container stops
+    first (it exits, or Docker restarted it) the container is removed (its volume kept) and its
+    last output reported."""
     name = ctx.names.container(node)
+    started = time.monotonic()
+    restarts = docker_ops.inspect_container(ctx.client, name).get("RestartCount", 0)
     port = docker_ops.host_port(ctx.client, name, L.PG_PORT)
     if port is None:
-        raise PgtopoError(f"{node}: Docker published no port for {name}", hint=f"see `docker logs {name}`")
+        state = docker_ops.inspect_container(ctx.client, name)["State"]
+        if bootstrap is not None and (state.get("Restarting") or state.get("Status") in ("exited", "dead")):
+            _bootstrap_failed(ctx, node, name)
+        why = "it keeps stopping" if state.get("Restarting") else f"container {state.get('Status')}"
+        raise PgtopoError(f"{node}: Docker published no port for {name} ({why}):\n"
+                          f"{docker_ops.last_lines(ctx.client, name)}", hint=f"see `docker logs {name}`")
     ep = pg_ops.Endpoint(node, port, ctx.password, cluster=ctx.topo.cluster)
     deadline = time.monotonic() + READY_TIMEOUT
     log.waiting(ctx.topo.cluster, node, f"its server answers on port {port}", None if bootstrap else READY_TIMEOUT)
-    while True:
-        try:
-            pg_ops.wait_ready(ep, min(deadline, time.monotonic() + 2.0), POLL)
-            break
-        except PgtopoError as exc:
-            info = docker_ops.inspect_container(ctx.client, name)
-            state = info["State"]
-            gone = state.get("Status") in ("exited", "dead") and not state.get("Restarting")
-            if bootstrap is not None and (gone or state.get("Restarting") or info.get("RestartCount", 0) > 0):
-                _bootstrap_failed(ctx, node, name)
-            if bootstrap is not None and bootstrap():
-                deadline = max(deadline, time.monotonic() + READY_TIMEOUT)
-            if gone or time.monotonic() >= deadline:
-                logs = docker_ops.last_lines(ctx.client, name)
-                why = f"container {state.get('Status')}" if gone else f"no answer in {READY_TIMEOUT:.0f} s"
-                raise PgtopoError(f"{node}: the server did not come up ({why}; last: {exc.message}):\n{logs}",
-                                  hint=f"see `docker logs {name}`") from None
+    try:
+        while True:
+            try:
+                pg_ops.wait_ready(ep, min(deadline, time.monotonic() + 2.0), POLL)
+                break
+            except PgtopoError as exc:
+                info = docker_ops.inspect_container(ctx.client, name)
+                state = info["State"]
+                gone = state.get("Status") in ("exited", "dead") and not state.get("Restarting")
+                looping = bool(state.get("Restarting")) or info.get("RestartCount", 0) > restarts
+                if bootstrap is not None and (gone or looping or info.get("RestartCount", 0) > 0):
+                    _bootstrap_failed(ctx, node, name)
+                if bootstrap is not None and bootstrap():
+                    deadline = max(deadline, time.monotonic() + READY_TIMEOUT)
+                if gone or looping or time.monotonic() >= deadline:
+                    logs = docker_ops.last_lines(ctx.client, name)
+                    why = ("its server stopped and Docker restarted it" if looping else
+                           f"container {state.get('Status')}" if gone else f"no answer in {READY_TIMEOUT:.0f} s")
+                    raise PgtopoError(f"{node}: the server did not come up ({why}; last: {exc.message}):\n{logs}",
+                                      hint=f"see `docker logs {name}`") from None
+                if bootstrap is None:  # a bootstrap reports its own progress (initdb, the clone)
+                    ctx.progress(node, f"waiting for its server to answer ({time.monotonic() - started:.0f} s)")
+    finally:
+        if bootstrap is None:
+            ctx.progress(node, "")
     with ctx.lock:
         ctx.snapshot.endpoints[node] = ep
 

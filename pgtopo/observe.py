@@ -229,8 +229,17 @@ def _probe_node(client: "docker.DockerClient", image: str, node: str, parts: _Pa
         data = read.result()
     elif pg is None and volume is not None:
         data = _read_data(client, image, container, volume)
+    if pg is None and container is not None and container.running:  # caught between two crashes?
+        container = replace(container, restarts=_restarts(client, container.id))
     return NodeFacts(name=node, container=container, volume=volume, data=data, pg=pg, pg_error=pg_error,
                      jobs=tuple(parts.jobs.get(node, [])))
+
+
+def _restarts(client: "docker.DockerClient", container: str) -> int:
+    try:
+        return int(docker_ops.inspect_container(client, container).get("RestartCount", 0))
+    except PgtopoError:  # removed meanwhile: nothing to say
+        return 0
 
 
 def _read_data(client: "docker.DockerClient", image: str, container: ContainerFacts | None,

@@ -32,10 +32,16 @@ class ContainerFacts:
     labels: Mapping[str, str] = field(default_factory=dict)
     host_port: int | None = None
     networks: tuple[str, ...] | None = None  # None: not observed (unit tests that do not care)
+    restarts: int = 0  # Docker's restart count, read only for a running container whose server did not answer
 
     @property
     def running(self) -> bool:
         return self.state == "running"
+
+    @property
+    def crash_looping(self) -> bool:
+        """Docker restarts it over and over (caught restarting, or running again after a restart)."""
+        return self.state == "restarting" or self.restarts > 0
 
     @property
     def owned(self) -> bool:

@@ -214,7 +214,7 @@ def _node_actions(topo: Topology, obs: Observed, node: str, fenced: set[str]) ->
 
 def _crash_looping(facts: NodeFacts) -> bool:
     """Docker restarts its container over and over: its server does not start on its data."""
-    return facts.pg is None and facts.has_data and facts.container is not None and facts.container.state == "restarting"
+    return facts.pg is None and facts.has_data and facts.container is not None and facts.container.crash_looping
 
 
 def _rewrite_conf(facts: NodeFacts, held: dict[str, str], wave: Wave) -> Action:

@@ -158,14 +158,18 @@ def test_a_running_node_that_does_not_answer_has_its_data_read(monkeypatch) -> N
         raise PostgresError(f"{ep.node}: cannot connect on 127.0.0.1:{ep.port}: refused")
 
     monkeypatch.setattr(probe, "probe", refused)
+    monkeypatch.setattr(docker_ops, "inspect_container", lambda client, cid: {"RestartCount": 3})
     parts = observe._Parts(containers={"replica": facts("replica")},
                            volumes={"replica": VolumeFacts("pg-replica-data", ours("node", "replica"))})
     node = observe._probe_node(client(), "img", "replica", parts, pg_ops.Endpoint("replica", 40000, "su"), None)
     assert node.pg is None and node.pg_error == "replica: cannot connect on 127.0.0.1:40000: refused"
     assert node.data is not None and node.data.has_pgdata and node.has_data
+    # caught running between two crashes: Docker's restart count says it is looping
+    assert node.container is not None and node.container.restarts == 3 and node.container.crash_looping
 
 
-def test_a_running_node_without_an_endpoint_says_why() -> None:
+def test_a_running_node_without_an_endpoint_says_why(monkeypatch) -> None:
+    monkeypatch.setattr(docker_ops, "inspect_container", lambda client, cid: {"RestartCount": 0})
     parts = observe._Parts(containers={"replica": facts("replica", port=None)})
     node = observe._probe_node(client(), "img", "replica", parts, None, None)
     assert node.pg is None and node.pg_error == "no published port or no password known" and node.data is None
