@@ -106,6 +106,17 @@ def restart_engine() -> str:
     return "done"
 
 
+def wait_for_engine(timeout: float = 120.0) -> bool:
+    """Wait until the engine answers again (someone else restarted it); False after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
+                          timeout=30).returncode == 0:
+            return True
+        time.sleep(1.0)
+    return False
+
+
 def labelled(client: docker.DockerClient, cluster: str) -> dict[str, frozenset[str]]:
     flt = {"label": f"{labels.CLUSTER}={cluster}"}
     return {"containers": frozenset(c.name for c in client.containers.list(all=True, filters=flt)),

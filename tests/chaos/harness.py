@@ -244,6 +244,10 @@ class Harness:
                 last = diff.text()
                 continue
             last = run.text()
+            if "cannot reach the Docker engine" in last or "Docker engine is running" in last:
+                # the engine went away (restarted by someone): what a user does is wait for it
+                self.say(f"  user: waiting for the Docker engine: {'back' if engine.wait_for_engine() else 'still gone'}")
+                continue
             if "another pgtopo holds the lock" in last:
                 time.sleep(1.0)
                 continue
