@@ -166,9 +166,10 @@ hba() {
 # container start less on the way to a running server.  A request is honoured once: the volume
 # records the request's nonce (just before the rename), and should PGDATA vanish later this
 # container refuses to start instead of bootstrapping again (a new initdb must always be a new
-# decision of the planner).  Nor does it start a PGDATA it finds without its own mark: the planner
-# asked for a bootstrap because it saw no data, and a server started on data nobody decided about
-# could be an old primary coming back as a second writer.
+# decision of the planner).  Nor does it start a PGDATA it finds without its own mark, unless that
+# is a standby's (standby.signal) and it was to clone one: the planner asked for a bootstrap because
+# it saw no data, and a server started on data nobody decided about could be an old primary
+# coming back as a second writer.
 NODE_SCRIPT = r"""
 set -eu
 """ + FLUSHING + AUTO_CONF + HBA + r"""
@@ -212,9 +213,11 @@ if [ -n "${PGTOPO_BOOTSTRAP:-}" ] && [ ! -e "$PGDATA" ]; then
   esac
   wait $!
   trap - INT TERM
-elif [ -n "${PGTOPO_BOOTSTRAP:-}" ] && [ "$(cat "$mark" 2>/dev/null || true)" != "$PGTOPO_NONCE" ]; then
+elif [ -n "${PGTOPO_BOOTSTRAP:-}" ] && [ "$(cat "$mark" 2>/dev/null || true)" != "$PGTOPO_NONCE" ] \
+     && ! { [ "$PGTOPO_BOOTSTRAP" = clone ] && [ -e "$PGDATA/standby.signal" ]; }; then
   # made to bootstrap an empty volume, it finds data it did not make (written meanwhile, or
-  # misread as empty): never start a server on data the planner did not decide about
+  # misread as empty) that could accept writes: never start a server on it.  (A standby's data,
+  # such as the clone an interrupted apply's container finished, starts as the standby it is.)
   echo "pgtopo: $PGDATA holds data this container did not make" \
        "(it was to $PGTOPO_BOOTSTRAP into an empty volume); not starting it: run pgtopo apply" >&2
   exit 4
