@@ -87,8 +87,11 @@ def test_ctrl_c_and_sigterm_exit_130_and_143_and_release_the_lock(make_cluster, 
     c = make_cluster(IMAGE)
     solo_with_pgbench(c, scale=24)  # a clone of several seconds: the signal lands while it runs
     c.write(PAIR)
+    # as from a terminal: a test run started as a background job inherits SIGINT ignored (a shell
+    # without job control does that to `&` commands), and so would this apply
     proc = subprocess.Popen([sys.executable, "-m", "pgtopo", "apply", str(c.path), "--yes"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert wait_for(lambda: basebackups(c) == 1 or proc.poll() is not None, timeout=60)
         assert proc.poll() is None, "apply ended before the clone could be interrupted"
