@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pgtopo.observed import NodeFacts, Observed
+from pgtopo.spec import Topology
 from pgtopo.timelines import History, Position, Verdict, decide, lsn_text, shared_end
 
 
@@ -109,15 +110,54 @@ def most_advanced(all_copies: dict[str, Copy]) -> str | None:
     return None
 
 
-def wal_end_needed(primary: str, obs: Observed) -> tuple[str, ...]:
+def wal_end_needed(topo: Topology, obs: Observed) -> tuple[str, ...]:
     """Nodes whose WAL end must be read from their volume before a plan can be made: when the
     file's primary is not a running writer (a promotion, or a primary that must start again),
-    every node with data whose server is not running.  A steady cluster needs none."""
-    target = obs.node(primary).pg
-    if target is not None and not target.in_recovery:
-        return ()
+    every node with data whose server is not running; and a stopped replica whose last
+    checkpoint is older than the oldest WAL its upstream still has (can it stream once started?
+    see behind_upstream).  A steady cluster needs none."""
+    target = obs.node(topo.primary).pg
+    promoting = target is None or target.in_recovery
     return tuple(sorted(
         name for name, facts in obs.nodes.items()
         if facts.pg is None and facts.data is not None and facts.data.has_pgdata and facts.data.wal_end is None
         and facts.volume is not None and not (facts.container is not None and facts.container.running)
+        and (promoting or _may_be_behind(topo, obs, facts))
     ))
+
+
+def _may_be_behind(topo: Topology, obs: Observed, facts: NodeFacts) -> bool:
+    oldest = _oldest_upstream_wal(topo, obs, facts.name)
+    data = facts.data
+    return oldest is not None and data is not None and data.checkpoint is not None and data.checkpoint < oldest
+
+
+def _oldest_upstream_wal(topo: Topology, obs: Observed, node: str) -> int | None:
+    upstream = topo.upstream_of(node) if node in topo.nodes else None
+    up = obs.node(upstream).pg if upstream else None
+    return up.oldest_wal if up is not None else None
+
+
+def behind_upstream(topo: Topology, obs: Observed, node: str) -> str | None:
+    """Why this replica can never stream from its upstream again, or None: the WAL it needs next
+    (from where its own copy ends) is older than the oldest its upstream still has, and it is on
+    the upstream's history (a diverged copy is a rewind's business).  A running standby counts
+    only once its WAL receiver has failed since it started (it streams only after replaying all
+    of its own pg_wal, so it then needs WAL from where it has replayed to; before, it may still
+    be replaying WAL the upstream no longer has); a stopped one only when the end of its WAL was
+    read exactly."""
+    facts, upstream = obs.node(node), topo.upstream_of(node) if node in topo.nodes else None
+    oldest = _oldest_upstream_wal(topo, obs, node)
+    up = obs.node(upstream).pg if upstream else None
+    mine = copy_of(facts)
+    if oldest is None or up is None or up.timeline is None or up.lsn is None or mine is None or not mine.exact:
+        return None
+    if facts.pg is not None and (not facts.pg.in_recovery or facts.stream_error is None):
+        return None
+    if mine.writer or mine.end >= oldest:
+        return None
+    verdict, _ = decide(mine.position, Position(up.timeline, up.lsn, up.history), upstream or "its upstream")
+    if verdict is not Verdict.FOLLOW:
+        return None
+    return (f"can never stream: {upstream} no longer has the WAL it needs from {lsn_text(mine.end)} on (its oldest "
+            f"starts at {lsn_text(oldest)})")

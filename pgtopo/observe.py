@@ -10,6 +10,7 @@ failed probe for the others.
 
 from __future__ import annotations
 
+import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pgtopo import desired, docker_ops, labels as L, pg_ops, pgcontrol, probe, state as cluster_state, walend
 from pgtopo.containers import Mount
 from pgtopo.errors import PgtopoError
-from pgtopo.observed import ContainerFacts, DataFacts, NetworkFacts, NodeFacts, Observed, VolumeFacts
+from pgtopo.observed import ContainerFacts, DataFacts, NetworkFacts, NodeFacts, Observed, PgFacts, VolumeFacts
 from pgtopo.spec import Topology
 from pgtopo.timelines import lsn_text
 
@@ -231,8 +232,44 @@ def _probe_node(client: "docker.DockerClient", image: str, node: str, parts: _Pa
         data = _read_data(client, image, container, volume)
     if pg is None and container is not None and container.running:  # caught between two crashes?
         container = replace(container, restarts=_restarts(client, container.id))
+    stream_error = None
+    if pg is not None and pg.in_recovery and container is not None and not _streams(pg):
+        stream_error = _stream_error(client, container.id)
     return NodeFacts(name=node, container=container, volume=volume, data=data, pg=pg, pg_error=pg_error,
-                     jobs=tuple(parts.jobs.get(node, [])))
+                     jobs=tuple(parts.jobs.get(node, [])), stream_error=stream_error)
+
+
+def _streams(pg: PgFacts) -> bool:
+    return pg.receiver is not None and pg.receiver.status == "streaming"
+
+
+# What a standby's WAL receiver logs when it cannot stream (PostgreSQL 12 to 18).
+_STREAM_FAILURE = re.compile(r"(could not receive data from WAL stream|could not connect to the primary server|"
+                             r"could not start WAL streaming|highest timeline \d+ of the primary is behind)"
+                             r":?\s*(.*)")
+
+
+def _stream_error(client: "docker.DockerClient", container: str) -> str | None:
+    """Why a standby that does not stream cannot: its WAL receiver's last complaint in the server
+    log since the server last started (read only for a standby that does not stream, so a healthy
+    cluster pays nothing).  A standby tries to stream only once it has replayed all the WAL of
+    its own pg_wal: a complaint means it waits for WAL from where it has replayed to."""
+    try:
+        return last_stream_error(docker_ops.last_lines(client, container, 40).splitlines())
+    except PgtopoError:
+        return None
+
+
+def last_stream_error(tail: list[str]) -> str | None:
+    """The WAL receiver's last complaint in these last lines of a server log, after the last
+    "starting PostgreSQL" (the lines of an earlier run say nothing about this one)."""
+    started = max((i for i, line in enumerate(tail) if "starting PostgreSQL" in line), default=-1)
+    for line in reversed(tail[started + 1:]):
+        match = _STREAM_FAILURE.search(line)
+        if match:
+            detail = re.sub(r"^(FATAL|ERROR):\s*", "", match.group(2).strip())
+            return f"{match.group(1)}: {detail}" if detail else match.group(1)
+    return None
 
 
 def _restarts(client: "docker.DockerClient", container: str) -> int:

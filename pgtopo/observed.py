@@ -138,6 +138,9 @@ class PgFacts:
     restart_settings: frozenset[str] = frozenset()  # settings that only a restart applies
     history: tuple[tuple[int, int], ...] = ()  # (parent timeline, LSN where it ended)
     limits: Mapping[str, int] = field(default_factory=dict)  # HOT_STANDBY_SETTINGS and CAPACITY_SETTINGS
+    # Where the oldest WAL segment file in its pg_wal starts: a standby needing older WAL from
+    # it can never stream from it again (PostgreSQL removed it; pgtopo does not archive yet)
+    oldest_wal: int | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,9 @@ class NodeFacts:
     pg: PgFacts | None = None
     pg_error: str | None = None  # why the probe failed, when the container runs
     jobs: tuple[ContainerFacts, ...] = ()  # one-shot containers left by an interrupted apply
+    # A standby that does not stream: its WAL receiver's last error since the server started
+    # (it has replayed all the WAL its own pg_wal holds: it waits for more from its upstream)
+    stream_error: str | None = None
 
     @property
     def has_data(self) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from pgtopo import desired, labels as L
 from pgtopo.actions import Action, Kind, Phase, Plan, Wave
-from pgtopo.copies import ahead_of, copies, copy_of, most_advanced
+from pgtopo.copies import ahead_of, behind_upstream, copies, copy_of, most_advanced
 from pgtopo.observed import NodeFacts, Observed
 from pgtopo.pgcontrol import STATE_NAMES
 from pgtopo.promotion import LOSS_FLAG, capacity_refusals, promotion
@@ -264,6 +264,8 @@ def _replica_data(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave) -
         destructive = True
     elif facts.data is not None and facts.data.interrupted:
         why, destructive = "a pg_rewind was interrupted, so its data cannot be trusted", True
+    elif (gone := behind_upstream(topo, obs, facts.name)) is not None:
+        why, destructive = gone, True
     elif facts.pg is not None and (not facts.pg.in_recovery or not _streaming(facts)):
         return _rejoin(topo, obs, facts, wave)
     else:

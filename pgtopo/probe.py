@@ -47,7 +47,11 @@ SELECT current_setting('server_version_num')::int,
        CASE WHEN pos.standby THEN pg_last_wal_receive_lsn()::text END,
        (pg_stat_file('standby.signal', true)).size IS NOT NULL,
        CASE WHEN pos.tli > 1 THEN pg_read_file('pg_wal/' || lpad(upper(to_hex(pos.tli)), 8, '0') || '.history',
-                                               0, 10485760, true) END
+                                               0, 10485760, true) END,
+       (SELECT min(('x' || substr(name, 9, 8))::bit(32)::bigint * 4294967296
+                   + ('x' || substr(name, 17, 8))::bit(32)::bigint
+                     * (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'))
+          FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$')
 FROM pos
 """
 
@@ -64,7 +68,8 @@ def probe(ep: Endpoint) -> PgFacts:
 
 
 def facts(row: tuple[Any, ...], cluster: str = "") -> PgFacts:
-    version, sysid, standby, lsn, tli, pending, recv, downs, slots, auto, roles, restart, limits, received, fenced, history = row
+    (version, sysid, standby, lsn, tli, pending, recv, downs, slots, auto, roles, restart, limits, received, fenced,
+     history, oldest) = row
     return PgFacts(
         server_version=version,
         system_identifier=int(sysid),
@@ -82,4 +87,5 @@ def facts(row: tuple[Any, ...], cluster: str = "") -> PgFacts:
         restart_settings=frozenset(restart or ()),
         history=parse_history(history) if history else (),
         limits={name: int(value) for name, value in limits.items()},
+        oldest_wal=int(oldest) if oldest is not None else None,
     )

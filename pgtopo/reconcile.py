@@ -68,7 +68,7 @@ def diff(client: "docker.DockerClient", topo: Topology, prune_volumes: bool = Fa
     if drift:
         snapshot.observed = replace(snapshot.observed, password_drift=drift)
     # A promotion compares every copy of the WAL: read where the stopped ones end (only then).
-    snapshot.observed = read_wal_ends(client, topo, snapshot.observed, wal_end_needed(topo.primary, snapshot.observed))
+    snapshot.observed = read_wal_ends(client, topo, snapshot.observed, wal_end_needed(topo, snapshot.observed))
     p = plan(topo, snapshot.observed, prune_volumes, allow_data_loss)
     log.observed(topo.cluster, snapshot.observed)
     log.planned(topo.cluster, p)

@@ -1,0 +1,100 @@
+"""A replica whose upstream no longer has the WAL it needs next can never stream again: the
+planner re-clones it (lossless: everything it holds is on the upstream's history), and only then.
+
+Found by a long chaos run: a replica re-added on a volume kept from long ago started, never
+streamed, and every apply waited for it in vain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pgtopo.actions import Kind
+from pgtopo.copies import wal_end_needed
+from pgtopo.observed import DataFacts, NodeFacts, WalReceiver
+from pgtopo.pgcontrol import SHUT_DOWN_IN_RECOVERY
+from pgtopo.plan import plan
+from tests.unit.test_plan import SYSID, T, container, converged, pg_primary, pg_replica, volume
+
+SEGMENT = 16 * 1024 * 1024
+OLDEST = 40 * SEGMENT  # where the primary's oldest WAL segment file starts
+REMOVED = ("could not receive data from WAL stream: ERROR:  requested WAL segment 000000010000000000000003 "
+           "has already been removed")
+
+
+def stopped(end: int | None, checkpoint: int = 3 * SEGMENT) -> NodeFacts:
+    """The replica's volume, kept with no container, its WAL read up to `end` (None: not read)."""
+    data = DataFacts(True, SYSID, state=SHUT_DOWN_IN_RECOVERY, checkpoint=checkpoint, timeline=1, fenced=True,
+                     wal_end=end, wal_timeline=1 if end is not None else None)
+    return NodeFacts("replica", container=None, volume=volume(T, "replica"), data=data)
+
+
+def standby(lsn: int, stream_error: str | None) -> NodeFacts:
+    """The replica running as a standby that does not stream."""
+    pg = pg_replica(T, "replica", lsn=lsn, receiver=WalReceiver("waiting", None, None))
+    return NodeFacts("replica", container=container(T, "replica"), volume=volume(T, "replica"), pg=pg,
+                     stream_error=stream_error)
+
+
+def observed(replica: NodeFacts):
+    obs = converged(T, replica=replica)
+    primary = obs.node("primary")
+    upstream = replace(primary, pg=pg_primary(T, lsn=60 * SEGMENT, oldest_wal=OLDEST))
+    return replace(obs, nodes={**obs.nodes, "primary": upstream})
+
+
+def actions(replica: NodeFacts) -> list[tuple[str, str]]:
+    return [(a.kind.value, a.node) for a in plan(T, observed(replica), allow_data_loss=False).actions
+            if a.node == "replica"]
+
+
+def test_a_kept_volume_whose_wal_is_gone_upstream_is_recloned_not_started() -> None:
+    p = plan(T, observed(stopped(end=3 * SEGMENT + 4096)))
+    clone = next(a for a in p.actions if a.node == "replica")
+    assert clone.kind is Kind.CLONE and clone.destructive and not clone.data_loss
+    assert "primary no longer has the WAL it needs from 0/3001000" in clone.reason
+    assert [a.kind for a in p.actions if a.node == "replica"] == [Kind.CLONE, Kind.CREATE]
+
+
+def test_a_kept_volume_whose_wal_the_upstream_still_has_just_starts() -> None:
+    assert actions(stopped(end=OLDEST)) == [("create", "replica")]
+
+
+def test_a_kept_volume_whose_wal_end_was_not_read_is_never_recloned_on_a_guess() -> None:
+    assert actions(stopped(end=None)) == [("create", "replica")]
+
+
+def test_a_standby_waiting_for_wal_its_upstream_removed_is_recloned() -> None:
+    assert actions(standby(lsn=OLDEST - 1, stream_error=REMOVED)) == [("clone", "replica"), ("start", "replica")]
+    no_slot = "could not start WAL streaming: ERROR:  replication slot \"pgtopo_replica\" does not exist"
+    assert actions(standby(lsn=OLDEST - 1, stream_error=no_slot))[0] == ("clone", "replica")
+
+
+def test_a_standby_still_replaying_its_own_wal_is_left_to_stream() -> None:
+    """Not streaming yet and behind the upstream's oldest WAL, but its receiver has not tried
+    since it started: it may be replaying what its own pg_wal holds."""
+    assert actions(standby(lsn=3 * SEGMENT, stream_error=None)) == []
+
+
+def test_a_stale_complaint_from_before_a_repoint_does_not_reclone() -> None:
+    """The log says an upstream lacked the WAL, but this one has it from where the standby is."""
+    assert actions(standby(lsn=OLDEST, stream_error=REMOVED)) == []
+
+
+def test_the_wal_end_of_a_stopped_replica_is_read_only_when_its_checkpoint_is_older_than_upstream_wal() -> None:
+    assert wal_end_needed(T, observed(stopped(end=None, checkpoint=3 * SEGMENT))) == ("replica",)
+    assert wal_end_needed(T, observed(stopped(end=None, checkpoint=OLDEST))) == ()
+    assert wal_end_needed(T, converged(T, replica=stopped(end=None))) == ()  # oldest WAL unknown
+
+
+def test_only_the_receivers_complaints_since_the_server_last_started_count() -> None:
+    from pgtopo.observe import last_stream_error
+
+    before = ["LOG:  starting PostgreSQL 17.6", f"FATAL:  {REMOVED}", "LOG:  received fast shutdown request",
+              "LOG:  starting PostgreSQL 17.6", "LOG:  redo starts at 0/3000028"]
+    assert last_stream_error(before) is None  # still replaying its own WAL
+    after = [*before, "LOG:  waiting for WAL to become available at 0/3000110",
+             "FATAL:  could not connect to the primary server: connection refused", "LOG:  waiting for WAL"]
+    assert last_stream_error(after) == "could not connect to the primary server: connection refused"
+    assert last_stream_error([f"2026-11-30 08:53:57.572 UTC [55] FATAL:  {REMOVED}"]) == (
+        "could not receive data from WAL stream: requested WAL segment 000000010000000000000003 has already been removed")
