@@ -39,10 +39,13 @@ class Snapshot:
 
 
 def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState | None" = None,
-            fallback: str | None = None) -> Snapshot:
+            wanted: tuple[str | None, str | None] = (None, None)) -> Snapshot:
     """`known`: the cluster's state as this process last wrote or read it under the cluster's
-    lock (nobody else writes it meanwhile); then it is not read again.  `fallback`: a superuser
-    password to try when the stored one is refused (the file's new one, see pg_ops.Endpoint)."""
+    lock (nobody else writes it meanwhile); then it is not read again.  `wanted`: the superuser
+    and replication passwords the file asks for (None where it leaves them to pgtopo): compared
+    with those in use (Observed.password_drift), and the superuser one is tried when the stored
+    one is refused (see pg_ops.Endpoint)."""
+    fallback = wanted[0]
     names = desired.names(topo)
     prefix = f"{topo.cluster}-"
     with ThreadPoolExecutor(max_workers=5) as pool:
@@ -85,6 +88,7 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
         leftovers=tuple(sorted(parts.helpers)),
         image_present=image_present,
         ports_taken=_ports_taken(client, topo, names, published),
+        password_drift=password_drift(wanted, state),
     )
     return Snapshot(observed=observed, state=state, endpoints=endpoints)
 
@@ -198,6 +202,15 @@ def _read_state(client: "docker.DockerClient", topo: Topology, parts: _Parts,
     except docker_ops.ContainerGone:
         pass
     return cluster_state.read(client, topo.image, parts.state_volume.name, topo.cluster)
+
+
+def password_drift(wanted: tuple[str | None, str | None], state: "ClusterState | None") -> tuple[str, ...]:
+    """The auth fields whose password in the file differs from the one in use (never the values)."""
+    if state is None:
+        return ()
+    have = (state.superuser_password, state.replication_password)
+    names = ("superuser_password", "replication_password")
+    return tuple(name for name, want, had in zip(names, wanted, have, strict=True) if want is not None and want != had)
 
 
 def _endpoints(containers: dict[str, ContainerFacts], state: "ClusterState | None",

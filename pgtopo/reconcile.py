@@ -63,10 +63,7 @@ def diff(client: "docker.DockerClient", topo: Topology, prune_volumes: bool = Fa
     file gives are compared with those in use, and used to connect should the server already
     have the file's superuser password."""
     wanted, warning = _file_passwords(topo, base_dir)
-    snapshot = observe(client, topo, known, fallback=wanted[0])
-    drift = _password_drift(wanted, snapshot.state)
-    if drift:
-        snapshot.observed = replace(snapshot.observed, password_drift=drift)
+    snapshot = observe(client, topo, known, wanted)
     # A promotion compares every copy of the WAL: read where the stopped ones end (only then).
     snapshot.observed = read_wal_ends(client, topo, snapshot.observed, wal_end_needed(topo, snapshot.observed))
     p = plan(topo, snapshot.observed, prune_volumes, allow_data_loss)
@@ -87,14 +84,6 @@ def _file_passwords(topo: Topology, base_dir: Path | None) -> tuple[tuple[str | 
         return cluster_state.desired_passwords(topo, base_dir), None
     except SpecError as exc:
         return (None, None), f"{exc.message}; the file's passwords were not compared with those in use"
-
-
-def _password_drift(wanted: tuple[str | None, str | None], state: "ClusterState | None") -> tuple[str, ...]:
-    if state is None:
-        return ()
-    have = (state.superuser_password, state.replication_password)
-    names = ("superuser_password", "replication_password")
-    return tuple(name for name, want, had in zip(names, wanted, have, strict=True) if want is not None and want != had)
 
 
 def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, consent: Callable[[Plan], bool],

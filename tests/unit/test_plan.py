@@ -388,7 +388,7 @@ def test_a_password_changed_in_the_file_is_set_on_the_primary(drift: tuple[str, 
 
 
 def test_password_drift_names_only_what_the_file_sets_and_differs() -> None:
-    from pgtopo.reconcile import _password_drift
+    from pgtopo.observe import password_drift as _password_drift
     from pgtopo.state import ClusterState
 
     state = ClusterState(superuser_password="su-old", replication_password="repl")
