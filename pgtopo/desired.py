@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pgtopo import labels as L
+from pgtopo import conninfo as conninfo_text, labels as L
 from pgtopo.containers import ContainerSpec, Mount
 from pgtopo.spec import ParamValue, Topology
 
@@ -43,8 +43,8 @@ def conninfo(topo: Topology, node: str, server_version: int | None = None) -> st
     None: a current one) no other authentication than scram-sha-256."""
     upstream = topo.upstream_of(node)
     assert upstream is not None, "the primary has no upstream"
-    text = (f"host={names(topo).container(upstream)} port={L.PG_PORT} user={topo.auth.replication_user} "
-            f"passfile={L.PASSFILE} application_name={node}")
+    text = conninfo_text.make(host=names(topo).container(upstream), port=L.PG_PORT, user=topo.auth.replication_user,
+                              passfile=L.PASSFILE, application_name=node)
     return text + (REQUIRE_AUTH if server_version is None or server_version >= 160000 else "")
 
 
@@ -366,8 +366,8 @@ def clone_source(topo: Topology, node: str) -> str:
     application_name lets pgtopo follow it in pg_stat_progress_basebackup."""
     upstream = topo.upstream_of(node)
     assert upstream is not None, "the primary is never cloned"
-    return (f"host={names(topo).container(upstream)} port={L.PG_PORT} user={topo.auth.replication_user} "
-            f"application_name={node}-clone")
+    return conninfo_text.make(host=names(topo).container(upstream), port=L.PG_PORT, user=topo.auth.replication_user,
+                              application_name=f"{node}-clone")
 
 
 def clone_job(topo: Topology, node: str) -> ContainerSpec:
@@ -381,8 +381,8 @@ def rewind_job(topo: Topology, node: str) -> ContainerSpec:
     A marker file outside PGDATA says "rewind under way" until it has finished."""
     upstream = topo.upstream_of(node)
     assert upstream is not None, "the primary is never rewound"
-    source = (f"host={names(topo).container(upstream)} port={L.PG_PORT} user=postgres dbname=postgres "
-              f"application_name={node}-rewind")
+    source = conninfo_text.make(host=names(topo).container(upstream), port=L.PG_PORT, user="postgres",
+                                dbname="postgres", application_name=f"{node}-rewind")
     argv = ["sh", "-c", REWIND_SCRIPT, "pgtopo-rewind", L.PGDATA, auto_conf(topo, node), source, L.REWIND_MARKER]
     return _job(topo, node, "rewind", argv, network=True)
 

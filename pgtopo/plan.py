@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pgtopo import desired, labels as L
+from pgtopo import conninfo, desired, labels as L
 from pgtopo.actions import Action, Kind, Phase, Plan, Wave
 from pgtopo.copies import ahead_of, behind_upstream, copies, copy_of, most_advanced
 from pgtopo.observed import NodeFacts, Observed
@@ -377,7 +377,7 @@ def _replication_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: 
     slot = L.slot_name(node)
     want = desired.replication_settings(topo, node, pg.server_version)
     have = {k: pg.auto_conf.get(k) for k in REPLICATION_KEYS}
-    if have != want:
+    if not _same_source(have, want):
         now = pg.receiver.upstream if pg.receiver else None
         why = (f"streams from {now}; the file says {upstream}" if now and now != upstream
                else "primary_conninfo / primary_slot_name differ from the file")
@@ -387,6 +387,20 @@ def _replication_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: 
         return [Action(Kind.CREATE_SLOT, node, f"slot {slot} is missing on {upstream}", wave=wave,
                        upstream=upstream, slot=slot)]
     return []
+
+
+def _same_source(have: dict[str, str | None], want: dict[str, str]) -> bool:
+    """The replication settings a standby has are the file's: the same slot, and a primary_conninfo
+    with the same keywords and values (in whatever order or quoting)."""
+    if have.get("primary_slot_name") != want.get("primary_slot_name"):
+        return False
+    mine, theirs = have.get("primary_conninfo"), want.get("primary_conninfo")
+    if mine is None or theirs is None:
+        return mine == theirs
+    try:
+        return conninfo.parse(mine) == conninfo.parse(theirs)
+    except ValueError:  # not even a connection string: not the file's
+        return False
 
 
 def _stray_actions(topo: Topology, obs: Observed, prune_volumes: bool) -> list[Action]:

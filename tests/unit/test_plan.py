@@ -427,3 +427,15 @@ def test_with_120_nodes_rolls_never_share_a_wave_with_restarts() -> None:
     assert all(len(k) == 1 for k in kinds if Kind.RECREATE in k or Kind.RESTART in k)
     assert max(rolls) < min(restarts)
     assert [w[0].node for w in p.waves() if w[0].kind is Kind.RESTART][-1] == "primary"
+
+
+def test_a_primary_conninfo_with_the_file_s_values_in_another_order_is_not_repointed() -> None:
+    from pgtopo import conninfo
+
+    want = conninfo.parse(desired.conninfo(T, "replica"))
+    reordered = conninfo.make(**dict(reversed(list(want.items()))))
+    pg = pg_replica(T, "replica", auto_conf={**pg_replica(T, "replica").auto_conf, "primary_conninfo": reordered})
+    assert kinds(plan(T, converged(T, replica=replace(converged(T).node("replica"), pg=pg)))) == []
+    other = conninfo.make(**{**want, "application_name": "someone"})
+    pg = pg_replica(T, "replica", auto_conf={**pg.auto_conf, "primary_conninfo": other})
+    assert kinds(plan(T, converged(T, replica=replace(converged(T).node("replica"), pg=pg)))) == [("replica", "repoint")]
