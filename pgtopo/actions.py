@@ -18,7 +18,8 @@ class Kind(enum.Enum):
     REMOVE_JOB = "remove-job"
     CREATE_VOLUME = "create-volume"
     INIT = "init"
-    CLONE = "clone"
+    CLONE = "clone"  # a node without data: a new container that clones before its server starts
+    RECLONE = "re-clone"  # over existing data: a job replaces it with a fresh copy of the upstream's
     REWIND = "rewind"
     DEMOTE = "demote"
     FENCE = "fence"

@@ -214,7 +214,7 @@ def apply(file: Path, verbose: bool, log_format: str | None, yes: bool, lock_tim
         return
     out.print(
         f"applied {len(outcome.done)} action(s) in {outcome.seconds:.1f} s "
-        f"(clones {outcome.count(Kind.CLONE)}, rewinds {outcome.count(Kind.REWIND)}, "
+        f"(clones {outcome.count(Kind.CLONE) + outcome.count(Kind.RECLONE)}, rewinds {outcome.count(Kind.REWIND)}, "
         f"restarts {outcome.count(Kind.RESTART)}); every replica streams"
     )
 

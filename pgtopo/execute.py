@@ -50,9 +50,9 @@ def execute(ctx: Context, action: Action) -> str | None:
             docker_ops.create_volume(ctx.client, ctx.names.volume(node), L.labels(ctx.topo.cluster, "node", node))
         case Kind.INIT:
             _bootstrap(ctx, action)
-        case Kind.CLONE if not ctx.snapshot.observed.node(node).has_data:
-            _bootstrap(ctx, action)
         case Kind.CLONE:
+            _bootstrap(ctx, action)
+        case Kind.RECLONE:
             _clone(ctx, action)
         case Kind.CREATE:
             nodes.create(ctx, node)

@@ -30,7 +30,7 @@ REMOVE_VOLUME_WAVE = Wave(Phase.REMOVE, 1)  # after the containers that used the
 SLOT_WAVE = Wave(Phase.SLOTS, 0)
 
 REPLICATION_KEYS = ("primary_conninfo", "primary_slot_name")
-DATA_KINDS = (Kind.INIT, Kind.CLONE, Kind.REWIND, Kind.DEMOTE)  # on existing data: leave the container stopped
+DATA_KINDS = (Kind.INIT, Kind.CLONE, Kind.RECLONE, Kind.REWIND, Kind.DEMOTE)  # on existing data: leave the container stopped
 
 
 def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, allow_data_loss: bool = False) -> Plan:
@@ -75,7 +75,7 @@ def _mark_losses(topo: Topology, obs: Observed, actions: list[Action]) -> tuple[
     out, refusals = [], []
     for a in actions:
         facts = obs.node(a.node)
-        theirs = copy_of(facts) if a.kind in (Kind.REWIND, Kind.CLONE) and facts.has_data else None
+        theirs = copy_of(facts) if a.kind in (Kind.REWIND, Kind.RECLONE) else None
         foreign = sysid is not None and facts.system_identifier not in (None, sysid)
         interrupted = facts.data is not None and facts.data.interrupted
         ahead = ahead_of(theirs, reference) if theirs and reference and not foreign and not interrupted else None
@@ -274,7 +274,8 @@ def _replica_data(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave) -
     if facts.volume is None:
         actions.append(Action(Kind.CREATE_VOLUME, facts.name, "no data volume", wave=wave))
     then = ", then start" if not facts.has_data else ""
-    actions.append(Action(Kind.CLONE, facts.name, f"{why}: pg_basebackup from {upstream}{then}", wave=wave,
+    kind = Kind.RECLONE if facts.has_data else Kind.CLONE
+    actions.append(Action(kind, facts.name, f"{why}: pg_basebackup from {upstream}{then}", wave=wave,
                           upstream=upstream, slot=L.slot_name(facts.name), destructive=destructive))
     return actions
 
@@ -300,7 +301,7 @@ def _rejoin(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave) -> list
         return [Action(Kind.REWIND, node, f"cannot stream: {why}: pg_rewind from {upstream} (re-clone if that fails)",
                        wave=wave, upstream=upstream, slot=slot, destructive=True)]
     if verdict is Verdict.FOLLOW and pg.timeline == up.timeline:
-        return [Action(Kind.CLONE, node, f"accepts writes on {upstream}'s timeline {pg.timeline}: its WAL may differ "
+        return [Action(Kind.RECLONE, node, f"accepts writes on {upstream}'s timeline {pg.timeline}: its WAL may differ "
                        "from its upstream's at the same positions, which pg_rewind cannot see: re-clone from "
                        f"{upstream}", wave=wave, upstream=upstream, slot=slot, destructive=True)]
     match verdict:
@@ -310,7 +311,7 @@ def _rejoin(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave) -> list
         case Verdict.REWIND:
             return [Action(Kind.REWIND, node, f"accepts writes; {why}: pg_rewind from {upstream} "
                            "(re-clone if that fails)", wave=wave, upstream=upstream, slot=slot, destructive=True)]
-    return [Action(Kind.CLONE, node, f"accepts writes; {why}: re-clone from {upstream}", wave=wave,
+    return [Action(Kind.RECLONE, node, f"accepts writes; {why}: re-clone from {upstream}", wave=wave,
                    upstream=upstream, slot=slot, destructive=True)]
 
 

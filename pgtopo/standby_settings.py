@@ -32,7 +32,7 @@ from pgtopo.spec import Topology
 # defaults, and pgtopo's own max_wal_senders in postgresql.conf.
 DEFAULTS = {"max_connections": 100, "max_worker_processes": 8, "max_wal_senders": desired.DEFAULT_WAL_SENDERS,
             "max_prepared_transactions": 0, "max_locks_per_transaction": 64}
-COPY_KINDS = (Kind.CLONE, Kind.REWIND)  # the upstream's pg_control comes with the data
+COPY_KINDS = (Kind.CLONE, Kind.RECLONE, Kind.REWIND)  # the upstream's pg_control comes with the data
 
 
 def lowered(topo: Topology, node: str, pg: PgFacts | None) -> tuple[str, ...]:

@@ -38,7 +38,7 @@ def test_a_replica_whose_wal_is_gone_upstream_is_recloned(make_cluster, engine: 
     # Stopped: the end of its WAL is read from its volume, and it is older than the primary's oldest.
     diff = pgtopo("diff", str(c.path))
     assert diff.code == 1, diff  # changes pending
-    assert "! clone          can never stream: primary no longer has" in diff.out, diff
+    assert "! re-clone       can never stream: primary no longer has" in diff.out, diff
 
     # Running: it has replayed what its pg_wal holds and its WAL receiver fails (no slot; the WAL
     # it needs is gone anyway).
@@ -46,11 +46,11 @@ def test_a_replica_whose_wal_is_gone_upstream_is_recloned(make_cluster, engine: 
     assert wait_for(lambda: "could not start WAL streaming" in subprocess.run(
         ["docker", "logs", replica], capture_output=True, text=True).stderr, timeout=60)
     diff = pgtopo("diff", str(c.path))
-    assert diff.code == 1 and "! clone          can never stream: primary no longer has" in diff.out, diff
+    assert diff.code == 1 and "! re-clone       can never stream: primary no longer has" in diff.out, diff
 
     applied = pgtopo("apply", str(c.path), "--yes")
     assert applied.code == 0, applied
-    assert ("clone", "replica") in actions(applied.out), applied.out
+    assert ("re-clone", "replica") in actions(applied.out), applied.out
     assert wait_for(lambda: psql(primary, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") == "1")
     assert psql(replica, "SELECT answer FROM t") == "42"
     assert pgtopo("diff", str(c.path)).code == 0

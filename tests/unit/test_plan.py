@@ -129,7 +129,7 @@ CASES = [
     pytest.param(
         T, converged(T, replica=NodeFacts("replica", container=container(T, "replica", "exited"),
                                          volume=volume(T, "replica"), data=DataFacts(True, OTHER))),
-        [("replica", "clone"), ("replica", "start")],
+        [("replica", "re-clone"), ("replica", "start")],
         id="replica holds another cluster's data: re-clone (destructive)",
     ),
     pytest.param(
@@ -301,9 +301,9 @@ def promoted(t: Topology, node: str, timeline: int, lsn: int, history) -> NodeFa
 REJOIN = [
     pytest.param(promoted(T, "replica", 2, 0x3000200, ((1, 0x3000148),)), Kind.REWIND, "diverged from primary at 0/3000148",
                  id="promoted by hand and written to: rewind"),
-    pytest.param(promoted(T, "replica", 1, 0x9000000, ()), Kind.CLONE, "ahead of primary on the same timeline",
+    pytest.param(promoted(T, "replica", 1, 0x9000000, ()), Kind.RECLONE, "ahead of primary on the same timeline",
                  id="ahead on the same timeline: re-clone"),
-    pytest.param(promoted(T, "replica", 1, 0x50, ()), Kind.CLONE, "may differ from its upstream's at the same positions",
+    pytest.param(promoted(T, "replica", 1, 0x50, ()), Kind.RECLONE, "may differ from its upstream's at the same positions",
                  id="writable on the primary's timeline, behind it: its WAL cannot be trusted, re-clone"),
 ]
 

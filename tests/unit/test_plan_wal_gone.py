@@ -51,9 +51,9 @@ def actions(replica: NodeFacts) -> list[tuple[str, str]]:
 def test_a_kept_volume_whose_wal_is_gone_upstream_is_recloned_not_started() -> None:
     p = plan(T, observed(stopped(end=3 * SEGMENT + 4096)))
     clone = next(a for a in p.actions if a.node == "replica")
-    assert clone.kind is Kind.CLONE and clone.destructive and not clone.data_loss
+    assert clone.kind is Kind.RECLONE and clone.destructive and not clone.data_loss
     assert "primary no longer has the WAL it needs from 0/3001000" in clone.reason
-    assert [a.kind for a in p.actions if a.node == "replica"] == [Kind.CLONE, Kind.CREATE]
+    assert [a.kind for a in p.actions if a.node == "replica"] == [Kind.RECLONE, Kind.CREATE]
 
 
 def test_a_kept_volume_whose_wal_the_upstream_still_has_just_starts() -> None:
@@ -65,9 +65,9 @@ def test_a_kept_volume_whose_wal_end_was_not_read_is_never_recloned_on_a_guess()
 
 
 def test_a_standby_waiting_for_wal_its_upstream_removed_is_recloned() -> None:
-    assert actions(standby(lsn=OLDEST - 1, stream_error=REMOVED)) == [("clone", "replica"), ("start", "replica")]
+    assert actions(standby(lsn=OLDEST - 1, stream_error=REMOVED)) == [("re-clone", "replica"), ("start", "replica")]
     no_slot = "could not start WAL streaming: ERROR:  replication slot \"pgtopo_replica\" does not exist"
-    assert actions(standby(lsn=OLDEST - 1, stream_error=no_slot))[0] == ("clone", "replica")
+    assert actions(standby(lsn=OLDEST - 1, stream_error=no_slot))[0] == ("re-clone", "replica")
 
 
 def test_a_standby_still_replaying_its_own_wal_is_left_to_stream() -> None:
