@@ -16,7 +16,7 @@ PAGE = 8192  # XLOG_BLCKSZ
 SEGMENT = 16 * 1024 * 1024  # initdb's default, which pgtopo never changes
 SHORT_HEADER = 24  # MAXALIGN(sizeof(XLogPageHeaderData))
 LONG_HEADER = 40  # MAXALIGN(sizeof(XLogLongPageHeaderData)), at the start of each segment
-RECORD = re.compile(r"len \(rec/tot\):\s*\d+/\s*(\d+), tx:\s*\d+, lsn: ([0-9A-Fa-f]+/[0-9A-Fa-f]+)")
+RECORD = re.compile(r"len \(rec/tot\):\s*\d+/\s*(\d+), tx:\s*\d+, lsn: ([0-9A-Fa-f]+/[0-9A-Fa-f]+).*desc: (\S*)")
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,10 @@ def parse(output: str) -> WalEnd | None:
     for line in lines:
         match = RECORD.search(line) if line.startswith("rmgr:") else None
         if match:
-            end = record_end(lsn_int(match.group(2)), int(match.group(1)))
+            start = lsn_int(match.group(2))
+            # A WAL switch (pg_switch_wal, the end of a base backup) fills the rest of its
+            # segment: the WAL goes on at the next one, where a standby's receive position is.
+            end = (start // SEGMENT + 1) * SEGMENT if match.group(3) == "SWITCH" else record_end(start, int(match.group(1)))
     history: History = ()
     if "history" in lines:
         history = parse_history("\n".join(lines[lines.index("history") + 1:]))

@@ -55,3 +55,11 @@ def test_waldump_output_with_a_newer_timeline_and_its_history() -> None:
     assert walend.parse(text) == walend.WalEnd(2, 0x3000148 + 120, ((1, 0x3000110),))
     assert walend.parse("timeline 1\n") == walend.WalEnd(1, None)  # no valid record: end unknown
     assert walend.parse("sh: 1: pg_waldump: not found\n") is None
+
+
+def test_a_wal_switch_ends_the_wal_at_the_next_segment() -> None:
+    """Recorded after a base backup (its end switches WAL segments) and a kill: the WAL goes on at
+    0/3000000, where the standby that streamed it stands, not after the switch record's 24 bytes
+    (which made the standby look 16 MB ahead of the stopped primary, a false refusal)."""
+    found = walend.parse((DATA / "waldump-switch.17.txt").read_text())
+    assert found is not None and found.end == 0x3000000 and found.timeline == 1
