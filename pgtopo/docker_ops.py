@@ -13,7 +13,7 @@ import tarfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NewType
 
 from pgtopo.containers import ContainerSpec, Mount
 from pgtopo.errors import DockerError
@@ -308,11 +308,18 @@ def _timed_out(exc: BaseException) -> bool:
     return isinstance(exc, ReadTimeout) or bool(exc.args) and isinstance(exc.args[0], ReadTimeoutError)
 
 
+# A container pgtopo created and never starts, only to reach volumes: the one kind of container
+# files are copied out of (docker_ops.helper makes them).  Docker 20.10 can empty a volume that
+# a container mounts read-write when that container is removed (docker rm -f) while a copy out
+# of it runs: a read through a node container could wipe the node's data volume.
+HelperId = NewType("HelperId", str)
+
+
 class ContainerGone(DockerError):
     """The container was removed while pgtopo read from it: nothing can be said about its files."""
 
 
-def _archive(client: "docker.DockerClient", container: str, path: str) -> bytes | None:
+def _archive(client: "docker.DockerClient", container: HelperId, path: str) -> bytes | None:
     """The tar stream Docker gives for `path` in a container (running or not); None if the file
     is absent.  Docker answers 404 for a missing container too: that is ContainerGone, never
     "no such file" (a volume read through a container removed meanwhile is not an empty one)."""
@@ -336,7 +343,7 @@ def _archive(client: "docker.DockerClient", container: str, path: str) -> bytes 
         return None
 
 
-def read_file(client: "docker.DockerClient", container: str, path: str) -> bytes | None:
+def read_file(client: "docker.DockerClient", container: HelperId, path: str) -> bytes | None:
     """The bytes of one file inside a container; None when it does not exist."""
     blob = _archive(client, container, path)
     if blob is None:
@@ -349,7 +356,7 @@ def read_file(client: "docker.DockerClient", container: str, path: str) -> bytes
         return handle.read() if handle else None
 
 
-def read_dir(client: "docker.DockerClient", container: str, path: str) -> dict[str, bytes] | None:
+def read_dir(client: "docker.DockerClient", container: HelperId, path: str) -> dict[str, bytes] | None:
     """The regular files directly inside a directory of a container; None when it does not exist."""
     blob = _archive(client, container, path)
     if blob is None:
@@ -380,7 +387,7 @@ def write_files(
 
 @contextmanager
 def helper(client: "docker.DockerClient", image: str, mounts: tuple[Mount, ...], labels: dict[str, str],
-           name: str | None = None) -> Iterator[str]:
+           name: str | None = None) -> Iterator[HelperId]:
     """A created, never started container that gives file access to volumes; removed after use."""
     api = client.api
     with translated("create a helper container"):
@@ -392,6 +399,27 @@ def helper(client: "docker.DockerClient", image: str, mounts: tuple[Mount, ...],
             host_config=api.create_host_config(mounts=[_mount(m) for m in mounts], network_mode="none"),
         )["Id"]
     try:
-        yield cid
+        yield HelperId(cid)
     finally:
         remove_container(client, cid)
+
+
+def exec_read_dir(client: "docker.DockerClient", container: str, path: str) -> dict[str, bytes]:
+    """The regular files directly inside a directory of a running container, read by a process
+    in it (`tar`), never by a copy out of it (see HelperId).  Raises DockerError when the
+    container does not run or the directory cannot be read."""
+    with translated(f"read {path} in {container}"):
+        created = client.api.exec_create(container, ["tar", "-C", path, "-cf", "-", "."], user="0")
+        out, err = client.api.exec_start(created["Id"], demux=True)
+    try:
+        files: dict[str, bytes] = {}
+        with tarfile.open(fileobj=io.BytesIO(out or b"")) as tar:
+            for member in tar:
+                parts = member.name.split("/")
+                handle = tar.extractfile(member) if member.isfile() and len(parts) == 2 else None
+                if handle is not None:
+                    files[parts[1]] = handle.read()
+        return files
+    except tarfile.TarError:
+        raise DockerError(f"could not read {path} in {container}: {(err or b'').decode(errors='replace')[:200]}",
+                          hint="run the command again") from None

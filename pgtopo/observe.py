@@ -58,7 +58,7 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
         # Python's import lock): with no server to probe, the plan need not wait for it.
         f_state: "Future[ClusterState | None]" = (
             pool.submit(lambda: known) if known is not None
-            else pool.submit(cluster_state.read_from, client, names.container(topo.primary)))
+            else pool.submit(_state_in, client, names.container(topo.primary)))
         f_image = pool.submit(docker_ops.image_present, client, topo.image)
         f_ports = pool.submit(docker_ops.published_ports, client) if _fixed_ports(topo) else None
         threading.Thread(target=_import_psycopg, name="pgtopo-import", daemon=True).start()
@@ -70,7 +70,7 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
     every = sorted(set(topo.nodes) | set(parts.containers) | set(parts.volumes) | set(parts.jobs))
     with ThreadPoolExecutor(max_workers=min(16, max(1, len(every)))) as pool:
         # The volumes of nodes whose server cannot run are read while the state is being read.
-        stopped = {n: pool.submit(_read_data, client, topo.image, parts.containers.get(n), parts.volumes[n])
+        stopped = {n: pool.submit(_read_data, client, topo.image, parts.volumes[n])
                    for n in every if n in parts.volumes and not _runs(parts.containers.get(n))}
         state = _read_state(client, topo, parts, f_state, known)
         endpoints = _endpoints(parts.containers, state, fallback, topo.cluster)
@@ -193,15 +193,26 @@ def _read_state(client: "docker.DockerClient", topo: Topology, parts: _Parts,
     through any node container, else through a helper.  `known` (see observe) is used as it is."""
     if parts.state_volume is None:
         return None
-    try:  # a container removed meanwhile (docker rm) says nothing: read through the next way
-        if topo.primary in parts.containers or known is not None:
-            return early.result()
-        some = next(iter(parts.containers.values()), None)
-        if some is not None:
-            return cluster_state.read_from(client, some.id)
-    except docker_ops.ContainerGone:
-        pass
+    if known is not None:
+        return known
+    primary = parts.containers.get(topo.primary)
+    if primary is not None and primary.running and (state := early.result()) is not None:
+        return state
+    for some in parts.containers.values():  # another running node container, else a helper
+        if some.running and some.name != (primary.name if primary else None):
+            if (state := _state_in(client, some.id)) is not None:
+                return state
+            break
     return cluster_state.read(client, topo.image, parts.state_volume.name, topo.cluster)
+
+
+def _state_in(client: "docker.DockerClient", container: str) -> "ClusterState | None":
+    """The state read in a running node container; None when that cannot be done (the container
+    is stopped or was removed meanwhile): the caller reads it another way."""
+    try:
+        return cluster_state.read_in(client, container)
+    except PgtopoError:
+        return None
 
 
 def password_drift(wanted: tuple[str | None, str | None], state: "ClusterState | None") -> tuple[str, ...]:
@@ -242,7 +253,7 @@ def _probe_node(client: "docker.DockerClient", image: str, node: str, parts: _Pa
     if read is not None:
         data = read.result()
     elif pg is None and volume is not None:
-        data = _read_data(client, image, container, volume)
+        data = _read_data(client, image, volume)
     if pg is None and container is not None and container.running:  # caught between two crashes?
         container = replace(container, restarts=_restarts(client, container.id))
     stream_error = None
@@ -292,22 +303,17 @@ def _restarts(client: "docker.DockerClient", container: str) -> int:
         return 0
 
 
-def _read_data(client: "docker.DockerClient", image: str, container: ContainerFacts | None,
-               volume: VolumeFacts) -> DataFacts:
+def _read_data(client: "docker.DockerClient", image: str, volume: VolumeFacts) -> DataFacts:
     """Does the volume hold a PGDATA, of which cluster (pg_control's system identifier), and did
-    a rewind stop half-way?"""
-    if container is not None:
-        try:
-            return _data_facts(client, container.id)
-        except docker_ops.ContainerGone:
-            pass  # removed meanwhile (docker rm): read the volume itself
+    a rewind stop half-way?  Read through a helper that mounts the volume read-only, never
+    through the node's own container (docker_ops.HelperId says why)."""
     mounts = (Mount(volume.name, L.DATA_MOUNT, read_only=True),)
     cluster = volume.labels.get(L.CLUSTER, "")
     with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster).helper()) as cid:
         return _data_facts(client, cid)
 
 
-def _data_facts(client: "docker.DockerClient", container: str) -> DataFacts:
+def _data_facts(client: "docker.DockerClient", container: docker_ops.HelperId) -> DataFacts:
     control = pgcontrol.parse(docker_ops.read_file(client, container, f"{L.PGDATA}/global/pg_control") or b"")
     if control is None:
         return DataFacts(has_pgdata=False)

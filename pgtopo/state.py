@@ -70,10 +70,17 @@ def encode(state: ClusterState, replication_user: str) -> dict[str, bytes]:
     return files
 
 
-def read_from(client: "docker.DockerClient", container: str) -> ClusterState | None:
-    """Read the state through a container that mounts the state volume at /run/pgtopo."""
+def read_from(client: "docker.DockerClient", container: docker_ops.HelperId) -> ClusterState | None:
+    """Read the state through a helper that mounts the state volume at /run/pgtopo."""
     files = docker_ops.read_dir(client, container, L.STATE_MOUNT) or {}
     return decode(files)
+
+
+def read_in(client: "docker.DockerClient", container: str) -> ClusterState | None:
+    """Read the state in a running node container (which mounts the state volume): by a process
+    in it, never by a copy out of it (docker_ops.HelperId says why).  Raises DockerError when
+    that container does not run."""
+    return decode(docker_ops.exec_read_dir(client, container, L.STATE_MOUNT))
 
 
 def decode(files: dict[str, bytes]) -> ClusterState | None:
@@ -112,7 +119,7 @@ def write(client: "docker.DockerClient", image: str, volume: str, cluster: str,
         docker_ops.write_files(client, cid, L.STATE_MOUNT, encode(state, replication_user), uid, gid)
 
 
-def _postgres_ids(client: "docker.DockerClient", container: str, image: str) -> tuple[int, int]:
+def _postgres_ids(client: "docker.DockerClient", container: docker_ops.HelperId, image: str) -> tuple[int, int]:
     passwd = docker_ops.read_file(client, container, "/etc/passwd") or b""
     for line in passwd.decode(errors="replace").splitlines():
         fields = line.split(":")

@@ -16,10 +16,12 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TypeVar
 
 from pgtopo import desired, docker_ops, labels as L, nodes, pg_ops, pgcontrol
 from pgtopo.actions import Action
+from pgtopo.containers import Mount
 from pgtopo.context import Context
 from pgtopo.errors import PgtopoError, RolledBack
 from pgtopo.timelines import lsn_text
@@ -42,10 +44,11 @@ def switchover(ctx: Context, action: Action) -> str:
     # A fast shutdown waits for every WAL sender to see its standby confirm the last WAL; one whose
     # standby froze waits for wal_sender_timeout.  Past the switchover's timeout Docker kills it
     # (safe: crash recovery), the shutdown is not clean, and the switchover is rolled back.
-    docker_ops.stop(ctx.client, old_container, timeout=max(1, math.ceil(timeout)))
-    with ctx.lock:
-        ctx.snapshot.endpoints.pop(old, None)
-    final = _shutdown_checkpoint(ctx, old)
+    with _volume_reader(ctx, old) as reader:  # made before the shutdown: no time lost after it
+        docker_ops.stop(ctx.client, old_container, timeout=max(1, math.ceil(timeout)))
+        with ctx.lock:
+            ctx.snapshot.endpoints.pop(old, None)
+        final = _shutdown_checkpoint(ctx, old, reader)
     deadline = max(started + timeout, time.monotonic() + 1.0)
     try:
         replayed = _within(deadline - time.monotonic() + GRACE, lambda: pg_ops.wait_replayed_past(
@@ -109,9 +112,17 @@ def _roll_back(ctx: Context, old: str) -> None:
     nodes.start(ctx, old)
 
 
-def _shutdown_checkpoint(ctx: Context, old: str) -> int:
+def _volume_reader(ctx: Context, node: str) -> AbstractContextManager[docker_ops.HelperId]:
+    """A helper that mounts the node's data volume read-only (never a copy out of the node's own
+    container: docker_ops.HelperId says why)."""
+    mounts = (Mount(ctx.names.volume(node), L.DATA_MOUNT, read_only=True),)
+    return docker_ops.helper(ctx.client, ctx.topo.image, mounts, L.labels(ctx.topo.cluster, "helper"),
+                             ctx.names.helper())
+
+
+def _shutdown_checkpoint(ctx: Context, old: str, reader: docker_ops.HelperId) -> int:
     container = ctx.names.container(old)
-    raw = docker_ops.read_file(ctx.client, container, f"{L.PGDATA}/global/pg_control") or b""
+    raw = docker_ops.read_file(ctx.client, reader, f"{L.PGDATA}/global/pg_control") or b""
     control = pgcontrol.parse(raw)
     if control is None or not control.cleanly_shut_down:
         _roll_back(ctx, old)

@@ -12,8 +12,9 @@ ever were at once.  The Docker client handed to the code is an autospec'd Docker
 
 from __future__ import annotations
 
+import contextlib
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from unittest.mock import create_autospec
@@ -101,6 +102,7 @@ class World:
         fake(docker_ops, "start", self._start)
         fake(docker_ops, "inspect_container", self._inspect)
         fake(docker_ops, "read_file", self._read_file)
+        mp.setattr(docker_ops, "helper", self._helper)
         fake(docker_ops, "run_job", self._run_job)
         fake(docker_ops, "remove_container", lambda client, c: self._event("remove", self._node(c)))
         fake(docker_ops, "create_container", self._create_container)
@@ -151,8 +153,17 @@ class World:
                 "RestartCount": 0,
                 "NetworkSettings": {"Ports": {f"{L.PG_PORT}/tcp": [{"HostIp": "127.0.0.1", "HostPort": "40000"}]}}}
 
+    @contextlib.contextmanager
+    def _helper(self, client: Any, image: str, mounts: tuple[Any, ...], labels: dict[str, str],
+                name: str | None = None) -> Iterator[str]:
+        """A helper on one node's volume: reads through it are that node's files."""
+        assert mounts[0].read_only, "a helper that reads must mount the volume read-only"
+        volume = mounts[0].volume
+        yield f"helper:{volume[len(self.cluster) + 1:-len('-data')]}"
+
     def _read_file(self, client: Any, container: str, path: str) -> bytes | None:
-        node = self._node(container)
+        assert container.startswith("helper:"), f"a file was copied out of {container}, not out of a helper"
+        node = container.removeprefix("helper:")
         if path.endswith("/global/pg_control"):
             return self.pg_control.get(node, control(pgcontrol.IN_PRODUCTION if self.running[node] else pgcontrol.SHUT_DOWN))
         return None

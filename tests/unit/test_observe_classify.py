@@ -5,6 +5,9 @@ data (read through a fake docker_ops.read_file).  Ownership is read from labels,
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import pytest
 
 from pgtopo import docker_ops, labels as L, observe, pg_ops, probe
@@ -128,7 +131,17 @@ def test_endpoints_only_for_running_containers_with_a_port_and_known_passwords()
 # -- what a volume's files say ----------------------------------------------------------------------
 
 def files_in(monkeypatch: pytest.MonkeyPatch, files: dict[str, bytes]) -> None:
-    monkeypatch.setattr(docker_ops, "read_file", lambda client, container, path: files.get(path))
+    """The volume holds `files`, readable only through a helper (the node's container is never read)."""
+    @contextlib.contextmanager
+    def helper(*_args: object, **_kwargs: object) -> Iterator[str]:
+        yield "helper"
+
+    def read(client: object, container: str, path: str) -> bytes | None:
+        assert container == "helper", f"read through {container}, not a helper"
+        return files.get(path)
+
+    monkeypatch.setattr(docker_ops, "helper", helper)
+    monkeypatch.setattr(docker_ops, "read_file", read)
 
 
 @pytest.mark.parametrize("extra, fenced, interrupted", [
@@ -139,7 +152,7 @@ def files_in(monkeypatch: pytest.MonkeyPatch, files: dict[str, bytes]) -> None:
 ])
 def test_data_facts_from_pg_control_and_signal_files(monkeypatch, extra, fenced: bool, interrupted: bool) -> None:
     files_in(monkeypatch, {f"{L.PGDATA}/global/pg_control": control(checkpoint=0x3000060), **extra})
-    data = observe._data_facts(client(), "pg-replica")
+    data = observe._data_facts(client(), docker_ops.HelperId("helper"))
     assert (data.has_pgdata, data.system_identifier, data.checkpoint, data.timeline) == (True, SYSID, 0x3000060, 1)
     assert data.was_primary  # shut down as a primary
     assert (data.fenced, data.interrupted) == (fenced, interrupted)
@@ -148,7 +161,7 @@ def test_data_facts_from_pg_control_and_signal_files(monkeypatch, extra, fenced:
 @pytest.mark.parametrize("raw", [None, b"", b"\0" * 20])
 def test_no_readable_pg_control_is_no_data(monkeypatch, raw) -> None:
     files_in(monkeypatch, {f"{L.PGDATA}/global/pg_control": raw} if raw is not None else {})
-    assert observe._data_facts(client(), "pg-replica").has_pgdata is False
+    assert observe._data_facts(client(), docker_ops.HelperId("helper")).has_pgdata is False
 
 
 def test_a_running_node_that_does_not_answer_has_its_data_read(monkeypatch) -> None:
