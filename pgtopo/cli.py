@@ -52,10 +52,16 @@ def _setup(verbose: bool, log_format: str | None) -> None:
     log.configure(verbose=verbose, fmt=log_format)
 
 
-def _load(file: Path) -> "Topology":
+def _load(file: Path, ask_server: bool = False) -> "Topology":
+    """The file's topology.  `ask_server` (diff, apply, switchover): parameters that no shipped
+    catalog covers are checked against the image's own server (image_catalog.py)."""
     from pgtopo.loader import load_topology
 
-    return load_topology(file)
+    if not ask_server:
+        return load_topology(file)
+    from pgtopo import image_catalog
+
+    return load_topology(file, catalog=lambda topo: image_catalog.server_catalog(_client(), topo))
 
 
 def _client() -> "docker.DockerClient":
@@ -145,7 +151,7 @@ def diff(file: Path, verbose: bool, log_format: str | None, prune_volumes: bool,
 
     _setup(verbose, log_format)
     _retired(retired_force)
-    topo = _load(file)
+    topo = _load(file, ask_server=True)
     plan, snapshot = reconcile.diff(_client(), topo, prune_volumes, allow_data_loss, base_dir=file.parent)
     if output == "json" or out_file is not None:
         doc = documents.plan_document(topo, str(file), _read(file), snapshot.observed, plan)
@@ -186,7 +192,7 @@ def apply(file: Path, verbose: bool, log_format: str | None, yes: bool, lock_tim
     _setup(verbose, log_format)
     _retired(retired_force)
     saved = planfile.read(file) if planfile.is_plan_file(file) else None
-    topo = saved.topology if saved else _load(file)
+    topo = saved.topology if saved else _load(file, ask_server=True)
     out = render.console()
     progress = render.Progress(out)
     def finished(action: "Action", seconds: float, note: str | None) -> None:
@@ -421,7 +427,7 @@ def switchover(file: Path, verbose: bool, log_format: str | None, node: str, yes
 
     _setup(verbose, log_format)
     _retired(retired_force)
-    before = _load(file)
+    before = _load(file, ask_server=True)  # before the file is rewritten
     original = _read(file)
     if before.primary == node:
         click.echo(f"{file}: {node} is already the primary in the file; applying it")

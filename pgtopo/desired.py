@@ -1,8 +1,9 @@
 """What each object must look like, derived from the topology (pure).
 
 Called by plan.py (config hash, settings, conninfo to compare with what is observed), by
-execute.py and switch.py (the container and job specs to create) and by observe.py (the job
-that reads a stopped node's WAL end).  Keeping both in one place means the hash
+execute.py and switch.py (the container and job specs to create), by observe.py (the job
+that reads a stopped node's WAL end) and by image_catalog.py (the job that asks the image's
+server which settings it knows).  Keeping both in one place means the hash
 that detects drift is the hash of exactly what gets created.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pgtopo import conninfo as conninfo_text, labels as L
+from pgtopo import conninfo as conninfo_text, labels as L, pg_settings
 from pgtopo.containers import ContainerSpec, Mount
 from pgtopo.spec import ParamValue, Topology
 
@@ -453,3 +454,33 @@ if [ -f "$history" ]; then echo "history"; cat "$history"; fi
 def waldump_job(topo: Topology, node: str, timeline: int, start: str) -> ContainerSpec:
     argv = ["sh", "-c", WALDUMP_SCRIPT, "pgtopo-waldump", L.PGDATA, str(timeline), start]
     return _job(topo, node, "waldump", argv, network=False, read_only=True)
+
+
+# The settings the image's server knows, as pg_settings says them (the columns and order of the
+# shipped catalogs, scripts/settings-catalog.sh): a throw-away server in the job's own file system
+# (initdb into a temporary directory, no network, no TCP, a socket in that directory), asked once,
+# between two frame lines.  Its tools' chatter is shown only when one fails.
+CATALOG_QUERY = ("COPY (SELECT name, vartype, coalesce(unit, ''), coalesce(min_val, ''), coalesce(max_val, ''), "
+                 "coalesce(array_to_string(enumvals, ','), ''), context FROM pg_settings ORDER BY name) TO STDOUT")
+CATALOG_SCRIPT = r"""
+set -eu
+begin="$1"; query="$2"; end="$3"
+d=$(mktemp -d); log="$d.log"
+quiet() { "$@" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }; }
+quiet initdb -D "$d" -A trust --no-sync
+quiet pg_ctl -D "$d" -o "-c listen_addresses= -k $d" -w start
+echo "$begin"
+psql -h "$d" -X -q -d postgres -c "$query"
+echo "$end $(cat "$d/PG_VERSION")"
+quiet pg_ctl -D "$d" -m immediate stop
+"""
+
+
+def catalog_job(topo: Topology) -> ContainerSpec:
+    """A one-shot job of the file's image that prints its server's settings catalog
+    (pg_settings.parse_server_catalog reads it).  A helper by its labels: one a killed pgtopo
+    left behind is removed by the next apply, and by destroy."""
+    argv = ["sh", "-c", CATALOG_SCRIPT, "pgtopo-catalog", pg_settings.CATALOG_BEGIN, CATALOG_QUERY,
+            pg_settings.CATALOG_END]
+    return ContainerSpec(name=names(topo).helper(), image=topo.image, command=argv,
+                         labels=L.labels(topo.cluster, "helper", job="catalog"))

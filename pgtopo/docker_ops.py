@@ -118,16 +118,22 @@ def inspect_network(client: "docker.DockerClient", name: str) -> dict[str, Any] 
 
 
 def image_present(client: "docker.DockerClient", image: str) -> bool:
+    return image_id(client, image) is not None
+
+
+def image_id(client: "docker.DockerClient", image: str) -> str | None:
+    """The id of an image in the engine (the digest of its configuration: the same id is always
+    the same image); None when the engine does not have it."""
     from docker.errors import ImageNotFound, NotFound
 
     try:
         with translated(f"inspect image {image}"):
-            client.api.inspect_image(image)
+            found: str = client.api.inspect_image(image)["Id"]
     except DockerError as exc:
         if isinstance(exc.__cause__, (ImageNotFound, NotFound)):
-            return False
+            return None
         raise
-    return True
+    return found
 
 
 def create_network(client: "docker.DockerClient", name: str, labels: dict[str, str]) -> None:

@@ -1,9 +1,13 @@
-"""Turn a topology YAML file into a `Topology`; called by the CLI before anything touches Docker.
+"""Turn a topology YAML file into a `Topology`; called by the CLI before anything else touches Docker.
 
 Every problem becomes one `FILE:LINE:COL: message` line (1-based) and all of them are raised
 together as one `SpecError`: YAML syntax, duplicate keys, alias bombs, `${VAR}` interpolation
 (as docker compose does it, in string values only), pydantic's field errors and the model's
 cross-field problems.  No ruamel or pydantic exception escapes.
+
+Parameters of a major pgtopo ships no settings catalog for are checked only when the caller
+passes a `CatalogLookup` (diff and apply do: image_catalog.py asks the image's own server); the
+loader itself does no I/O.
 """
 
 from __future__ import annotations
@@ -13,11 +17,11 @@ import os
 import types
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import Annotated, Any, NoReturn, Union, get_args, get_origin
+from typing import Annotated, Any, NoReturn, Protocol, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from pgtopo import spec
+from pgtopo import pg_settings, spec
 from pgtopo.errors import SpecError
 from pgtopo.interpolate import InterpolationError, interpolate  # noqa: F401  (re-exported for callers)
 from pgtopo.spec import Topology, TopologyProblems
@@ -196,15 +200,19 @@ def _position(tree: Tree, path: Path, kind: str) -> Pos:
     return tree.keypos[path] if path else tree.valpos.get((), (1, 1))
 
 
+def _cross(tree: Tree, loc: tuple[str | int, ...], msg: str) -> Problem:
+    """A problem the model found across keys (or a server's catalog found), at the key it is about."""
+    path = tuple(str(p) for p in loc)
+    return _position(tree, path, "cross"), tree.conceal(path, f"{dotted(path)}: {msg}")
+
+
 def _validation_problems(exc: ValidationError, data: Any, tree: Tree) -> list[Problem]:
     """Every pydantic error, and every cross-field problem, as a positioned message."""
     problems: list[Problem] = []
     unions: dict[Path, list[_Err]] = {}
     for err in exc.errors():
         if isinstance(error := (err.get("ctx") or {}).get("error"), TopologyProblems):
-            for loc, msg in error.problems:
-                path = tuple(str(p) for p in loc)
-                problems.append((_position(tree, path, "cross"), tree.conceal(path, f"{dotted(path)}: {msg}")))
+            problems += [_cross(tree, loc, msg) for loc, msg in error.problems]
             continue
         path, union_at, member, is_key = _split_loc(err["loc"], data, err["type"])
         if any(path[: len(f)] == f for f in tree.failed):
@@ -247,8 +255,18 @@ def _to_data(text: str, filename: str, env: Mapping[str, str]) -> tuple[dict[str
     return data, tree
 
 
-def parse_topology(text: str, filename: str, env: Mapping[str, str]) -> Topology:
-    """Parse, interpolate and validate one topology document; raises SpecError with every problem."""
+class CatalogLookup(Protocol):
+    """The settings catalog of the topology's image, asked of its own server; None when it cannot
+    be known (the image is not in the engine: the plan refuses that anyway)."""
+
+    def __call__(self, topo: Topology) -> pg_settings.Catalog | None: ...
+
+
+def parse_topology(text: str, filename: str, env: Mapping[str, str],
+                   catalog: CatalogLookup | None = None) -> Topology:
+    """Parse, interpolate and validate one topology document; raises SpecError with every problem.
+    `catalog`: asked for the settings of the file's image when no shipped catalog covers its major
+    (and the file sets parameters); its refusals are problems like any other."""
     data, tree = _to_data(text, filename, env)
     try:
         topology = Topology.model_validate(data)
@@ -256,11 +274,18 @@ def parse_topology(text: str, filename: str, env: Mapping[str, str]) -> Topology
         _raise(filename, [*tree.problems, *_validation_problems(exc, data, tree)])
     if tree.problems:
         _raise(filename, tree.problems)
+    if catalog is not None and spec.needs_server_catalog(topology):
+        known = catalog(topology)
+        refused = spec.catalog_problems(topology, known) if known is not None else []
+        if refused:
+            _raise(filename, [_cross(tree, loc, msg) for loc, msg in refused])
     return topology
 
 
-def load_topology(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Topology:
-    """Read the file at `path` and return its Topology; `env` (default os.environ) feeds `${VAR}`."""
+def load_topology(path: str | os.PathLike[str], env: Mapping[str, str] | None = None,
+                  catalog: CatalogLookup | None = None) -> Topology:
+    """Read the file at `path` and return its Topology; `env` (default os.environ) feeds `${VAR}`;
+    `catalog` as for parse_topology."""
     filename = os.fspath(path)
     try:
         with open(filename, "rb") as handle:
@@ -274,4 +299,4 @@ def load_topology(path: str | os.PathLike[str], env: Mapping[str, str] | None = 
     except UnicodeDecodeError as exc:
         reason = f"not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
         raise SpecError([f"{filename}: cannot read: {reason}"]) from None
-    return parse_topology(text, filename, os.environ if env is None else env)
+    return parse_topology(text, filename, os.environ if env is None else env, catalog)

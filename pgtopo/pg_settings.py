@@ -6,15 +6,20 @@ loader's cross-field checks (`spec.problems`) ask `problem(name, value, major)` 
 parameter of the file, so a misspelt name or an impossible value is refused by `validate`, `diff`
 and `apply` with FILE:LINE:COL before any container is touched.
 
-Pure: the catalogs are package data, read once.  A major with no catalog (an image tag that does
-not name one, or a release newer than the catalogs) is not checked: a check that refused a
-setting the server knows would be worse than none.
+A major with no catalog here (an image tag that does not name one, or a release newer than the
+catalogs) is not checked offline: a check that refused a setting the server knows would be worse
+than none.  For those, `diff` and `apply` ask the image's own server (image_catalog.py runs the
+job, `parse_server_catalog` reads what it printed, in the same format) and the loader checks the
+file against that `Catalog`.
+
+Pure: the shipped catalogs are package data, read once.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -41,18 +46,63 @@ class Setting:
     context: str  # postmaster | sighup | superuser | user | …
 
 
+@dataclass(frozen=True)
+class Catalog:
+    """The settings one server knows, and its major (for messages)."""
+
+    major: int
+    settings: Mapping[str, Setting]
+
+
 @cache
 def catalog(major: int) -> dict[str, Setting] | None:
     """The settings PostgreSQL `major` knows; None when pgtopo has no catalog for it."""
     source = resources.files("pgtopo") / "catalog" / f"settings-{major}.tsv"
     if not source.is_file():
         return None
+    return parse_catalog(source.read_text(encoding="utf-8"))
+
+
+def parse_catalog(text: str) -> dict[str, Setting]:
+    """One setting a line: name, vartype, unit, min, max, enum values (comma-separated), context,
+    tab-separated (pg_settings as `COPY ... TO STDOUT` writes it); raises ValueError on any other line."""
     found = {}
-    for line in source.read_text(encoding="utf-8").splitlines():
-        name, vartype, unit, low, high, enumvals, context = line.split("\t")
-        found[name] = Setting(name, vartype, unit, float(low) if low else None, float(high) if high else None,
-                              tuple(enumvals.split(",")) if enumvals else (), context)
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split("\t")
+        if len(fields) != 7 or not fields[0] or not fields[1] or not fields[6]:
+            raise ValueError(f"line {number} is not a setting: {line[:80]!r}")
+        name, vartype, unit, low, high, enumvals, context = fields
+        try:
+            bounds = (float(low) if low else None, float(high) if high else None)
+        except ValueError:
+            raise ValueError(f"line {number}: bounds {low!r}, {high!r} of {name!r} are not numbers") from None
+        found[name] = Setting(name, vartype, unit, *bounds, tuple(enumvals.split(",")) if enumvals else (), context)
     return found
+
+
+# How the catalog job frames what it prints (desired.catalog_job): anything outside the frame
+# (a warning on stderr) is not part of it.
+CATALOG_BEGIN = "pgtopo-catalog-begin"
+CATALOG_END = "pgtopo-catalog-end major"
+
+
+def parse_server_catalog(output: str) -> Catalog:
+    """The catalog a server printed through the catalog job; raises ValueError when the output is
+    not a whole one (the job stopped half-way, or printed something else)."""
+    lines = output.splitlines()
+    if CATALOG_BEGIN not in lines:
+        raise ValueError(f"no {CATALOG_BEGIN!r} line")
+    start = lines.index(CATALOG_BEGIN) + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith(CATALOG_END + " ")), None)
+    if end is None:
+        raise ValueError(f"no {CATALOG_END!r} line after the settings")
+    major = lines[end].removeprefix(CATALOG_END + " ").strip()
+    if not major.isdigit():
+        raise ValueError(f"the major {major!r} is not a number")
+    settings = parse_catalog("\n".join(lines[start:end]))
+    if not settings:
+        raise ValueError("no settings")
+    return Catalog(int(major), settings)
 
 
 def major_of_image(image: str) -> int | None:
@@ -66,9 +116,13 @@ def major_of_image(image: str) -> int | None:
     return int(m.group(1)) if m and 9 < int(m.group(1)) < 100 else None
 
 
-def problem(name: str, value: bool | int | float | str, major: int | None) -> str | None:
-    """Why PostgreSQL `major` would not accept `name = value`; None when it would, or cannot be known."""
-    known = catalog(major) if major is not None else None
+def problem(name: str, value: bool | int | float | str, major: int | None,
+            known: Mapping[str, Setting] | None = None) -> str | None:
+    """Why PostgreSQL `major` would not accept `name = value`; None when it would, or cannot be known.
+    `known`: the settings to check against (a server's own, `Catalog.settings`); by default the
+    catalog pgtopo ships for `major`."""
+    if known is None and major is not None:
+        known = catalog(major)
     if known is None or "." in name:  # no catalog; or an extension's custom setting (ext.name)
         return None
     setting = known.get(name)
@@ -77,7 +131,7 @@ def problem(name: str, value: bool | int | float | str, major: int | None) -> st
     return _value_problem(setting, value)
 
 
-def _unknown(name: str, major: int | None, known: dict[str, Setting]) -> str:
+def _unknown(name: str, major: int | None, known: Mapping[str, Setting]) -> str:
     text = f"parameter {name!r} is not a setting of PostgreSQL {major}"
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
     if close:

@@ -351,6 +351,8 @@ def _server_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave)
                               "ALTER ROLE on the primary, then keep it in the state volume", wave=wave))
     if node != topo.primary:
         actions += _replication_actions(topo, obs, facts, wave)
+    else:
+        actions += _stale_replication(facts, wave)
     changes = _setting_changes(topo, facts)
     if changes:
         names = ", ".join(f"{k}={v}" if v is not None else f"reset {k}" for k, v in changes)
@@ -369,6 +371,22 @@ def _setting_changes(topo: Topology, facts: NodeFacts) -> tuple[tuple[str, str |
     changes: list[tuple[str, str | None]] = [(k, v) for k, v in want.items() if have.get(k) != v]
     changes += [(k, None) for k in sorted(have) if k not in want]
     return tuple(changes)
+
+
+def _stale_replication(facts: NodeFacts, wave: Wave) -> list[Action]:
+    """The primary's postgresql.auto.conf matches the file, which gives it no upstream: a node
+    promoted by a switchover or failover keeps the primary_conninfo / primary_slot_name it had as a
+    standby (harmless while it takes writes, misleading in SHOW, wrong if it were started as a
+    standby by hand).  Only once it takes writes: a standby still to be promoted keeps streaming."""
+    pg = facts.pg
+    assert pg is not None
+    stale = [k for k in REPLICATION_KEYS if k in pg.auto_conf]
+    if pg.in_recovery or not stale:
+        return []
+    names = ", ".join(stale)
+    return [Action(Kind.CONFIGURE, facts.name, f"ALTER SYSTEM RESET {names}: left from when it was a standby; "
+                   "the primary streams from no one (a reload, no restart)", wave=wave,
+                   settings=tuple((k, None) for k in stale))]
 
 
 def _replication_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave) -> list[Action]:

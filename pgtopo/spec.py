@@ -282,13 +282,31 @@ def _port_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str]]:
     return problems
 
 
+def _parameter_places(topo: Topology) -> list[tuple[tuple[str | int, ...], Parameters]]:
+    return [(("parameters",), topo.parameters), *((("nodes", name, "parameters"), node.parameters)
+                                                   for name, node in topo.nodes.items())]
+
+
 def _parameter_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str]]:
     problems: list[tuple[tuple[str | int, ...], str]] = []
-    places: list[tuple[tuple[str | int, ...], Parameters]] = [(("parameters",), topo.parameters)]
-    places += [(("nodes", name, "parameters"), node.parameters) for name, node in topo.nodes.items()]
     major = pg_settings.major_of_image(topo.image)
-    for loc, params in places:
+    for loc, params in _parameter_places(topo):
         for key, value in params.items():
             if (why := parameter_problem(key) or pg_settings.problem(key, value, major)) is not None:
                 problems.append(((*loc, key), why))
     return problems
+
+
+def needs_server_catalog(topo: Topology) -> bool:
+    """The file sets parameters that no shipped catalog can check (the image's tag names no major,
+    or one pgtopo has no catalog for): only the image's own server can say whether it knows them."""
+    major = pg_settings.major_of_image(topo.image)
+    if major is not None and pg_settings.catalog(major) is not None:
+        return False
+    return any("." not in key for _, params in _parameter_places(topo) for key in params)
+
+
+def catalog_problems(topo: Topology, known: pg_settings.Catalog) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every parameter of the file that the server behind `known` would refuse, at its key."""
+    return [((*loc, key), why) for loc, params in _parameter_places(topo) for key, value in params.items()
+            if (why := pg_settings.problem(key, value, known.major, known.settings)) is not None]

@@ -2,7 +2,9 @@
 # Write pgtopo/catalog/settings-<major>.tsv: the settings a PostgreSQL server of an image knows
 # (pg_settings: name, vartype, unit, min_val, max_val, enumvals, context), read from a throw-away
 # server in a container that starts, answers one query and is removed.  `validate` checks the
-# file's parameter names and values against it offline.
+# file's parameter names and values against it offline.  For a major with no file here, diff and
+# apply run the same query through pgtopo's own job (desired.CATALOG_QUERY, image_catalog.py);
+# tests/integration/test_server_catalog.py checks that the two agree.
 #   bash scripts/settings-catalog.sh pgtopo-local/postgres:17 [more images…]
 set -euo pipefail
 out="$(cd "$(dirname "$0")/.." && pwd)/pgtopo/catalog"
