@@ -78,6 +78,8 @@ def execute(ctx: Context, action: Action) -> str | None:
         case Kind.CREATE_ROLE:
             replication = ctx.snapshot.state.replication_password if ctx.snapshot.state else ""
             pg_ops.ensure_replication_role(ctx.endpoint(node), ctx.topo.auth.replication_user, replication)
+            if ctx.snapshot.state is not None and ctx.snapshot.state.system_identifier is None:
+                _record_system_identifier(ctx, node)  # a first start that failed, finished by a later apply
         case Kind.SET_PASSWORD:
             _set_passwords(ctx, node)
         case Kind.REWRITE_CONF:
