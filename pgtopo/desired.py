@@ -420,7 +420,17 @@ FENCE_SIGNAL = f"{L.PGDATA}/standby.signal"
 def conf_job(topo: Topology, node: str, held: Mapping[str, str]) -> ContainerSpec:
     """Rewrite a stopped node's postgresql.auto.conf from the file, with `held` settings kept at
     the values it can start with (standby_settings.held_for_replay)."""
-    argv = ["sh", "-c", CONF_SCRIPT, "pgtopo-conf", L.PGDATA, auto_conf(topo, node, held)]
+    return _conf_job(topo, node, auto_conf(topo, node, held))
+
+
+def restore_conf_job(topo: Topology, node: str, entries: Mapping[str, str]) -> ContainerSpec:
+    """Put back the postgresql.auto.conf a stopped node ran with (`entries`, as observed before
+    this apply changed it: rollback.py)."""
+    return _conf_job(topo, node, conf_text(entries))
+
+
+def _conf_job(topo: Topology, node: str, text: str) -> ContainerSpec:
+    argv = ["sh", "-c", CONF_SCRIPT, "pgtopo-conf", L.PGDATA, text]
     return _job(topo, node, "conf", argv, network=False)
 
 

@@ -85,6 +85,12 @@ def execute(ctx: Context, action: Action) -> str | None:
         case Kind.REWRITE_CONF:
             nodes.stop(ctx, node)
             docker_ops.run_job(ctx.client, desired.conf_job(ctx.topo, node, {k: v for k, v in action.settings if v is not None}))
+        case Kind.RESTORE_CONF:
+            nodes.stop(ctx, node)
+            docker_ops.run_job(ctx.client, desired.restore_conf_job(ctx.topo, node, {k: v for k, v in action.settings
+                                                                                    if v is not None}))
+            nodes.start(ctx, node)
+            nodes.await_streaming(ctx, node)
         case Kind.CONFIGURE:
             pg_ops.alter_system(ctx.endpoint(node), dict(action.settings))
         case Kind.REPOINT:

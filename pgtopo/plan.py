@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pgtopo import conninfo, desired, labels as L
+from pgtopo import conninfo, desired, labels as L, rollback
 from pgtopo.actions import Action, Kind, Phase, Plan, Wave
 from pgtopo.copies import ahead_of, behind_upstream, copies, copy_of, most_advanced
 from pgtopo.observed import NodeFacts, Observed
@@ -348,7 +348,7 @@ def _server_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave)
         actions.append(Action(Kind.CONFIGURE, node, f"ALTER SYSTEM {names}", wave=wave, settings=changes))
     pending = sorted(set(pg.pending_restart) | {k for k, _ in changes if k in pg.restart_settings})
     if pending:
-        actions.append(Action(Kind.RESTART, node, f"{', '.join(pending)} only apply after a restart",
+        actions.append(Action(Kind.RESTART, node, f"{', '.join(pending)} only apply after a restart; {rollback.PROMISE}",
                               wave=Wave(Phase.RESTART)))  # its rank: order_restarts
     return actions
 
