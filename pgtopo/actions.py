@@ -34,6 +34,7 @@ class Kind(enum.Enum):
     SET_PASSWORD = "set-password"
     CONFIGURE = "configure"
     REWRITE_CONF = "rewrite-conf"
+    RESTORE_CONF = "restore-conf"  # only ever made by rollback.py, after a restart that failed
     RESTART = "restart"
     REPOINT = "repoint"
     CREATE_SLOT = "create-slot"

@@ -113,7 +113,8 @@ def most_advanced(all_copies: dict[str, Copy]) -> str | None:
 def wal_end_needed(topo: Topology, obs: Observed) -> tuple[str, ...]:
     """Nodes whose WAL end must be read from their volume before a plan can be made: when the
     file's primary is not a running writer (a promotion, or a primary that must start again),
-    every node with data whose server is not running; and a stopped replica whose last
+    every node with data whose server is not running (a container Docker keeps restarting runs
+    none); and a stopped replica whose last
     checkpoint is older than the oldest WAL its upstream still has (can it stream once started?
     see behind_upstream).  A steady cluster needs none."""
     target = obs.node(topo.primary).pg
@@ -121,7 +122,8 @@ def wal_end_needed(topo: Topology, obs: Observed) -> tuple[str, ...]:
     return tuple(sorted(
         name for name, facts in obs.nodes.items()
         if facts.pg is None and facts.data is not None and facts.data.has_pgdata and facts.data.wal_end is None
-        and facts.volume is not None and not (facts.container is not None and facts.container.running)
+        and facts.volume is not None
+        and not (facts.container is not None and facts.container.running and not facts.container.crash_looping)
         and (promoting or _may_be_behind(topo, obs, facts))
     ))
 

@@ -4,6 +4,8 @@
     ├── SpecError                    the topology file or a saved plan is wrong (FILE:LINE:COL lines)
     ├── DockerError                  the engine is unreachable or refused a call
     ├── PostgresError                a server refused a command or could not be reached
+    ├── ServerDidNotStart            a server stopped right after its start (Docker restarted it)
+    ├── SettingRejected              a restart with the file's settings failed; the node was put back
     ├── SafetyRefusal                exit 1: doing this could lose data; nothing was changed
     ├── NotConverged                 exit 1: apply ran but the cluster does not match the file
     ├── LockTimeout                  exit 1: another apply holds the cluster's lock
@@ -81,3 +83,19 @@ class RolledBack(PgtopoError):
     nothing was promoted."""
 
     exit_code = EXIT_CHANGES
+
+
+class ServerDidNotStart(PgtopoError):
+    """A server stopped right after it was started (Docker restarted it, or its container exited):
+    it cannot start on its data with its settings.  `fatal`: the server's own FATAL line."""
+
+    def __init__(self, message: str, node: str, fatal: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.node = node
+        self.fatal = fatal
+
+
+class SettingRejected(PgtopoError):
+    """A node restarted with the file's settings did not start: it was put back on the settings it
+    ran with, and the change taken back out of the nodes not restarted yet.  Exit 2: the file's
+    settings are the error."""

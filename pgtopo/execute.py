@@ -78,11 +78,19 @@ def execute(ctx: Context, action: Action) -> str | None:
         case Kind.CREATE_ROLE:
             replication = ctx.snapshot.state.replication_password if ctx.snapshot.state else ""
             pg_ops.ensure_replication_role(ctx.endpoint(node), ctx.topo.auth.replication_user, replication)
+            if ctx.snapshot.state is not None and ctx.snapshot.state.system_identifier is None:
+                _record_system_identifier(ctx, node)  # a first start that failed, finished by a later apply
         case Kind.SET_PASSWORD:
             _set_passwords(ctx, node)
         case Kind.REWRITE_CONF:
             nodes.stop(ctx, node)
             docker_ops.run_job(ctx.client, desired.conf_job(ctx.topo, node, {k: v for k, v in action.settings if v is not None}))
+        case Kind.RESTORE_CONF:
+            nodes.stop(ctx, node)
+            docker_ops.run_job(ctx.client, desired.restore_conf_job(ctx.topo, node, {k: v for k, v in action.settings
+                                                                                    if v is not None}))
+            nodes.start(ctx, node)
+            nodes.await_streaming(ctx, node)
         case Kind.CONFIGURE:
             pg_ops.alter_system(ctx.endpoint(node), dict(action.settings))
         case Kind.REPOINT:

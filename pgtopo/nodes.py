@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from pgtopo import desired, docker_ops, labels as L, log, pg_ops, state as cluster_state
 from pgtopo.context import Context
-from pgtopo.errors import DockerError, NotConverged, PgtopoError
+from pgtopo.errors import DockerError, NotConverged, PgtopoError, ServerDidNotStart
 from pgtopo.timelines import lsn_text
 
 READY_TIMEOUT = 120.0
@@ -124,9 +124,13 @@ def await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None =
         state = docker_ops.inspect_container(ctx.client, name)["State"]
         if bootstrap is not None and (state.get("Restarting") or state.get("Status") in ("exited", "dead")):
             _bootstrap_failed(ctx, node, name)
+        stopped = bool(state.get("Restarting")) or state.get("Status") in ("exited", "dead")
         why = "it keeps stopping" if state.get("Restarting") else f"container {state.get('Status')}"
-        raise PgtopoError(f"{node}: Docker published no port for {name} ({why}):\n"
-                          f"{docker_ops.last_lines(ctx.client, name)}", hint=f"see `docker logs {name}`")
+        logs = docker_ops.last_lines(ctx.client, name)
+        message, hint = f"{node}: Docker published no port for {name} ({why}):\n{logs}", f"see `docker logs {name}`"
+        if stopped:
+            raise ServerDidNotStart(message, node, fatal_line(logs), hint=hint)
+        raise PgtopoError(message, hint=hint)
     ep = pg_ops.Endpoint(node, port, ctx.password, cluster=ctx.topo.cluster)
     deadline = time.monotonic() + READY_TIMEOUT
     log.waiting(ctx.topo.cluster, node, f"its server answers on port {port}", None if bootstrap else READY_TIMEOUT)
@@ -148,8 +152,11 @@ def await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None =
                     logs = docker_ops.last_lines(ctx.client, name)
                     why = ("its server stopped and Docker restarted it" if looping else
                            f"container {state.get('Status')}" if gone else f"no answer in {READY_TIMEOUT:.0f} s")
-                    raise PgtopoError(f"{node}: the server did not come up ({why}; last: {exc.message}):\n{logs}",
-                                      hint=f"see `docker logs {name}`") from None
+                    message = f"{node}: the server did not come up ({why}; last: {exc.message}):\n{logs}"
+                    if gone or looping:
+                        raise ServerDidNotStart(message, node, fatal_line(logs),
+                                                hint=f"see `docker logs {name}`") from None
+                    raise PgtopoError(message, hint=f"see `docker logs {name}`") from None
                 if bootstrap is None:  # a bootstrap reports its own progress (initdb, the clone)
                     ctx.progress(node, f"waiting for its server to answer ({time.monotonic() - started:.0f} s)")
     finally:
@@ -157,6 +164,17 @@ def await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None =
             ctx.progress(node, "")
     with ctx.lock:
         ctx.snapshot.endpoints[node] = ep
+
+
+def fatal_line(logs: str) -> str:
+    """The server's own reason for stopping: its last FATAL (or PANIC) line in these last lines of
+    its log, from the level on (`FATAL:  could not map anonymous shared memory: …`); else the last line."""
+    lines = [line.strip() for line in logs.splitlines() if line.strip()]
+    for line in reversed(lines):
+        for level in ("FATAL:", "PANIC:"):
+            if level in line:
+                return line[line.index(level):]
+    return lines[-1] if lines else "(no output)"
 
 
 def _bootstrap_failed(ctx: Context, node: str, name: str) -> None:

@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from pgtopo import desired, docker_ops, labels as L, pg_ops, pgcontrol, probe, state as cluster_state, walend
+from pgtopo import autoconf, desired, docker_ops, labels as L, pg_ops, pgcontrol, probe, state as cluster_state, walend
 from pgtopo.containers import Mount
 from pgtopo.errors import PgtopoError
 from pgtopo.observed import ContainerFacts, DataFacts, NetworkFacts, NodeFacts, Observed, PgFacts, VolumeFacts
@@ -320,9 +320,10 @@ def _data_facts(client: "docker.DockerClient", container: docker_ops.HelperId) -
     interrupted = docker_ops.read_file(client, container, L.REWIND_MARKER) is not None
     fenced = any(docker_ops.read_file(client, container, f"{L.PGDATA}/{signal}") is not None
                  for signal in ("standby.signal", "recovery.signal"))
+    conf = docker_ops.read_file(client, container, f"{L.PGDATA}/postgresql.auto.conf")
     return DataFacts(has_pgdata=True, system_identifier=control.system_identifier, interrupted=interrupted,
                      state=control.state, checkpoint=control.checkpoint, timeline=control.timeline, fenced=fenced,
-                     limits=control.limits)
+                     limits=control.limits, auto_conf=autoconf.parse(conf.decode(errors="replace")) if conf else None)
 
 
 def read_wal_ends(client: "docker.DockerClient", topo: Topology, observed: Observed,

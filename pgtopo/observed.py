@@ -89,6 +89,9 @@ class DataFacts:
     history: tuple[tuple[int, int], ...] = ()
     # pg_control's hot-standby values: a standby does not start with settings below them
     limits: Mapping[str, int] = field(default_factory=dict)
+    # the settings of its postgresql.auto.conf, what its server starts with; None: not read, or
+    # a line pgtopo cannot read (autoconf.parse)
+    auto_conf: Mapping[str, str] | None = None
 
     @property
     def was_primary(self) -> bool:
@@ -133,7 +136,12 @@ class PgFacts:
     downstreams: tuple[Downstream, ...] = ()
     slots: tuple[Slot, ...] = ()
     pending_restart: tuple[str, ...] = ()
-    auto_conf: Mapping[str, str] = field(default_factory=dict)  # postgresql.auto.conf entries
+    # postgresql.auto.conf entries in effect (pg_file_settings without errors: a value waiting
+    # for a restart is "setting could not be applied" there, so it is left out)
+    auto_conf: Mapping[str, str] = field(default_factory=dict)
+    # settings waiting for a restart whose running value came from postgresql.auto.conf: that
+    # value (current_setting), which the file no longer holds
+    running_conf: Mapping[str, str] = field(default_factory=dict)
     replication_roles: tuple[str, ...] = ()
     restart_settings: frozenset[str] = frozenset()  # settings that only a restart applies
     history: tuple[tuple[int, int], ...] = ()  # (parent timeline, LSN where it ended)
@@ -141,6 +149,12 @@ class PgFacts:
     # Where the oldest WAL segment file in its pg_wal starts: a standby needing older WAL from
     # it can never stream from it again (PostgreSQL removed it; pgtopo does not archive yet)
     oldest_wal: int | None = None
+
+    @property
+    def working_conf(self) -> dict[str, str]:
+        """The postgresql.auto.conf this server runs with: what a restart that fails to start
+        puts back (rollback.py)."""
+        return {**{k: v for k, v in self.auto_conf.items() if k not in self.pending_restart}, **self.running_conf}
 
 
 @dataclass(frozen=True)

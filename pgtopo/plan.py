@@ -15,21 +15,22 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pgtopo import conninfo, desired, labels as L
+from pgtopo import conninfo, desired, labels as L, rollback
 from pgtopo.actions import Action, Kind, Phase, Plan, Wave
 from pgtopo.copies import ahead_of, behind_upstream, copies, copy_of, most_advanced
 from pgtopo.observed import NodeFacts, Observed
+from pgtopo.offline_conf import rewrite_conf
 from pgtopo.pgcontrol import STATE_NAMES
 from pgtopo.promotion import LOSS_FLAG, capacity_refusals, promotion
 from pgtopo.spec import Topology
-from pgtopo.standby_settings import copies_after_restarts, held_for_replay, order_restarts, rolling_rank
+from pgtopo.standby_settings import copies_after_restarts, order_restarts, rolling_rank
 from pgtopo.timelines import Position, Verdict, decide
 
 REMOVE_WAVE = Wave(Phase.REMOVE, 0)
 REMOVE_VOLUME_WAVE = Wave(Phase.REMOVE, 1)  # after the containers that used the volumes
 SLOT_WAVE = Wave(Phase.SLOTS, 0)
 
-REPLICATION_KEYS = ("primary_conninfo", "primary_slot_name")
+REPLICATION_KEYS = desired.REPLICATION_KEYS
 DATA_KINDS = (Kind.INIT, Kind.CLONE, Kind.RECLONE, Kind.REWIND, Kind.DEMOTE)  # on existing data: leave the container stopped
 
 
@@ -193,9 +194,9 @@ def _node_actions(topo: Topology, obs: Observed, node: str, fenced: set[str]) ->
     # (execute._bootstrap): that action brings the container too.
     bootstrapped = data_rebuilt and not facts.has_data
     container = None if bootstrapped else _container_action(topo, facts, wave, data_rebuilt)
-    held = {} if data_rebuilt else held_for_replay(topo, facts)
-    if held or (_crash_looping(facts) and not data_rebuilt and node != topo.primary):
-        actions.append(_rewrite_conf(facts, held, wave))
+    rewrite = None if data_rebuilt else rewrite_conf(topo, obs, facts, wave)
+    if rewrite is not None:
+        actions.append(rewrite)
         if container is None and facts.container is not None:
             container = Action(Kind.START, node, "start it on the settings it can run with", wave=wave)
     if container is not None:
@@ -207,25 +208,13 @@ def _node_actions(topo: Topology, obs: Observed, node: str, fenced: set[str]) ->
                               "remove it", wave=wave))
     if data_rebuilt and node == topo.primary:
         actions.append(Action(Kind.CREATE_ROLE, node, f"create the replication role {topo.auth.replication_user}", wave=wave))
+    elif node == topo.primary and container is not None and facts.pg is None and obs.system_identifier is None:
+        actions.append(Action(Kind.CREATE_ROLE, node, f"its first start never finished (the cluster's identity is "
+                              f"not recorded): create the replication role {topo.auth.replication_user} and record "
+                              "it", wave=wave))
     elif facts.pg is not None and not data_rebuilt:
         actions += _server_actions(topo, obs, facts, wave)
     return actions
-
-
-def _crash_looping(facts: NodeFacts) -> bool:
-    """Docker restarts its container over and over: its server does not start on its data."""
-    return facts.pg is None and facts.has_data and facts.container is not None and facts.container.crash_looping
-
-
-def _rewrite_conf(facts: NodeFacts, held: dict[str, str], wave: Wave) -> Action:
-    """A replica that cannot start on its postgresql.auto.conf: rewritten offline from the file."""
-    values = ", ".join(f"{k} {v}" for k, v in held.items())
-    why = (f"its pg_control records {values} (its primary's, as of the last parameter change it replayed) and it "
-           "would not start with the file's lower values: stop it, rewrite postgresql.auto.conf from the file with "
-           "those held until it has replayed the change (a later round lowers them)" if held else
-           "Docker restarts it over and over (its server does not start): stop it, rewrite postgresql.auto.conf "
-           "from the file")
-    return Action(Kind.REWRITE_CONF, facts.name, why, wave=wave, settings=tuple(held.items()))
 
 
 def _fence_first(topo: Topology, facts: NodeFacts, container: Action, fenced: set[str]) -> list[Action]:
@@ -359,7 +348,7 @@ def _server_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave)
         actions.append(Action(Kind.CONFIGURE, node, f"ALTER SYSTEM {names}", wave=wave, settings=changes))
     pending = sorted(set(pg.pending_restart) | {k for k, _ in changes if k in pg.restart_settings})
     if pending:
-        actions.append(Action(Kind.RESTART, node, f"{', '.join(pending)} only apply after a restart",
+        actions.append(Action(Kind.RESTART, node, f"{', '.join(pending)} only apply after a restart; {rollback.PROMISE}",
                               wave=Wave(Phase.RESTART)))  # its rank: order_restarts
     return actions
 

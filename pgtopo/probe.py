@@ -51,7 +51,9 @@ SELECT current_setting('server_version_num')::int,
        (SELECT min(('x' || substr(name, 9, 8))::bit(32)::bigint * 4294967296
                    + ('x' || substr(name, 17, 8))::bit(32)::bigint
                      * (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'))
-          FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$')
+          FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'),
+       (SELECT coalesce(json_object_agg(name, current_setting(name)), '{}') FROM pg_settings
+          WHERE pending_restart AND sourcefile LIKE '%%postgresql.auto.conf')
 FROM pos
 """
 
@@ -69,7 +71,7 @@ def probe(ep: Endpoint) -> PgFacts:
 
 def facts(row: tuple[Any, ...], cluster: str = "") -> PgFacts:
     (version, sysid, standby, lsn, tli, pending, recv, downs, slots, auto, roles, restart, limits, received, fenced,
-     history, oldest) = row
+     history, oldest, running) = row
     return PgFacts(
         server_version=version,
         system_identifier=int(sysid),
@@ -83,6 +85,7 @@ def facts(row: tuple[Any, ...], cluster: str = "") -> PgFacts:
         slots=tuple(Slot(name) for name in slots),
         pending_restart=tuple(pending or ()),
         auto_conf={name: setting for name, setting in auto},
+        running_conf=dict(running or {}),
         replication_roles=tuple(roles or ()),
         restart_settings=frozenset(restart or ()),
         history=parse_history(history) if history else (),

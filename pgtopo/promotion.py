@@ -131,9 +131,11 @@ def _restart_primary(topo: Topology, obs: Observed, sysid: int | None, target: N
                        f"primary: stop and fence it before {target.name} starts", wave=Wave(), destructive=True,
                        data_loss=True)
         return Promotion(actions=(fence,))
-    if target.container is not None and target.container.running:
+    if target.container is not None and target.container.running and not target.container.crash_looping:
         # Its container runs but its server cannot be reached (cut off its network, still
         # starting): pgtopo starts nothing, so no writer appears; the node rules reconnect it.
+        # One Docker keeps restarting runs no server: it is started again (offline_conf), so it
+        # is checked as a stopped primary is.
         return Promotion()
     reference = copy_of(target)
     if reference is None or not reference.exact:

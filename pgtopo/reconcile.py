@@ -16,11 +16,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pgtopo import lock as cluster_lock, log, pg_ops
+from pgtopo import lock as cluster_lock, log, pg_ops, rollback
 from pgtopo.actions import Action, Kind, Plan
 from pgtopo.context import Context, Progress
 from pgtopo.copies import wal_end_needed
-from pgtopo.errors import DockerError, NotConverged, PgtopoError, SafetyRefusal, StalePlan
+from pgtopo.errors import (
+    DockerError,
+    NotConverged,
+    PgtopoError,
+    SafetyRefusal,
+    ServerDidNotStart,
+    SettingRejected,
+    StalePlan,
+)
 from pgtopo.execute import execute
 from pgtopo.observe import Snapshot, observe, read_wal_ends
 from pgtopo.plan import plan
@@ -192,12 +200,37 @@ def _run_waves(ctx: Context, p: Plan, events: Events, outcome: Outcome) -> None:
     before the next observation (its error is raised unless another one already is).  The lock
     is confirmed armed once the first wave has finished (its start ran meanwhile): only an
     engine that cannot start a container fails that, and then no wave after it runs."""
+    first = len(outcome.done)
     try:
         for wave in p.waves():
-            outcome.done += _run_wave(ctx, wave, events)
+            try:
+                outcome.done += _run_wave(ctx, wave, events)
+            except ServerDidNotStart as exc:
+                _put_back(ctx, wave, [a for a, _ in outcome.done[first:]], exc, events, outcome)
+                raise
             ctx.confirm_lock()
     finally:
         ctx.settle(raise_errors=sys.exc_info()[0] is None)
+
+
+def _put_back(ctx: Context, wave: list[Action], done: list[Action], exc: ServerDidNotStart, events: Events,
+              outcome: Outcome) -> None:
+    """A restart whose server did not start: put that node back on the settings it ran with, take
+    the change back out of the nodes configured but not restarted (rollback.py), and raise
+    SettingRejected with the server's own words.  Returns (the caller raises `exc`) when the
+    failure was no restart's."""
+    failed = next((a for a in wave if a.node == exc.node and a.kind is Kind.RESTART), None)
+    obs = ctx.snapshot.observed
+    steps = rollback.steps(ctx.topo, obs, done, failed, exc.fatal) if failed is not None else ()
+    if failed is None or not steps:
+        return
+    trouble = None
+    try:
+        outcome.done += _run_wave(ctx, list(steps), events)
+    except PgtopoError as again:
+        trouble = again.message
+    message = rollback.message(ctx.topo, obs, done, failed, exc.fatal, steps, trouble)
+    raise SettingRejected(message, hint=rollback.hint(ctx.topo, obs, done, failed)) from exc
 
 
 def _run_wave(ctx: Context, wave: list[Action], events: Events) -> list[tuple[Action, float]]:

@@ -14,6 +14,9 @@ standby's replay of it updates the standby's pg_control.  So:
   (restarted before it replayed the change, by an older pgtopo or by hand: it refuses to start,
   and Docker restarts it for ever) is started on those recorded values first (`held_for_replay`);
   a later round lowers them as above, once it has replayed the change;
+* a primary that does not run, whose postgresql.auto.conf is rewritten offline from the file (it
+  could not start on it), keeps a value the file raises above its running standbys' at what its
+  pg_control records (`held_for_standbys`); a later round raises it the usual way;
 * lowering: a node whose data is copied from an upstream in the same apply (a new replica, a
   re-clone, a rewind: pg_control comes with the copy) is made after every restart, so the copy
   already holds the lower values.
@@ -63,6 +66,25 @@ def held_for_replay(topo: Topology, facts: NodeFacts) -> dict[str, str]:
         value, need = _wanted(topo, facts.name, name), data.limits.get(name)
         if need is not None and value.isdigit() and int(value) < need:
             out[name] = str(need)
+    return out
+
+
+def held_for_standbys(topo: Topology, obs: Observed, facts: NodeFacts) -> dict[str, str]:
+    """The file's primary, not running, about to start on a postgresql.auto.conf rewritten offline:
+    the hot-standby settings the file raises above what a running standby of the cluster has, held
+    at the values its pg_control records (what it last ran with).  Started higher, it would write a
+    parameter change its standbys cannot replay; a later round raises them the usual way, the
+    standbys first."""
+    data = facts.data
+    if facts.name != topo.primary or facts.pg is not None or data is None or not data.limits:
+        return {}
+    out = {}
+    for name in HOT_STANDBY_SETTINGS:
+        value, recorded = _wanted(topo, facts.name, name), data.limits.get(name)
+        standbys = [n.pg.limits[name] for n in obs.nodes.values()
+                    if n.pg is not None and n.pg.in_recovery and name in n.pg.limits]
+        if recorded is not None and standbys and value.isdigit() and int(value) > min(standbys):
+            out[name] = str(min(recorded, min(standbys)))
     return out
 
 

@@ -25,7 +25,7 @@ import pytest
 from pgtopo import desired, docker_ops, labels as L, pg_ops, pgcontrol
 from pgtopo.containers import ContainerSpec
 from pgtopo.context import Context
-from pgtopo.errors import DockerError
+from pgtopo.errors import DockerError, PostgresError
 from pgtopo.observe import Snapshot
 from pgtopo.observed import Observed
 from pgtopo.spec import Topology
@@ -67,6 +67,11 @@ class World:
         self.replayed: dict[str, int | None] = {}  # node -> what wait_replayed_past returns
         self.replay_target: dict[str, int] = {}  # node -> the LSN wait_replayed_past was asked to pass
         self.at_promote: dict[str, tuple[bool, bool]] = {}  # node -> (running, fenced) when promoting
+        # nodes whose server stops as soon as it starts (Docker restarts it) until a conf job
+        # rewrites their postgresql.auto.conf; what each conf job wrote; what each ALTER SYSTEM set
+        self.crashing: set[str] = set()
+        self.conf: dict[str, str] = {}
+        self.altered: list[tuple[str, dict[str, str | None]]] = []
         self._patch(monkeypatch)
 
     # -- what tests read ------------------------------------------------------------------------
@@ -108,15 +113,15 @@ class World:
         fake(docker_ops, "create_container", self._create_container)
         fake(docker_ops, "create_volume", lambda client, name, labels: self._event("create-volume", name))
         fake(docker_ops, "create_network", lambda client, name, labels: self._event("create-network", name))
-        fake(docker_ops, "last_lines", lambda client, c, lines=8: "(last lines)")
+        fake(docker_ops, "last_lines", self._last_lines)
         fake(pg_ops, "checkpoint", lambda ep, timeout=0: self._event("checkpoint", ep.node))
         fake(pg_ops, "wait_replayed_past", self._wait_replayed_past)
         fake(pg_ops, "promote", self._promote)
         fake(pg_ops, "create_slot", lambda ep, slot: self._event("create-slot", ep.node, slot))
         fake(pg_ops, "drop_slot", lambda ep, slot: self._event("drop-slot", ep.node, slot))
-        fake(pg_ops, "wait_ready", lambda ep, deadline, poll=0.1: None)
+        fake(pg_ops, "wait_ready", self._wait_ready)
         fake(pg_ops, "wait_streaming", lambda ep, upstream, deadline, poll=0.1: None)
-        fake(pg_ops, "alter_system", lambda ep, settings: self._event("alter-system", ep.node) or [])
+        fake(pg_ops, "alter_system", self._alter_system)
         fake(pg_ops, "set_replication_source",
              lambda ep, conninfo, slot: self._event("repoint", ep.node, slot))
 
@@ -149,7 +154,9 @@ class World:
     def _inspect(self, client: Any, container: str) -> dict[str, Any]:
         node = self._node(container)
         running = self.running.get(node, False)
-        return {"State": {"Running": running, "Paused": False, "Status": "running" if running else "exited"},
+        looping = running and node in self.crashing
+        status = "restarting" if looping else "running" if running else "exited"
+        return {"State": {"Running": running, "Paused": False, "Status": status, "Restarting": looping},
                 "RestartCount": 0,
                 "NetworkSettings": {"Ports": {f"{L.PG_PORT}/tcp": [{"HostIp": "127.0.0.1", "HostPort": "40000"}]}}}
 
@@ -160,6 +167,21 @@ class World:
         assert mounts[0].read_only, "a helper that reads must mount the volume read-only"
         volume = mounts[0].volume
         yield f"helper:{volume[len(self.cluster) + 1:-len('-data')]}"
+
+    def _last_lines(self, client: Any, container: str, lines: int = 8) -> str:
+        if self._node(container) in self.crashing:
+            return ("2026-01-01 00:00:00.000 UTC [1] FATAL:  could not map anonymous shared memory: Cannot allocate "
+                    "memory\n2026-01-01 00:00:00.000 UTC [1] LOG:  database system is shut down")
+        return "(last lines)"
+
+    def _wait_ready(self, ep: pg_ops.Endpoint, deadline: float, poll: float = 0.1) -> None:
+        if ep.node in self.crashing:
+            raise PostgresError(f"{ep.node}: cannot connect: connection refused")
+
+    def _alter_system(self, ep: pg_ops.Endpoint, settings: dict[str, str | None]) -> list[str]:
+        self._event("alter-system", ep.node)
+        self.altered.append((ep.node, dict(settings)))
+        return []
 
     def _read_file(self, client: Any, container: str, path: str) -> bytes | None:
         assert container.startswith("helper:"), f"a file was copied out of {container}, not out of a helper"
@@ -179,6 +201,9 @@ class World:
             self.primary[node] = False
         if job == "unfence":
             self.fenced[node] = False
+        if job == "conf":
+            self.conf[node] = spec.command[-1]
+            self.crashing.discard(node)
         return ""
 
     def _create_container(self, client: Any, spec: ContainerSpec) -> str:

@@ -15,10 +15,11 @@ from docker.errors import APIError
 
 from pgtopo import docker_ops, pg_ops, reconcile
 from pgtopo.actions import Action, Kind, Phase, Plan, Wave
-from pgtopo.errors import DockerError, PostgresError
+from pgtopo.errors import DockerError, PgtopoError, PostgresError, ServerDidNotStart, SettingRejected
+from pgtopo.plan import plan
 
 from .flow_fakes import World, context
-from .test_plan import T, converged
+from .test_plan import T, converged, topo
 
 REAL_CREATE_VOLUME, REAL_ALTER_SYSTEM = docker_ops.create_volume, pg_ops.alter_system
 FIRST, SECOND = Wave(Phase.BUILD, 1), Wave(Phase.ROLL, 0)
@@ -131,3 +132,59 @@ def test_an_action_s_error_wins_over_its_background_work_s(world: World, monkeyp
     with pytest.raises(PostgresError, match="primary: initdb failed"):
         run(world, Action(Kind.INIT, "primary", "new", wave=FIRST))
     assert finished == [True]
+
+
+# A restart whose server does not start with the file's settings (rollback.py): that node is put
+# back on the postgresql.auto.conf it ran with, the nodes configured but not restarted get their old
+# values back, no later wave runs, and the error names the setting and quotes the server.
+BEFORE, AFTER = topo(parameters={"work_mem": "4MB"}), topo(parameters={"work_mem": "8MB", "shared_buffers": "900GB"})
+FATAL = "FATAL:  could not map anonymous shared memory: Cannot allocate memory"
+
+
+def run_plan(monkeypatch: pytest.MonkeyPatch, crashing: set[str], fail: dict | None = None):
+    """AFTER's plan against a cluster running BEFORE; `crashing`: servers that stop as soon as they
+    start until their postgresql.auto.conf is rewritten.  Returns the world, what was started, the error."""
+    observed = converged(BEFORE)
+    world = World(monkeypatch, AFTER, observed)
+    world.crashing, world.fail = set(crashing), fail or {}
+    started: list[Action] = []
+    ctx = context(AFTER, observed, world.journal)
+    with pytest.raises(PgtopoError) as info:
+        reconcile._run_waves(ctx, plan(AFTER, observed), reconcile.Events(started=started.append), reconcile.Outcome())
+    return world, started, info.value
+
+
+def test_a_restart_that_does_not_start_is_put_back_and_the_change_taken_out_of_the_others(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    world, started, error = run_plan(monkeypatch, {"replica2"})
+    assert isinstance(error, SettingRejected) and error.exit_code == 2
+    assert "replica2: its server did not start with shared_buffers = 900GB from the file" in error.message
+    assert FATAL in error.message and "shared_buffers" in (error.hint or "")
+    # replica2: stopped, its old postgresql.auto.conf written back, started again
+    mine = [e for e in world.journal if "replica2" in e and e[0] != "alter-system"]
+    assert mine == [("stop", "replica2"), ("start", "replica2", "standby"),  # the restart
+                    ("stop", "replica2"), ("job", "conf", "replica2"), ("start", "replica2", "standby")], mine
+    assert "work_mem = '4MB'" in world.conf["replica2"] and "900GB" not in world.conf["replica2"]
+    assert world.running["replica2"] and "replica2" not in world.crashing
+    # the others: configured, never restarted, given their old values back
+    undone = [(node, settings) for node, settings in world.altered if settings.get("work_mem") == "4MB"]
+    assert sorted(undone) == [(n, {"shared_buffers": None, "work_mem": "4MB"}) for n in ("primary", "replica")]
+    assert ("stop", "replica") not in world.journal and ("stop", "primary") not in world.journal
+    assert [a.kind for a in started if a.node == "replica2"][-1] is Kind.RESTORE_CONF  # shown like any action
+
+
+def test_a_server_that_does_not_start_outside_a_restart_is_reported_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = World(monkeypatch, T, converged(T))
+    world.running["replica"], world.crashing = False, {"replica"}
+    with pytest.raises(ServerDidNotStart) as info:
+        run(world, Action(Kind.START, "replica", "container is exited", wave=FIRST))
+    assert info.value.fatal == FATAL and not isinstance(info.value, SettingRejected)
+    assert "conf" not in {e[1] for e in world.journal if e[0] == "job"}
+
+
+def test_when_putting_it_back_fails_too_apply_says_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = {("job", "conf", "replica2"): DockerError("pg-replica2-conf failed (exit 1): no space left on device")}
+    world, _, error = run_plan(monkeypatch, {"replica2"}, broken)
+    assert isinstance(error, SettingRejected)
+    assert "but putting replica2 back failed too:\npg-replica2-conf failed (exit 1): no space left on device" in error.message
+    assert {node for node, s in world.altered if s.get("work_mem") == "4MB"} == {"primary", "replica"}

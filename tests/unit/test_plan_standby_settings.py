@@ -127,8 +127,3 @@ def test_a_replica_that_cannot_start_on_its_settings_is_rewritten_from_the_file(
     observed = replace(observed, nodes={**observed.nodes, "replica": stuck(BEFORE, "replica", state, {})})
     p = plan(t, observed)
     assert [(a.node, a.kind.value, dict(a.settings)) for a in p.actions if a.node == "replica"] == expected
-
-
-def test_the_primary_is_never_rewritten_offline() -> None:
-    observed = converged(BEFORE, primary=stuck(BEFORE, "primary", "restarting", {}))
-    assert Kind.REWRITE_CONF not in {a.kind for a in plan(LOW, observed).actions}
