@@ -180,9 +180,9 @@ def apply(file: Path, verbose: bool, log_format: str | None, yes: bool, lock_tim
     """Make the cluster match the file (or carry out a saved plan); wait until every replica streams.
 
     FILE is a topology file, or a plan saved by `diff --out` (then exactly that plan runs, and
-    only if neither the file nor the cluster changed since). Exit 0 converged, 1 refused, stale
-    plan or not converged, 2 error in the file or environment. A run that changed something is
-    recorded: see `pgtopo history`.
+    only if neither the file nor the cluster changed since; a plan whose changes are already in
+    place says so). Exit 0 converged, 1 refused, stale plan or not converged, 2 error in the file
+    or environment. A run that changed something is recorded: see `pgtopo history`.
 
     \b
     Example:  pgtopo apply cluster.yaml --yes
@@ -225,6 +225,10 @@ def _run_apply(file: Path, verbose: bool, log_format: str | None, yes: bool, loc
             outcome = reconcile.apply(_client(), topo, file.parent, consent=lambda p: _consent(p, yes),
                                       lock_timeout=lock_timeout, events=events, prune_volumes=prune_volumes,
                                       allow_data_loss=allow_data_loss, journal=record)
+    if outcome.already_applied:
+        out.print(f"cluster {topo.cluster}: this plan was already applied; the cluster is as the file says, "
+                  "nothing to do")
+        return
     if not outcome.done:
         out.print(f"cluster {topo.cluster}: in sync with the file, nothing to do")
         return

@@ -53,6 +53,7 @@ class Events:
 class Outcome:
     done: list[tuple[Action, float]] = field(default_factory=list)
     seconds: float = 0.0
+    already_applied: bool = False  # a saved plan whose changes were in place: nothing was done
 
     def count(self, kind: Kind) -> int:
         return sum(1 for a, _ in self.done if a.kind is kind)
@@ -121,7 +122,8 @@ def apply_saved(client: "docker.DockerClient", topo: Topology, base_dir: Path, s
                 *, consent: Callable[[Plan], bool], lock_timeout: float, events: Events | None = None,
                 allow_data_loss: bool = False, journal: Journal | None = None) -> Outcome:
     """Carry out exactly a saved plan, after checking, under the lock, that the cluster is still
-    in the state the plan was made from; raises StalePlan otherwise."""
+    in the state the plan was made from.  A cluster already as the file says (this plan, or the
+    same change, was applied) is `already_applied`; any other change raises StalePlan."""
     from pgtopo import documents
 
     events = _journaled(events or Events(), journal)
@@ -132,10 +134,9 @@ def apply_saved(client: "docker.DockerClient", topo: Topology, base_dir: Path, s
         snapshot = observe(client, topo)
         digest, state = documents.fingerprint(snapshot.observed)
         if digest != fingerprint[0]:
-            changes = documents.state_changes(fingerprint[1], state)
-            listed = "\n".join(f"  {c}" for c in changes[:20]) or "  (the fingerprint differs)"
-            raise StalePlan(f"the cluster changed since the plan was made; nothing was changed:\n{listed}",
-                            hint="make a new plan with `pgtopo diff FILE --out plan.json`")
+            _stale_unless_applied(client, topo, base_dir, fingerprint[1], state, allow_data_loss)
+            outcome.already_applied = True
+            return outcome
         if journal is not None:
             journal.observed(snapshot)
         ctx = Context(client=client, topo=topo, snapshot=snapshot, base_dir=base_dir, progress=events.progress,
@@ -145,6 +146,24 @@ def apply_saved(client: "docker.DockerClient", topo: Topology, base_dir: Path, s
             wait_streaming(topo, snapshot, STREAM_TIMEOUT, events.progress)
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def _stale_unless_applied(client: "docker.DockerClient", topo: Topology, base_dir: Path, before: dict[str, Any],
+                          now: dict[str, Any], allow_data_loss: bool) -> None:
+    """The cluster changed since the plan was made: fine when it is now as the file says (planning
+    again finds nothing to do: the plan's changes are in place); else StalePlan, naming what
+    changed and what apply would do now."""
+    from pgtopo import documents
+
+    replanned, _ = diff(client, topo, allow_data_loss=allow_data_loss, base_dir=base_dir)
+    if replanned.empty:
+        return
+    changes = documents.state_changes(before, now)
+    listed = "\n".join(f"  {c}" for c in changes[:20]) or "  (the fingerprint differs)"
+    pending = [f"  {a.describe()}" for a in replanned.actions] + [f"  refused: {r}" for r in replanned.refusals]
+    raise StalePlan(f"the cluster changed since the plan was made, and not into what the file says; nothing was "
+                    f"changed:\n{listed}\nthe file now needs:\n" + "\n".join(pending[:20]),
+                    hint="make a new plan with `pgtopo diff FILE --out plan.json`")
 
 
 def _journaled(events: Events, journal: Journal | None) -> Events:

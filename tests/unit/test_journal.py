@@ -2,7 +2,8 @@
 against an autospec'd Docker API and a fake state volume (no engine): a run with nothing to do
 writes nothing; a run that started an action is recorded once, under the lock, whatever its end;
 recording never hides the run's own error or changes how it ends; the history of a newer pgtopo
-is never overwritten; no secret reaches the history."""
+is never overwritten; no secret reaches the history.  And a saved plan whose changes are already
+in place is "already applied", not stale."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from pgtopo import history, journal as journal_mod, reconcile, state as cluster_state
+from pgtopo import documents, history, journal as journal_mod, reconcile, state as cluster_state
 from pgtopo.actions import Action, Kind, Plan
-from pgtopo.errors import DockerError, NotConverged, PostgresError, SafetyRefusal
+from pgtopo.errors import DockerError, NotConverged, PostgresError, SafetyRefusal, StalePlan
 from pgtopo.observe import Snapshot
 from pgtopo.observed import Observed
 from pgtopo.state import ClusterState
@@ -243,3 +244,43 @@ def test_a_history_that_cannot_be_written_leaves_the_outcome_as_it_was(monkeypat
 
     _, _, _, outcome = run_apply(monkeypatch, tmp_path, [WORK], volume_fail=DockerError("engine gone"), execute=fail)
     assert outcome is error
+
+
+# --- saved plans already applied ---------------------------------------------------------------
+
+def saved_apply(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, replanned: Plan) -> tuple[Any, list[str], Engine]:
+    """apply_saved of WORK made from state "then", on a cluster now in state "now" where planning
+    again gives `replanned`."""
+    log: list[str] = []
+    engine = Engine(log)
+    Volume(monkeypatch, log)
+    monkeypatch.setattr(reconcile, "observe", lambda client, topo: snapshot())
+    monkeypatch.setattr(documents, "fingerprint", lambda observed: ("now", {"nodes": {"primary": {"timeline": 2}}}))
+    monkeypatch.setattr(reconcile, "diff", lambda client, topo, *a, **kw: (replanned, snapshot()))
+    monkeypatch.setattr(reconcile, "execute", lambda ctx, a: log.append(f"execute {a.node}"))
+    try:
+        outcome: Any = reconcile.apply_saved(engine.client, T, tmp_path, WORK,
+                                             ("then", {"nodes": {"primary": {"timeline": 1}}}),
+                                             consent=lambda p: True, lock_timeout=0,
+                                             journal=new_journal(tmp_path))
+    except BaseException as exc:  # handed to the test
+        outcome = exc
+    return outcome, log, engine
+
+
+def test_a_saved_plan_whose_changes_are_in_place_is_already_applied(monkeypatch, tmp_path: Path) -> None:
+    outcome, log, engine = saved_apply(monkeypatch, tmp_path, Plan())
+    assert isinstance(outcome, reconcile.Outcome) and outcome.already_applied and outcome.done == []
+    assert not [e for e in log if e.startswith("execute") or e == "history-write"]
+    assert engine.removed() == [MINE]
+
+
+@pytest.mark.parametrize("replanned", [WORK, Plan(refusals=("two nodes accept writes",))], ids=["work", "refusal"])
+def test_a_cluster_changed_some_other_way_makes_the_plan_stale(monkeypatch, tmp_path: Path, replanned: Plan) -> None:
+    outcome, log, engine = saved_apply(monkeypatch, tmp_path, replanned)
+    assert isinstance(outcome, StalePlan)
+    assert "the cluster changed since the plan was made" in outcome.message
+    assert "nodes.primary.timeline: 1 → 2" in outcome.message
+    assert (replanned.actions[0].describe() if replanned.actions else "two nodes accept writes") in outcome.message
+    assert not [e for e in log if e.startswith("execute") or e == "history-write"]
+    assert engine.removed() == [MINE]
