@@ -30,7 +30,7 @@ TRACED = {
                       "receiver", "streams_from", "wait_streaming", "checkpoint", "replay_lsn", "promote",
                       "wait_replayed_past", "wait_ready"],
     "pgtopo.probe": ["probe"],
-    "pgtopo.state": ["read", "read_from", "write"],
+    "pgtopo.state": ["read", "read_from", "write", "write_history", "read_history_from", "read_history"],
     "pgtopo.observe": ["observe", "_early_state", "_import_psycopg", "_read_state", "_probe_node", "_read_data"],
     "pgtopo.lock": ["_try_acquire", "_release"],
     "pgtopo.plan": ["plan"],

@@ -5,6 +5,7 @@ No decisions are made here.  Exit codes (for users: docs/exit-codes.md):
   diff      0 in sync          1 changes pending (or apply would refuse)   2 error
   apply     0 converged        1 refused / not converged / lock timeout    2 error in file or environment
   status    0 observed         2 error
+  history   0 shown            2 error (a damaged history)
   destroy   0 removed          1 not confirmed                             2 error
 Heavy libraries (docker, psycopg, rich) are imported only by the commands that need them.
 """
@@ -179,14 +180,21 @@ def apply(file: Path, verbose: bool, log_format: str | None, yes: bool, lock_tim
     """Make the cluster match the file (or carry out a saved plan); wait until every replica streams.
 
     FILE is a topology file, or a plan saved by `diff --out` (then exactly that plan runs, and
-    only if neither the file nor the cluster changed since). Exit 0 converged, 1 refused, stale
-    plan or not converged, 2 error in the file or environment.
+    only if neither the file nor the cluster changed since; a plan whose changes are already in
+    place says so). Exit 0 converged, 1 refused, stale plan or not converged, 2 error in the file
+    or environment. A run that changed something is recorded: see `pgtopo history`.
 
     \b
     Example:  pgtopo apply cluster.yaml --yes
               pgtopo apply plan.json --yes
     """
-    from pgtopo import log, planfile, reconcile, render
+    _run_apply(file, verbose, log_format, yes, lock_timeout, prune_volumes, allow_data_loss, retired_force)
+
+
+def _run_apply(file: Path, verbose: bool, log_format: str | None, yes: bool, lock_timeout: float,
+               prune_volumes: bool, allow_data_loss: bool, retired_force: bool, switchover: bool = False) -> None:
+    """apply (of a file or a saved plan), or the apply of a switchover; recorded in the history."""
+    from pgtopo import journal, log, planfile, reconcile, render
     from pgtopo.actions import Kind
 
     _setup(verbose, log_format)
@@ -206,15 +214,21 @@ def apply(file: Path, verbose: bool, log_format: str | None, yes: bool, lock_tim
         info=lambda m: out.print(f"[dim]{m}[/]"),
         progress=progress.update,
     )
+    record = journal.Journal(command="switchover" if switchover else "apply-plan" if saved else "apply",
+                             file=str(file), source=saved.source if saved else file, exit_code=exit_code)
     with progress:
         if saved is not None:
             outcome = reconcile.apply_saved(_client(), topo, saved.base_dir, saved.plan, saved.fingerprint,
                                             consent=lambda p: _consent(p, yes), lock_timeout=lock_timeout,
-                                            events=events, allow_data_loss=allow_data_loss)
+                                            events=events, allow_data_loss=allow_data_loss, journal=record)
         else:
             outcome = reconcile.apply(_client(), topo, file.parent, consent=lambda p: _consent(p, yes),
                                       lock_timeout=lock_timeout, events=events, prune_volumes=prune_volumes,
-                                      allow_data_loss=allow_data_loss)
+                                      allow_data_loss=allow_data_loss, journal=record)
+    if outcome.already_applied:
+        out.print(f"cluster {topo.cluster}: this plan was already applied; the cluster is as the file says, "
+                  "nothing to do")
+        return
     if not outcome.done:
         out.print(f"cluster {topo.cluster}: in sync with the file, nothing to do")
         return
@@ -281,6 +295,31 @@ def status(file: Path, verbose: bool, log_format: str | None, output: str, watch
         render.watch_status(render.console(), current, time.sleep)
     except KeyboardInterrupt:
         return
+
+
+@cli.command()
+@FILE
+@common
+@OUTPUT
+def history(file: Path, verbose: bool, log_format: str | None, output: str) -> None:
+    """Show the cluster's last applies that changed something or failed, oldest first.
+
+    Each: when, which command, its actions, how it ended, how long it took, and who ran it
+    from where (user, host, pgtopo version, CI job). Kept in the cluster's state volume.
+
+    \b
+    Example:  pgtopo history cluster.yaml
+              pgtopo history cluster.yaml --output json
+    """
+    from pgtopo import history as past, journal, render
+
+    _setup(verbose, log_format)
+    topo = _load(file)
+    doc = past.document(topo.cluster, journal.read(_client(), topo))
+    if output == "json":
+        click.echo(doc.to_json())
+    else:
+        render.print_history(render.console(), doc)
 
 
 @cli.command()
@@ -441,10 +480,8 @@ def switchover(file: Path, verbose: bool, log_format: str | None, node: str, yes
         for line in edit.describe(change):
             render.console().print(line, highlight=False, markup=False)
     try:
-        ctx = click.get_current_context()
-        ctx.invoke(apply, file=file, verbose=verbose, log_format=log_format, yes=yes,
-                   lock_timeout=lock_timeout, prune_volumes=False, allow_data_loss=allow_data_loss,
-                   retired_force=retired_force)
+        _run_apply(file, verbose, log_format, yes, lock_timeout, False, allow_data_loss, retired_force,
+                   switchover=True)
     except (SafetyRefusal, RolledBack) as exc:
         # Put the file back only when no promotion happened: a refusal before any change, or a
         # switchover undone with the old primary taking writes again.
@@ -523,7 +560,7 @@ def main() -> NoReturn:
     except KeyboardInterrupt as exc:
         _interrupted(exc)
     except SystemExit as exc:
-        _exit(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_ERROR))
+        _exit(exit_code(exc))
     except Exception as exc:  # a bug: say so plainly, keep the traceback for -v
         if "-v" in sys.argv or "--verbose" in sys.argv:
             raise
@@ -531,6 +568,22 @@ def main() -> NoReturn:
         click.echo("hint: run again with -v for the traceback", err=True)
         _exit(EXIT_ERROR)
     _exit(EXIT_OK)
+
+
+def exit_code(exc: BaseException) -> int:
+    """The status main() exits with when a command raises `exc` (the history records it)."""
+    match exc:
+        case PgtopoError():
+            return exc.exit_code
+        case click.exceptions.Abort():  # Ctrl-C at a prompt, or a prompt that got no answer
+            cause = exc.__cause__
+            return exit_code(cause) if isinstance(cause, KeyboardInterrupt) else EXIT_CHANGES
+        case KeyboardInterrupt():
+            return 143 if isinstance(exc, _Terminated) else 130
+        case SystemExit():
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_ERROR)
+        case _:
+            return EXIT_ERROR
 
 
 def _json_flag() -> bool:
@@ -544,7 +597,7 @@ def _interrupted(exc: KeyboardInterrupt) -> NoReturn:
     """Ctrl-C exits 130 and SIGTERM 143, as shells report them, so CI can tell a cancelled job from
     a refusal; the lock and helper containers were released as the stack unwound."""
     click.echo("interrupted; run apply again to finish what was started", err=True)
-    _exit(143 if isinstance(exc, _Terminated) else 130)
+    _exit(exit_code(exc))
 
 
 def _exit(code: int) -> NoReturn:

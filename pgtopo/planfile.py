@@ -33,7 +33,12 @@ class SavedPlan:
     topology: Topology
     plan: Plan
     fingerprint: tuple[str, dict[str, Any]]
-    base_dir: Path  # where the topology file is (for `file:` secrets)
+    source: Path  # the topology file it was made from
+
+    @property
+    def base_dir(self) -> Path:
+        """Where the topology file is (for `file:` secrets)."""
+        return self.source.parent
 
 
 def is_plan_file(path: Path) -> bool:
@@ -82,7 +87,7 @@ def read(path: Path) -> SavedPlan:
         raise StalePlan(f"{source} changed since the plan was made (sha256 {doc.file.sha256[:12]}… → "
                         f"{current[:12]}…); nothing was changed",
                         hint=f"make a new plan with `pgtopo diff {source} --out {path}`")
-    return SavedPlan(doc.topology, doc.plan(), (doc.fingerprint.sha256, doc.fingerprint.state), source.parent)
+    return SavedPlan(doc.topology, doc.plan(), (doc.fingerprint.sha256, doc.fingerprint.state), source)
 
 
 def parse(path: Path) -> documents.PlanDocument:

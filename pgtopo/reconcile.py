@@ -2,16 +2,17 @@
 
 Called by the CLI's apply and diff.  Owns the order of things: refusals stop everything before any
 change; destructive actions need the caller's consent before the first action; apply takes the
-lock before it observes (diff never locks); each wave runs its nodes in parallel.
+lock before it observes (diff never locks); each wave runs its nodes in parallel; a run that
+started an action is recorded in the cluster's history before the lock is released.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ from pgtopo.spec import Topology
 if TYPE_CHECKING:
     import docker
 
+    from pgtopo.journal import Journal
     from pgtopo.state import ClusterState
 
 MAX_ROUNDS = 4
@@ -59,6 +61,7 @@ class Events:
 class Outcome:
     done: list[tuple[Action, float]] = field(default_factory=list)
     seconds: float = 0.0
+    already_applied: bool = False  # a saved plan whose changes were in place: nothing was done
 
     def count(self, kind: Kind) -> int:
         return sum(1 for a, _ in self.done if a.kind is kind)
@@ -96,12 +99,14 @@ def _file_passwords(topo: Topology, base_dir: Path | None) -> tuple[tuple[str | 
 
 def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, consent: Callable[[Plan], bool],
           lock_timeout: float, events: Events | None = None, prune_volumes: bool = False,
-          allow_data_loss: bool = False) -> Outcome:
+          allow_data_loss: bool = False, journal: Journal | None = None) -> Outcome:
     """Make the cluster match `topo`; raises SafetyRefusal, NotConverged or another PgtopoError.
 
     The lock comes first and the cluster is observed once, under it (terraform's order): a
-    change never acts on what another apply was in the middle of, and nothing is observed twice."""
-    events = events or Events()
+    change never acts on what another apply was in the middle of, and nothing is observed twice.
+    The lock is held until every replica streams, and the run is recorded in the cluster's
+    history (`journal`) before it is released."""
+    events = _journaled(events or Events(), journal)
     started = time.monotonic()
     outcome = Outcome()
     options = (prune_volumes, allow_data_loss)
@@ -112,9 +117,10 @@ def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, cons
         except DockerError:  # the plan may say why in plainer words (the image is missing)
             _refuse(diff(client, topo, *options, base_dir=base_dir)[0])
             raise
-        snapshot = _converge(client, topo, base_dir, consent, events, outcome, options, held)
-    if not all_streaming(topo, snapshot):
-        wait_streaming(topo, snapshot, STREAM_TIMEOUT, events.progress)
+        with _recorded(client, topo, base_dir, journal, events):
+            snapshot = _converge(client, topo, base_dir, consent, events, outcome, options, held, journal)
+            if not all_streaming(topo, snapshot):
+                wait_streaming(topo, snapshot, STREAM_TIMEOUT, events.progress)
     outcome.seconds = time.monotonic() - started
     return outcome
 
@@ -122,12 +128,13 @@ def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, cons
 def apply_saved(client: "docker.DockerClient", topo: Topology, base_dir: Path, saved: Plan,
                 fingerprint: tuple[str, dict[str, Any]],
                 *, consent: Callable[[Plan], bool], lock_timeout: float, events: Events | None = None,
-                allow_data_loss: bool = False) -> Outcome:
+                allow_data_loss: bool = False, journal: Journal | None = None) -> Outcome:
     """Carry out exactly a saved plan, after checking, under the lock, that the cluster is still
-    in the state the plan was made from; raises StalePlan otherwise."""
+    in the state the plan was made from.  A cluster already as the file says (this plan, or the
+    same change, was applied) is `already_applied`; any other change raises StalePlan."""
     from pgtopo import documents
 
-    events = events or Events()
+    events = _journaled(events or Events(), journal)
     started = time.monotonic()
     outcome = Outcome()
     _check(saved, consent, allow_data_loss=allow_data_loss)
@@ -135,16 +142,69 @@ def apply_saved(client: "docker.DockerClient", topo: Topology, base_dir: Path, s
         snapshot = observe(client, topo)
         digest, state = documents.fingerprint(snapshot.observed)
         if digest != fingerprint[0]:
-            changes = documents.state_changes(fingerprint[1], state)
-            listed = "\n".join(f"  {c}" for c in changes[:20]) or "  (the fingerprint differs)"
-            raise StalePlan(f"the cluster changed since the plan was made; nothing was changed:\n{listed}",
-                            hint="make a new plan with `pgtopo diff FILE --out plan.json`")
+            _stale_unless_applied(client, topo, base_dir, fingerprint[1], state, allow_data_loss)
+            outcome.already_applied = True
+            return outcome
+        if journal is not None:
+            journal.observed(snapshot)
         ctx = Context(client=client, topo=topo, snapshot=snapshot, base_dir=base_dir, progress=events.progress,
                       confirm_lock=held.confirm)
-        _run_waves(ctx, saved, events, outcome)
-    wait_streaming(topo, snapshot, STREAM_TIMEOUT, events.progress)
+        with _recorded(client, topo, base_dir, journal, events):
+            _run_waves(ctx, saved, events, outcome)
+            wait_streaming(topo, snapshot, STREAM_TIMEOUT, events.progress)
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def _stale_unless_applied(client: "docker.DockerClient", topo: Topology, base_dir: Path, before: dict[str, Any],
+                          now: dict[str, Any], allow_data_loss: bool) -> None:
+    """The cluster changed since the plan was made: fine when it is now as the file says (planning
+    again finds nothing to do: the plan's changes are in place); else StalePlan, naming what
+    changed and what apply would do now."""
+    from pgtopo import documents
+
+    replanned, _ = diff(client, topo, allow_data_loss=allow_data_loss, base_dir=base_dir)
+    if replanned.empty:
+        return
+    changes = documents.state_changes(before, now)
+    listed = "\n".join(f"  {c}" for c in changes[:20]) or "  (the fingerprint differs)"
+    pending = [f"  {a.describe()}" for a in replanned.actions] + [f"  refused: {r}" for r in replanned.refusals]
+    raise StalePlan(f"the cluster changed since the plan was made, and not into what the file says; nothing was "
+                    f"changed:\n{listed}\nthe file now needs:\n" + "\n".join(pending[:20]),
+                    hint="make a new plan with `pgtopo diff FILE --out plan.json`")
+
+
+def _journaled(events: Events, journal: Journal | None) -> Events:
+    """`events`, also telling `journal` each action started and finished."""
+    if journal is None:
+        return events
+    started, finished = events.started, events.finished
+
+    def on_start(action: Action) -> None:
+        journal.started(action)
+        started(action)
+
+    def on_finish(action: Action, seconds: float, note: str | None) -> None:
+        journal.finished(action, seconds)
+        finished(action, seconds, note)
+
+    return replace(events, started=on_start, finished=on_finish)
+
+
+@contextmanager
+def _recorded(client: "docker.DockerClient", topo: Topology, base_dir: Path, journal: Journal | None,
+              events: Events) -> Iterator[None]:
+    """Record the run in the cluster's history however the block ends (the lock is still held);
+    the block's own error goes on unchanged."""
+    if journal is None:
+        yield
+        return
+    try:
+        yield
+    except BaseException as exc:
+        journal.record(client, topo, base_dir, exc, events.info)
+        raise
+    journal.record(client, topo, base_dir, None, events.info)
 
 
 def _refuse(p: Plan, done: int = 0) -> None:
@@ -171,11 +231,14 @@ def _check(p: Plan, consent: Callable[[Plan], bool], done: int = 0, allow_data_l
 
 
 def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, consent: Callable[[Plan], bool],
-              events: Events, outcome: Outcome, options: tuple[bool, bool], held: cluster_lock.Held) -> Snapshot:
+              events: Events, outcome: Outcome, options: tuple[bool, bool], held: cluster_lock.Held,
+              journal: Journal | None = None) -> Snapshot:
     known = None  # the state, once this apply has read it under the lock
     for n in range(MAX_ROUNDS):
         p, snapshot = diff(client, topo, *options, known=known, base_dir=base_dir)  # each round: the world moves
         if n == 0:
+            if journal is not None:
+                journal.observed(snapshot)
             for warning in p.warnings:
                 events.info(f"warning: {warning}")
         if p.actions:

@@ -1,5 +1,5 @@
 """Plans, progress and status for people (rich; plain when not a terminal or with NO_COLOR).
-The status table is drawn from the status document, so it shows what the JSON says.
+The status and history tables are drawn from their documents, so they show what the JSON says.
 
 Called by the CLI only.  Rich is imported when something is printed, not when pgtopo starts.
 """
@@ -17,6 +17,8 @@ from pgtopo.spec import Topology
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from pgtopo.history import HistoryDocument, HistoryEntry
 
 STYLE = {"+": "green", "~": "yellow", "-": "red", "!": "bold red"}
 
@@ -115,6 +117,46 @@ def status_cells(node: NodeStatus) -> list[str]:
     return [node.name, container, port, node.role, node.upstream or "-",
             "-" if node.replication is None else node.replication,
             "-" if node.lag_bytes is None else str(node.lag_bytes), str(node.timeline or "-")]
+
+
+def print_history(out: "Console", doc: "HistoryDocument") -> None:
+    """The history table, drawn from the history document (what `history --output json` prints),
+    then the first line of the error of each run that failed (the JSON has all of it)."""
+    from rich.table import Table
+
+    if not doc.entries:
+        out.print(f"cluster {_escape(doc.cluster)}: no apply recorded yet (an apply is recorded once it changes "
+                  "something)")
+        return
+    table = Table(title=f"cluster {doc.cluster}", title_justify="left", box=None, pad_edge=False)
+    for column in ("#", "started (UTC)", "command", "result", "took", "actions", "by"):
+        table.add_column(column, justify="right" if column in ("#", "took") else "left",
+                         no_wrap=column not in ("actions", "by"))
+    for entry in doc.entries:
+        table.add_row(*(_escape(cell) for cell in history_cells(entry)))
+    out.print(table)
+    for entry in doc.entries:
+        if entry.result.error:
+            first, _, more = entry.result.error.partition("\n")
+            out.print(f"#{entry.number}: {_escape(first)}" + (" (…)" if more else ""))
+
+
+MAX_LISTED = 4  # actions named in a history row; the rest are counted
+
+
+def history_cells(entry: "HistoryEntry") -> list[str]:
+    """number, start, command, result, duration, actions, who: as the history table shows them."""
+    result = "ok" if entry.result.exit_code == 0 else f"failed (exit {entry.result.exit_code})"
+    named = [f"{a.kind.value} {a.node or 'cluster'}" + ("" if a.seconds is not None else " (unfinished)")
+             for a in entry.actions[:MAX_LISTED]]
+    more = len(entry.actions) - MAX_LISTED + entry.actions_omitted
+    if more > 0:
+        named.append(f"+{more} more")
+    who = entry.origin
+    by = "@".join(part for part in (who.user, who.host) if part) or "-"
+    by += "".join(f", {name}={value}" for name, value in list(who.ci.items())[:1])
+    return [str(entry.number), entry.started_at.strftime("%Y-%m-%d %H:%M:%S"), entry.command, result,
+            f"{entry.seconds:.1f} s", ", ".join(named), f"{by}, pgtopo {who.pgtopo_version}"]
 
 
 class Progress:

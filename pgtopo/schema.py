@@ -1,5 +1,6 @@
 """The JSON Schemas pgtopo publishes, generated from its models: topology files (`spec.Topology`),
-plans and status documents (`documents.PlanDocument`, `documents.StatusDocument`).
+plans, status and history documents (`documents.PlanDocument`, `documents.StatusDocument`,
+`history.HistoryDocument`).
 
 `schemas/<name>.schema.json` is this module's output, checked in so editors and CI can validate
 files (`# yaml-language-server: $schema=...`); `make schema` regenerates them and a unit test
@@ -15,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from pgtopo.documents import PlanDocument, StatusDocument
+from pgtopo.history import HistoryDocument
 from pgtopo.spec import Topology
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -59,7 +61,8 @@ def document_schema(name: str) -> dict[str, Any]:
     """The schema of a plan or status document, with `$schema` and `$id` first.  A plan's
     `topology` refers to topology.schema.json beside it (resolved against the `$id`) instead of
     carrying a second copy of the topology's definitions."""
-    models: dict[str, type[BaseModel]] = {"plan": PlanDocument, "status": StatusDocument}
+    models: dict[str, type[BaseModel]] = {"plan": PlanDocument, "status": StatusDocument,
+                                          "history": HistoryDocument}
     model = models[name]
     schema = model.model_json_schema()
     topology = schema["properties"].get("topology")
@@ -93,7 +96,7 @@ def _local_refs(node: Any) -> set[str]:
     return set()
 
 
-SCHEMAS = ("topology", "plan", "status")
+SCHEMAS = ("topology", "plan", "status", "history")
 
 
 def schema_text(name: str = "topology") -> str:

@@ -1,10 +1,13 @@
-"""The cluster's own state, kept in the Docker engine: passwords and the system identifier.
+"""The cluster's own state, kept in the Docker engine: passwords, the system identifier and the
+history of applies.
 
-Called by observe.py (read), execute.py (write) and reconcile.py (the file's passwords).  The state
-lives in the labelled volume `<cluster>-pgtopo-state`, mounted read-only at /run/pgtopo in every
-node container, so any later run through the same engine (a fresh CI runner included) finds it, and
-only those who can already use that engine can read it.  Files are 0600 and owned by the image's
-postgres user; nothing secret is ever put in labels, environment, command lines or output.
+Called by observe.py (read), execute.py (write), reconcile.py (the file's passwords) and journal.py
+(the history, whose content history.py makes).  The state lives in the labelled volume
+`<cluster>-pgtopo-state`, mounted read-only at /run/pgtopo in every node container, so any later
+run through the same engine (a fresh CI runner included) finds it, and only those who can already
+use that engine can read it.  Files are 0600 and owned by the image's postgres user (the history:
+by root, as no server reads it); nothing secret is ever put in labels, environment, command lines
+or output.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, assert_never
 
@@ -28,6 +31,7 @@ SUPERUSER_FILE = "superuser_password"
 REPLICATION_FILE = "replication_password"
 SYSID_FILE = "system_identifier"
 PGPASS_FILE = "pgpass"
+HISTORY_FILE = "history.json"  # written only by write_history, never by write: see journal.py
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class ClusterState:
     # the hosts pgpass has lines for (desired.pgpass_hosts); none: lines for any host, as an
     # older pgtopo wrote them, kept until the hosts are known
     hosts: tuple[str, ...] = ()
+    # the history file's bytes as read with the rest (None: none yet); history.py reads them
+    history: bytes | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:  # never print a secret, not even in a debugger or a log
         return f"ClusterState(system_identifier={self.system_identifier})"
@@ -94,6 +100,7 @@ def decode(files: dict[str, bytes]) -> ClusterState | None:
         replication_password=replication.decode(),
         system_identifier=int(sysid.decode()) if sysid else None,
         hosts=_pgpass_hosts(files.get(PGPASS_FILE, b"").decode(errors="replace")),
+        history=files.get(HISTORY_FILE),
     )
 
 
@@ -117,6 +124,27 @@ def write(client: "docker.DockerClient", image: str, volume: str, cluster: str,
     with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster).helper()) as cid:
         uid, gid = _postgres_ids(client, cid, image)
         docker_ops.write_files(client, cid, L.STATE_MOUNT, encode(state, replication_user), uid, gid)
+
+
+def read_history_in(client: "docker.DockerClient", container: str) -> bytes | None:
+    """The history file, read in a running node container by a process (as read_in); None when
+    absent.  Raises DockerError when that container does not run."""
+    return docker_ops.exec_read_dir(client, container, L.STATE_MOUNT).get(HISTORY_FILE)
+
+
+def read_history(client: "docker.DockerClient", image: str, volume: str, cluster: str) -> bytes | None:
+    """The history file, through a short-lived helper that mounts the state volume read-only."""
+    mounts = (Mount(volume, L.STATE_MOUNT, read_only=True),)
+    with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster).helper()) as cid:
+        return docker_ops.read_file(client, cid, f"{L.STATE_MOUNT}/{HISTORY_FILE}")
+
+
+def write_history(client: "docker.DockerClient", image: str, volume: str, cluster: str, content: bytes) -> None:
+    """Replace the history file of the state volume, and only it (0600, owned by root: no server
+    needs it, and it costs no read of the image's users)."""
+    mounts = (Mount(volume, L.STATE_MOUNT),)
+    with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster).helper()) as cid:
+        docker_ops.write_files(client, cid, L.STATE_MOUNT, {HISTORY_FILE: content}, 0, 0)
 
 
 def _postgres_ids(client: "docker.DockerClient", container: docker_ops.HelperId, image: str) -> tuple[int, int]:

@@ -30,8 +30,8 @@ def validator(name: str) -> jsonschema.Draft202012Validator:
 
 # A saved plan is known by its content, whatever its name (`saved.plan` was once read as a topology).
 @pytest.mark.parametrize("name", ["plan.json", "saved.plan"])
-def test_saved_plan_is_applied_exactly_and_then_refused_as_stale(make_cluster, engine, tmp_path: Path,
-                                                                 name: str) -> None:
+def test_saved_plan_is_applied_exactly_then_already_applied_and_refused_when_stale(make_cluster, engine,
+                                                                                  tmp_path: Path, name: str) -> None:
     c = make_cluster(IMAGE)
     c.write(SOLO)
     plan = tmp_path / name
@@ -45,8 +45,18 @@ def test_saved_plan_is_applied_exactly_and_then_refused_as_stale(make_cluster, e
     assert applied.code == 0 and "unknown key" not in applied.err, applied
     assert [kind for kind, _ in actions(applied.out)] == [a["kind"] for a in doc["actions"]]
 
-    again = pgtopo("apply", str(plan))  # the cluster is no longer what the plan was made from
-    assert again.code == 1 and "the cluster changed since the plan was made" in again.err, again
+    again = pgtopo("apply", str(plan))  # the cluster changed since the plan was made: by this plan
+    assert again.code == 0 and "this plan was already applied" in again.out, again
+    assert actions(again.out) == []
+
+    changed = tmp_path / "changed.json"  # a plan the cluster then moves away from in another way
+    c.write(SOLO + "parameters:\n  work_mem: 8MB\n")
+    assert pgtopo("diff", str(c.path), "--out", str(changed)).code == 1
+    psql(c.container("primary"), "ALTER SYSTEM SET maintenance_work_mem = '99MB'")
+    moved = pgtopo("apply", str(changed))
+    assert moved.code == 1 and "the cluster changed since the plan was made" in moved.err, moved
+    assert "maintenance_work_mem" in moved.err and psql(c.container("primary"), "SHOW work_mem") == "4MB"
+    assert pgtopo("apply", str(c.path)).code == 0
 
     fresh = tmp_path / "fresh.json"
     assert pgtopo("diff", str(c.path), "--out", str(fresh)).code == 0

@@ -9,7 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
+
+from pgtopo import cli
+from pgtopo.errors import DockerError, StalePlan
 
 BAD = "version: 1\ncluster: x\nimage: postgres:17\nprimary: a\nnodes:\n  a: {}\nparameters: {max_conections: 5}\n"
 
@@ -48,3 +52,18 @@ def test_without_json_an_error_is_plain_text(tmp_path: Path) -> None:
     done = run("validate", path)
     assert done.returncode == 2 and done.stderr.startswith(f"{path}:7:14: "), done
     assert "{" not in done.stderr
+
+
+
+def _abort(cause: BaseException | None) -> click.exceptions.Abort:
+    exc = click.exceptions.Abort()
+    exc.__cause__ = cause
+    return exc
+
+
+@pytest.mark.parametrize("exc, code", [
+    (StalePlan("stale"), 1), (DockerError("no engine"), 2), (KeyboardInterrupt(), 130), (cli._Terminated(), 143),
+    (_abort(KeyboardInterrupt()), 130), (_abort(None), 1), (SystemExit(1), 1), (RuntimeError("a bug"), 2),
+], ids=["refusal", "error", "ctrl-c", "sigterm", "ctrl-c at a prompt", "prompt without an answer", "exit", "bug"])
+def test_the_exit_code_the_history_records_is_the_one_main_exits_with(exc: BaseException, code: int) -> None:
+    assert cli.exit_code(exc) == code

@@ -167,6 +167,8 @@ def test_a_stale_saved_plan_releases_the_lock_and_changes_nothing(monkeypatch) -
     monkeypatch.setattr(reconcile, "STREAM_TIMEOUT", 0)  # should the plan run after all, no long wait after it
     monkeypatch.setattr(reconcile, "observe", lambda client, topo: Snapshot(observed=converged(T), state=None))
     monkeypatch.setattr(documents, "fingerprint", lambda observed: ("now", {"nodes": 3}))
+    # planning again finds work: the cluster changed, and not into what the file says
+    monkeypatch.setattr(reconcile, "diff", lambda client, topo, *a, **kw: (WORK, None))
     executed: list[Action] = []
     monkeypatch.setattr(reconcile, "execute", lambda ctx, a: executed.append(a))
     with pytest.raises(StalePlan, match="the cluster changed since the plan was made"):
