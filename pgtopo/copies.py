@@ -163,3 +163,21 @@ def behind_upstream(topo: Topology, obs: Observed, node: str) -> str | None:
         return None
     return (f"can never stream: {upstream} no longer has the WAL it needs from {lsn_text(mine.end)} on (its oldest "
             f"starts at {lsn_text(oldest)})")
+
+
+def paused_for_settings(topo: Topology, obs: Observed, node: str) -> str | None:
+    """Why this standby cannot go on replaying, or None: PostgreSQL paused its replay at an older
+    parameter change of its primary's whose values are above its own settings (a node added back
+    onto a volume kept from before a setting was raised and lowered again).  A fresh copy starts
+    past that change; it loses nothing when the standby is on its upstream's history."""
+    facts, upstream = obs.node(node), topo.upstream_of(node) if node in topo.nodes else None
+    pg, up = facts.pg, obs.node(upstream).pg if upstream else None
+    mine = copy_of(facts)
+    if (pg is None or not pg.in_recovery or not pg.replay_paused or facts.settings_pause is None or mine is None
+            or up is None or up.timeline is None or up.lsn is None):
+        return None
+    verdict, _ = decide(mine.position, Position(up.timeline, up.lsn, up.history), upstream or "its upstream")
+    if verdict is not Verdict.FOLLOW:
+        return None
+    return (f"PostgreSQL paused its replay at an older parameter change ({facts.settings_pause}): it cannot "
+            "go on with the settings it runs with")

@@ -102,9 +102,11 @@ def await_replayed(ctx: Context, node: str, primary: str) -> None:
     finally:
         ctx.progress(node, "")
     if reached is None:
-        raise NotConverged(f"{node}: did not replay {primary}'s WAL up to {lsn_text(target)} in {READY_TIMEOUT:.0f} s; "
-                           "not restarted: with the lower setting it would refuse to start before it has",
-                           hint=f"see `pgtopo status` (is {node} streaming?), then apply again")
+        raise NotConverged(f"{node}: did not replay {primary}'s WAL up to {lsn_text(target)} within {READY_TIMEOUT:.0f} s "
+                           "or its replay is paused (PostgreSQL pauses a standby at a parameter change its settings "
+                           "are below); not restarted: with the lower setting it would refuse to start before it has",
+                           hint=f"see `pgtopo status` (is {node} streaming?), then apply again: a standby whose "
+                                "replay PostgreSQL paused is re-cloned")
 
 
 def await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None = None) -> None:

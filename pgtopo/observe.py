@@ -256,11 +256,13 @@ def _probe_node(client: "docker.DockerClient", image: str, node: str, parts: _Pa
         data = _read_data(client, image, volume)
     if pg is None and container is not None and container.running:  # caught between two crashes?
         container = replace(container, restarts=_restarts(client, container.id))
-    stream_error = None
-    if pg is not None and pg.in_recovery and container is not None and not _streams(pg):
-        stream_error = _stream_error(client, container.id)
+    stream_error = settings_pause = None
+    if pg is not None and pg.in_recovery and container is not None and (not _streams(pg) or pg.replay_paused):
+        tail = _log_tail(client, container.id)
+        stream_error = last_stream_error(tail) if not _streams(pg) else None
+        settings_pause = last_settings_pause(tail) if pg.replay_paused else None
     return NodeFacts(name=node, container=container, volume=volume, data=data, pg=pg, pg_error=pg_error,
-                     jobs=tuple(parts.jobs.get(node, [])), stream_error=stream_error)
+                     jobs=tuple(parts.jobs.get(node, [])), stream_error=stream_error, settings_pause=settings_pause)
 
 
 def _streams(pg: PgFacts) -> bool:
@@ -273,22 +275,36 @@ _STREAM_FAILURE = re.compile(r"(could not receive data from WAL stream|could not
                              r":?\s*(.*)")
 
 
-def _stream_error(client: "docker.DockerClient", container: str) -> str | None:
-    """Why a standby that does not stream cannot: its WAL receiver's last complaint in the server
-    log since the server last started (read only for a standby that does not stream, so a healthy
-    cluster pays nothing).  A standby tries to stream only once it has replayed all the WAL of
-    its own pg_wal: a complaint means it waits for WAL from where it has replayed to."""
+def _log_tail(client: "docker.DockerClient", container: str) -> list[str]:
+    """The server log's last lines: read only for a standby that does not stream or whose replay
+    is paused, so a healthy cluster pays nothing.  A standby tries to stream only once it has
+    replayed all the WAL of its own pg_wal: a receiver's complaint means it waits for WAL from
+    where it has replayed to."""
     try:
-        return last_stream_error(docker_ops.last_lines(client, container, 40).splitlines())
+        return docker_ops.last_lines(client, container, 40).splitlines()
     except PgtopoError:
-        return None
+        return []
+
+
+def _since_start(tail: list[str]) -> list[str]:
+    started = max((i for i, line in enumerate(tail) if "starting PostgreSQL" in line), default=-1)
+    return tail[started + 1:]
+
+
+def last_settings_pause(tail: list[str]) -> str | None:
+    """PostgreSQL paused this standby's replay at a parameter change of its primary's that its
+    own settings are below ("max_wal_senders = 40 is a lower setting than on the primary server,
+    where its value was 42"), since the server last started; None otherwise."""
+    for line in reversed(_since_start(tail)):
+        if "is a lower setting than on the primary server" in line:
+            return re.sub(r"^.*?DETAIL:\s*", "", line).strip().rstrip(".")
+    return None
 
 
 def last_stream_error(tail: list[str]) -> str | None:
     """The WAL receiver's last complaint in these last lines of a server log, after the last
     "starting PostgreSQL" (the lines of an earlier run say nothing about this one)."""
-    started = max((i for i, line in enumerate(tail) if "starting PostgreSQL" in line), default=-1)
-    for line in reversed(tail[started + 1:]):
+    for line in reversed(_since_start(tail)):
         match = _STREAM_FAILURE.search(line)
         if match:
             detail = re.sub(r"^(FATAL|ERROR):\s*", "", match.group(2).strip())

@@ -149,6 +149,7 @@ class PgFacts:
     # Where the oldest WAL segment file in its pg_wal starts: a standby needing older WAL from
     # it can never stream from it again (PostgreSQL removed it; pgtopo does not archive yet)
     oldest_wal: int | None = None
+    replay_paused: bool = False  # a standby whose replay is paused (by hand, or by PostgreSQL itself)
 
     @property
     def working_conf(self) -> dict[str, str]:
@@ -171,6 +172,9 @@ class NodeFacts:
     # A standby that does not stream: its WAL receiver's last error since the server started
     # (it has replayed all the WAL its own pg_wal holds: it waits for more from its upstream)
     stream_error: str | None = None
+    # A standby whose replay PostgreSQL paused: replaying a parameter change of its primary's
+    # that its own settings are below (the server's DETAIL line)
+    settings_pause: str | None = None
 
     @property
     def has_data(self) -> bool:

@@ -353,7 +353,8 @@ def promote(ep: Endpoint, timeout: float = 60.0, poll: float = 0.01) -> None:
 
 def wait_replayed_past(ep: Endpoint, lsn: int, deadline: float, poll: float = 0.01) -> int | None:
     """Wait (one connection, `poll` apart) until the standby has replayed past `lsn`; returns the
-    replay position reached, or None when it did not in time."""
+    replay position reached, or None when it did not in time or its replay is paused (by hand, or
+    by PostgreSQL at a parameter change its settings are below: it will not go on by itself)."""
     import psycopg
 
     conn = connect(ep)
@@ -363,10 +364,11 @@ def wait_replayed_past(ep: Endpoint, lsn: int, deadline: float, poll: float = 0.
         with conn:
             try:
                 while True:
-                    replayed = column_lsn(_scalar(conn, "SELECT pg_last_wal_replay_lsn()")) or 0
+                    row = conn.execute("SELECT pg_last_wal_replay_lsn()::text, pg_is_wal_replay_paused()").fetchone()
+                    replayed = (column_lsn(row[0]) or 0) if row else 0
                     if replayed > lsn:
                         return replayed
-                    if time.monotonic() >= deadline:
+                    if time.monotonic() >= deadline or (row is not None and row[1]):
                         return None
                     time.sleep(poll)
             finally:

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from pgtopo import conninfo, desired, labels as L, rollback
 from pgtopo.actions import Action, Kind, Phase, Plan, Wave
-from pgtopo.copies import ahead_of, behind_upstream, copies, copy_of, most_advanced
+from pgtopo.copies import ahead_of, behind_upstream, copies, copy_of, most_advanced, paused_for_settings
 from pgtopo.observed import NodeFacts, Observed
 from pgtopo.offline_conf import rewrite_conf
 from pgtopo.pgcontrol import STATE_NAMES
@@ -255,6 +255,8 @@ def _replica_data(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave) -
         why, destructive = "a pg_rewind was interrupted, so its data cannot be trusted", True
     elif (gone := behind_upstream(topo, obs, facts.name)) is not None:
         why, destructive = gone, True
+    elif (paused := paused_for_settings(topo, obs, facts.name)) is not None:
+        why, destructive = paused, True
     elif facts.pg is not None and (not facts.pg.in_recovery or not _streaming(facts)):
         return _rejoin(topo, obs, facts, wave)
     else:

@@ -53,7 +53,8 @@ SELECT current_setting('server_version_num')::int,
                      * (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'))
           FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'),
        (SELECT coalesce(json_object_agg(name, current_setting(name)), '{}') FROM pg_settings
-          WHERE pending_restart AND sourcefile LIKE '%%postgresql.auto.conf')
+          WHERE pending_restart AND sourcefile LIKE '%%postgresql.auto.conf'),
+       CASE WHEN pos.standby THEN pg_is_wal_replay_paused() END
 FROM pos
 """
 
@@ -71,7 +72,7 @@ def probe(ep: Endpoint) -> PgFacts:
 
 def facts(row: tuple[Any, ...], cluster: str = "") -> PgFacts:
     (version, sysid, standby, lsn, tli, pending, recv, downs, slots, auto, roles, restart, limits, received, fenced,
-     history, oldest, running) = row
+     history, oldest, running, paused) = row
     return PgFacts(
         server_version=version,
         system_identifier=int(sysid),
@@ -91,4 +92,5 @@ def facts(row: tuple[Any, ...], cluster: str = "") -> PgFacts:
         history=parse_history(history) if history else (),
         limits={name: int(value) for name, value in limits.items()},
         oldest_wal=int(oldest) if oldest is not None else None,
+        replay_paused=bool(paused),
     )

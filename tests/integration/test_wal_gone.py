@@ -54,3 +54,28 @@ def test_a_replica_whose_wal_is_gone_upstream_is_recloned(make_cluster, engine: 
     assert wait_for(lambda: psql(primary, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") == "1")
     assert psql(replica, "SELECT answer FROM t") == "42"
     assert pgtopo("diff", str(c.path)).code == 0
+
+
+def test_a_replica_added_back_from_before_a_setting_was_raised_and_lowered_converges(make_cluster) -> None:
+    """Chaos seed 107 round 50: the replica's old volume replays a parameter change (42) above the
+    value it is held at (40, from its pg_control); PostgreSQL pauses its replay for good.  apply
+    stops waiting for it at once and the next apply re-clones it."""
+    c = make_cluster(IMAGE)
+    pair = "primary: primary\nparameters: {max_wal_senders: %d}\nnodes:\n  primary: {}\n  replica: {}\n"
+    solo = "primary: primary\nparameters: {max_wal_senders: %d}\nnodes:\n  primary: {}\n"
+    for text, value in ((pair, 40), (solo, 40), (solo, 42), (solo, 20)):
+        c.write(text % value)
+        assert pgtopo("apply", str(c.path), "--yes").code == 0
+    psql(c.container("primary"), "CREATE TABLE t AS SELECT 7 AS seven")
+    c.write(pair % 20)
+    first = pgtopo("apply", str(c.path), "--yes")
+    # it started on the old volume and paused: said at once, not after 120 s
+    assert first.code == 1 and "its replay is paused" in first.err, first
+    again = pgtopo("apply", str(c.path), "--yes")
+    assert again.code == 0, again
+    assert ("re-clone", "replica") in actions(again.out), again.out
+    assert wait_for(lambda: psql(c.container("primary"), "SELECT count(*) FROM pg_stat_replication "
+                                                           "WHERE state = 'streaming'") == "1")
+    assert psql(c.container("replica"), "SELECT seven FROM t") == "7"
+    assert psql(c.container("replica"), "SHOW max_wal_senders") == "20"
+    assert pgtopo("diff", str(c.path)).code == 0

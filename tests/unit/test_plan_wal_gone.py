@@ -98,3 +98,36 @@ def test_only_the_receivers_complaints_since_the_server_last_started_count() -> 
     assert last_stream_error(after) == "could not connect to the primary server: connection refused"
     assert last_stream_error([f"2026-11-30 08:53:57.572 UTC [55] FATAL:  {REMOVED}"]) == (
         "could not receive data from WAL stream: requested WAL segment 000000010000000000000003 has already been removed")
+
+
+PAUSE = "max_wal_senders = 40 is a lower setting than on the primary server, where its value was 42"
+
+
+def paused(lsn: int, pause: str | None, replay_paused: bool = True) -> NodeFacts:
+    """The replica running as a standby whose replay PostgreSQL paused (or not)."""
+    pg = pg_replica(T, "replica", lsn=lsn, receiver=WalReceiver("waiting", None, None), replay_paused=replay_paused)
+    return NodeFacts("replica", container=container(T, "replica"), volume=volume(T, "replica"), pg=pg,
+                     settings_pause=pause)
+
+
+def test_a_standby_paused_at_an_older_parameter_change_is_recloned() -> None:
+    """Found by chaos seed 107 round 50: a replica added back on an old volume replayed a parameter
+    change from before a setting was raised and lowered again, above the values it was held at:
+    PostgreSQL paused its replay for good, and every apply waited for it in vain."""
+    p = plan(T, observed(paused(OLDEST + 100, PAUSE)))
+    clone = next(a for a in p.actions if a.node == "replica")
+    assert clone.kind is Kind.RECLONE and clone.destructive and not clone.data_loss
+    assert "paused its replay at an older parameter change (max_wal_senders = 40" in clone.reason
+
+
+def test_a_replay_paused_by_hand_is_left_alone() -> None:
+    assert actions(paused(OLDEST + 100, None)) == []
+    assert actions(paused(OLDEST + 100, PAUSE, replay_paused=False)) == []  # resumed meanwhile
+
+
+def test_the_settings_pause_is_read_from_the_log_since_the_server_last_started() -> None:
+    from pgtopo.observe import last_settings_pause
+
+    detail = f"2026-11-30 10:25:08.456 UTC [48] DETAIL:  {PAUSE}."
+    assert last_settings_pause(["LOG:  starting PostgreSQL 17.6", detail, "LOG:  recovery has paused"]) == PAUSE
+    assert last_settings_pause([detail, "LOG:  starting PostgreSQL 17.6", "LOG:  redo starts at 0/3000028"]) is None
