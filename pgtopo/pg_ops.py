@@ -176,12 +176,30 @@ def create_slot(ep: Endpoint, slot: str) -> None:
     run(ep, go, f"create slot {slot}")
 
 
+DROP_WAIT = 5.0  # how long a slot may stay active once its WAL sender was told to stop
+
+
 def drop_slot(ep: Endpoint, slot: str) -> None:
+    """Drop a slot no node of the file uses.  One still active belongs to a standby that left
+    (removed, or repointed): its WAL sender can hold the slot until wal_sender_timeout when that
+    standby died without closing its connection (docker rm -f), so it is stopped first."""
     def go(conn: "psycopg.Connection") -> None:
-        conn.execute(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s AND NOT active",
-            (slot,),
-        )
+        deadline = time.monotonic() + DROP_WAIT
+        while True:
+            row = conn.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
+            if row is None:
+                return
+            if row[0] is None:
+                conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                             "WHERE slot_name = %s AND NOT active", (slot,))
+                if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone() is None:
+                    return
+            elif time.monotonic() < deadline:
+                conn.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+            if time.monotonic() >= deadline:
+                raise PostgresError(f"{ep.node}: slot {slot} is still in use by WAL sender {row[0]} after "
+                                    f"{DROP_WAIT:.0f} s; it was not dropped")
+            time.sleep(0.05)
 
     run(ep, go, f"drop slot {slot}")
 

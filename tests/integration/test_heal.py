@@ -235,3 +235,19 @@ def test_clean_up_of_a_removed_cluster_node_leaves_others_alone(make_cluster, en
     assert result.code == 0, result
     assert {node for _, node in actions(result.out)} == {"replica2"}
     assert streams(c, "replica2", "replica")
+
+
+def test_a_removed_replica_s_slot_held_by_a_dead_connection_is_dropped(make_cluster, engine) -> None:
+    """A replica cut off the network, then removed from the file: its container is gone, but the
+    primary's WAL sender still holds its slot until wal_sender_timeout.  apply stops that sender
+    and drops the slot, instead of going round until it gives up (chaos seed 107, round 2)."""
+    c = make_cluster(IMAGE)
+    converge(c, PAIR.replace("  replica: {}\n", "  replica: {}\n  replica2: {}\n"))
+    subprocess.run(["docker", "network", "disconnect", "-f", f"{c.name}-net", c.container("replica2")],
+                   check=True, capture_output=True)
+    assert psql(c.container("primary"), "SELECT active FROM pg_replication_slots WHERE slot_name = 'pgtopo_replica2'") == "t"
+    c.write(PAIR)
+    removed = pgtopo("apply", str(c.path), "--yes")
+    assert removed.code == 0, removed
+    assert psql(c.container("primary"), "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgtopo_replica2'") == "0"
+    assert pgtopo("diff", str(c.path)).code == 0
