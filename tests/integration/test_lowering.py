@@ -12,7 +12,9 @@ import pytest
 
 from .conftest import CASCADE, IMAGE, PAIR, actions, pgtopo, psql, wait_for
 
-LOWERINGS = [("max_connections", "50"), ("max_worker_processes", "4"), ("max_wal_senders", "20")]
+# (setting, the file's value before (None: the default), the lower value)
+LOWERINGS = [("max_connections", None, "50"), ("max_worker_processes", None, "4"), ("max_wal_senders", None, "20"),
+             ("max_locks_per_transaction", None, "32"), ("max_prepared_transactions", "10", "0")]
 
 
 def converged_with(c, engine: docker.DockerClient, setting: str, value: str) -> None:
@@ -27,11 +29,11 @@ def converged_with(c, engine: docker.DockerClient, setting: str, value: str) -> 
         assert psql(c.container(node), "SELECT status FROM pg_stat_wal_receiver") == "streaming", node
 
 
-@pytest.mark.parametrize(("setting", "value"), LOWERINGS, ids=[s for s, _ in LOWERINGS])
+@pytest.mark.parametrize(("setting", "before", "value"), LOWERINGS, ids=[s for s, _, _ in LOWERINGS])
 def test_lowering_a_standby_sensitive_setting_on_a_cascade(make_cluster, engine: docker.DockerClient,
-                                                           setting: str, value: str) -> None:
+                                                           setting: str, before: str | None, value: str) -> None:
     c = make_cluster(IMAGE)
-    c.write(CASCADE)
+    c.write(CASCADE if before is None else f"parameters:\n  {setting}: {before}\n{CASCADE}")
     assert pgtopo("apply", str(c.path)).code == 0
     c.write(f"parameters:\n  {setting}: {value}\n{CASCADE}")
     plan = pgtopo("diff", str(c.path))
