@@ -58,7 +58,7 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
         # Python's import lock): with no server to probe, the plan need not wait for it.
         f_state: "Future[ClusterState | None]" = (
             pool.submit(lambda: known) if known is not None
-            else pool.submit(_state_in, client, names.container(topo.primary)))
+            else pool.submit(_state_in, client, names.container(topo.primary), topo.cluster))
         f_image = pool.submit(docker_ops.image_present, client, topo.image)
         f_ports = pool.submit(docker_ops.published_ports, client) if _fixed_ports(topo) else None
         threading.Thread(target=_import_psycopg, name="pgtopo-import", daemon=True).start()
@@ -200,16 +200,20 @@ def _read_state(client: "docker.DockerClient", topo: Topology, parts: _Parts,
         return state
     for some in parts.containers.values():  # another running node container, else a helper
         if some.running and some.name != (primary.name if primary else None):
-            if (state := _state_in(client, some.id)) is not None:
+            if (state := _state_in(client, some.id, topo.cluster)) is not None:
                 return state
             break
     return cluster_state.read(client, topo.image, parts.state_volume.name, topo.cluster)
 
 
-def _state_in(client: "docker.DockerClient", container: str) -> "ClusterState | None":
-    """The state read in a running node container; None when that cannot be done (the container
-    is stopped or was removed meanwhile): the caller reads it another way."""
+def _state_in(client: "docker.DockerClient", container: str, cluster: str) -> "ClusterState | None":
+    """The state read in a running node container of this cluster; None when that cannot be done
+    (the container is stopped, was removed meanwhile, or is not pgtopo's: nothing runs in a
+    container without the cluster's label): the caller reads it another way."""
     try:
+        labels = docker_ops.inspect_container(client, container).get("Config", {}).get("Labels") or {}
+        if labels.get(L.CLUSTER) != cluster:
+            return None
         return cluster_state.read_in(client, container)
     except PgtopoError:
         return None

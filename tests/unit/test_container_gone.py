@@ -54,6 +54,14 @@ def test_the_state_is_read_in_a_running_node_container_by_a_process_not_copied_o
     engine = client(NotFound("never called"), None)
     engine.api.exec_create.return_value = {"Id": "exec-1"}
     engine.api.exec_start.return_value = (b"", b"tar: not a tar")
-    assert observe._state_in(engine, "pg-primary") is None  # unreadable: the caller uses a helper
+    engine.api.inspect_container.return_value = {"Config": {"Labels": {"io.pgtopo.cluster": "pg"}}}
+    assert observe._state_in(engine, "pg-primary", "pg") is None  # unreadable: the caller uses a helper
     engine.api.exec_create.assert_called_once()
     engine.api.get_archive.assert_not_called()
+
+
+def test_nothing_runs_in_a_look_alike_container_without_the_cluster_s_label() -> None:
+    engine = client(NotFound("never called"), None)
+    engine.api.inspect_container.return_value = {"Config": {"Labels": {}}}
+    assert observe._state_in(engine, "pg-primary", "pg") is None
+    engine.api.exec_create.assert_not_called()
