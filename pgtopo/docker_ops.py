@@ -367,6 +367,12 @@ def read_dir(client: "docker.DockerClient", container: HelperId, path: str) -> d
     blob = _archive(client, container, path)
     if blob is None:
         return None
+    return _top_files(blob)
+
+
+def _top_files(blob: bytes) -> dict[str, bytes]:
+    """The regular files a tar stream of one directory holds directly ("<dir>/<name>": Docker's
+    archive names the directory, `tar -C DIR .` calls it ".")."""
     files: dict[str, bytes] = {}
     with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
         for member in tar:
@@ -418,14 +424,7 @@ def exec_read_dir(client: "docker.DockerClient", container: str, path: str) -> d
         created = client.api.exec_create(container, ["tar", "-C", path, "-cf", "-", "."], user="0")
         out, err = client.api.exec_start(created["Id"], demux=True)
     try:
-        files: dict[str, bytes] = {}
-        with tarfile.open(fileobj=io.BytesIO(out or b"")) as tar:
-            for member in tar:
-                parts = member.name.split("/")
-                handle = tar.extractfile(member) if member.isfile() and len(parts) == 2 else None
-                if handle is not None:
-                    files[parts[1]] = handle.read()
-        return files
+        return _top_files(out or b"")
     except tarfile.TarError:
         raise DockerError(f"could not read {path} in {container}: {(err or b'').decode(errors='replace')[:200]}",
                           hint="run the command again") from None
