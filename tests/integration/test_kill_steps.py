@@ -412,16 +412,25 @@ def can_log_in(port: int, password: str) -> bool:
 
 @pytest.mark.parametrize("retry, nodes", [
     pytest.param("at once", {"primary": None}, id="retried-at-once"),
+    pytest.param("while its server starts", {"primary": None}, id="retried-while-its-server-starts"),
     pytest.param("after initdb", {"primary": None, "replica": None}, id="retried-after-initdb"),
 ])
-def test_kill_during_initdb_then_apply_finishes(scene, retry: str, nodes: dict[str, str | None]) -> None:
-    """Killed while the primary's new container runs initdb, which goes on without pgtopo.  Retried
-    at once, the next apply replaces that container and starts afresh; retried once the container
-    has made the data and started its server, it keeps that data, creates the replication role,
-    clones the replica and records the cluster's system identifier in the state volume (every
-    later clone and rewind checks its source against it: before record-identity, it never was).
-    At most two applies: retried at once, the old container may finish initdb just before the
-    next apply replaces it; the new one then refuses data it did not make, and is removed."""
+def test_kill_during_initdb_then_apply_finishes(scene, engine: docker.DockerClient, retry: str,
+                                                nodes: dict[str, str | None]) -> None:
+    """Killed while the primary's new container runs initdb, which goes on without pgtopo.
+
+    * Retried at once: the next apply replaces that container and starts afresh, or finds one of
+      the states below.  At most two applies: the old container may finish initdb just before the
+      next apply replaces it; the new one then refuses data it did not make, and is removed.
+    * Retried while the server starts on the data the container made (held with SIGSTOP until
+      8 s later, so the moment is sure, as on a loaded machine): the next apply waits for it.
+      Before reconcile.not_answering, it saw nothing to do and exited 0, in sync by its own word,
+      with no replication role and no system identifier recorded.
+    * Retried once that server answers: the next apply keeps its data, creates the replication
+      role, clones the replica and records the system identifier in the state volume (every
+      later clone and rewind checks its source against it; before create-role and record-identity
+      recorded a missing one, no apply ever did).
+    """
     s = scene(nodes, apply=False)
     primary = s.container("primary")
     run = kill_at(s.c, "apply", str(s.c.path), "--yes",
@@ -429,18 +438,36 @@ def test_kill_during_initdb_then_apply_finishes(scene, retry: str, nodes: dict[s
                   else None)
     assert_killed(run, "init", "primary")
     assert not answers(primary), "killed after the server came up"
-    if retry == "after initdb":
+    held = None
+    if retry == "while its server starts":
+        assert wait_for(lambda: has_pgdata(primary), timeout=120), "the container did not finish initdb by itself"
+        pid = engine.containers.get(primary).attrs["State"]["Pid"]  # the node script, then the postmaster
+        os.kill(pid, signal.SIGSTOP)
+        held = threading.Timer(8.0, lambda: os.kill(pid, signal.SIGCONT))
+        held.start()
+    elif retry == "after initdb":
         assert wait_for(lambda: answers(primary), timeout=120), "the container did not finish initdb by itself"
 
-    again = apply_again(s, tries=2 if retry == "at once" else 1)
-    if retry == "after initdb":
+    try:
+        again = apply_again(s, tries=2 if retry == "at once" else 1)
+    finally:
+        if held is not None:
+            held.join()
+    if retry != "at once":
         assert ("init", "primary") not in actions(again[-1].out), again[-1]  # never initdb twice
+        assert ("create-role", "primary") in actions(again[-1].out), again[-1]
+    if "replica" in nodes:
         assert ("clone", "replica") in actions(again[-1].out), again[-1]
     create_table(s)
     acknowledged(s)
     assert_healed(s)
     assert in_state(s, "system_identifier") == str(s.sql("primary", "SELECT system_identifier FROM "
                                                                     "pg_control_system()")[0][0])
+
+
+def has_pgdata(container: str) -> bool:
+    return subprocess.run(["docker", "exec", container, "test", "-d", labels.PGDATA], capture_output=True,
+                          timeout=60).returncode == 0
 
 
 def test_kill_during_rewind_then_apply_finishes(scene) -> None:
