@@ -32,6 +32,7 @@ class Kind(enum.Enum):
     FAILOVER = "failover"
     CREATE_ROLE = "create-role"
     SET_PASSWORD = "set-password"
+    RECORD_IDENTITY = "record-identity"
     CONFIGURE = "configure"
     REWRITE_CONF = "rewrite-conf"
     RESTORE_CONF = "restore-conf"  # only ever made by rollback.py, after a restart that failed

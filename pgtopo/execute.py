@@ -82,6 +82,8 @@ def execute(ctx: Context, action: Action) -> str | None:
                 _record_system_identifier(ctx, node)  # a first start that failed, finished by a later apply
         case Kind.SET_PASSWORD:
             _set_passwords(ctx, node)
+        case Kind.RECORD_IDENTITY:
+            _record_system_identifier(ctx, node)
         case Kind.REWRITE_CONF:
             nodes.stop(ctx, node)
             docker_ops.run_job(ctx.client, desired.conf_job(ctx.topo, node, {k: v for k, v in action.settings if v is not None}))

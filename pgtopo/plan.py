@@ -333,8 +333,16 @@ def _server_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave)
     pg, node = facts.pg, facts.name
     assert pg is not None
     actions: list[Action] = []
+    unrecorded = obs.credentials and obs.system_identifier is None  # (create-role records it too)
     if node == topo.primary and topo.auth.replication_user not in pg.replication_roles:
-        actions.append(Action(Kind.CREATE_ROLE, node, f"replication role {topo.auth.replication_user} is missing", wave=wave))
+        also = f"; record the cluster's identity ({pg.system_identifier}) too" if unrecorded else ""
+        actions.append(Action(Kind.CREATE_ROLE, node, f"replication role {topo.auth.replication_user} is missing{also}",
+                              wave=wave))
+    elif node == topo.primary and unrecorded:
+        actions.append(Action(Kind.RECORD_IDENTITY, node, f"the state volume records no system identifier (an apply "
+                              f"stopped between initdb and recording it, or a state made again): record "
+                              f"{pg.system_identifier}, which every clone and rewind source is checked against",
+                              wave=wave))
     if node == topo.primary and obs.password_drift:
         fields = " and ".join(f"auth.{name}" for name in obs.password_drift)
         verb = "differs" if len(obs.password_drift) == 1 else "differ"

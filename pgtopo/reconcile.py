@@ -1,4 +1,5 @@
-"""observe → plan → execute, until the plan is empty and every replica streams.
+"""observe → plan → execute, until the plan is empty, every node's server answered and every
+replica streams.
 
 Called by the CLI's apply and diff.  Owns the order of things: refusals stop everything before any
 change; destructive actions need the caller's consent before the first action; apply takes the
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pgtopo import lock as cluster_lock, log, pg_ops, rollback
+from pgtopo import lock as cluster_lock, log, nodes, pg_ops, rollback
 from pgtopo.actions import Action, Kind, Plan
 from pgtopo.context import Context, Progress
 from pgtopo.copies import wal_end_needed
@@ -244,18 +245,32 @@ def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, con
         if p.actions:
             held.arm()  # in the background; before a consent prompt, which may wait on a person
         _check(p, consent, len(outcome.done))
-        if not p.actions:
-            return snapshot
         ctx = Context(client=client, topo=topo, snapshot=snapshot, base_dir=base_dir, progress=events.progress,
                       confirm_lock=held.confirm)
+        if not p.actions:
+            silent = not_answering(topo, snapshot)
+            if not silent:
+                return snapshot
+            for node in silent:  # the plan could not see them: wait, then observe again
+                nodes.await_server(ctx, node)
+            continue
         _run_waves(ctx, p, events, outcome)
         known = ctx.snapshot.state
     p, snapshot = diff(client, topo, *options, known=known, base_dir=base_dir)
-    if p.actions:
-        pending = "\n".join(f"  {a.describe()}" for a in p.actions)
+    if p.actions or not_answering(topo, snapshot):
+        pending = "\n".join([f"  {a.describe()}" for a in p.actions]
+                            + [f"  {n}: its server does not answer" for n in not_answering(topo, snapshot)])
         raise NotConverged(f"still not in sync after {MAX_ROUNDS} rounds:\n{pending}",
                            hint="see the errors above and `pgtopo status`")
     return snapshot
+
+
+def not_answering(topo: Topology, snapshot: Snapshot) -> list[str]:
+    """Nodes of the file whose container runs but whose server did not answer (starting up after
+    a container that a killed apply started finished initdb, say, or caught between two crashes):
+    the plan saw nothing of their servers, so an empty plan does not mean converged."""
+    return [n for n in sorted(topo.nodes) if (facts := snapshot.observed.node(n)).pg is None
+            and facts.container is not None and facts.container.running]
 
 
 def _run_waves(ctx: Context, p: Plan, events: Events, outcome: Outcome) -> None:

@@ -109,6 +109,17 @@ CASES = [
     ),
     pytest.param(T, converged(T), [], id="converged: nothing to do"),
     pytest.param(
+        T, replace(converged(T), system_identifier=None), [("primary", "record-identity")],
+        id="state without the system identifier (apply killed after initdb): record the primary's",
+    ),
+    pytest.param(
+        T, replace(converged(T, primary=NodeFacts("primary", container=container(T, "primary"),
+                                                  volume=volume(T, "primary"), pg=pg_primary(T, replication_roles=()))),
+                   system_identifier=None),
+        [("primary", "create-role")],
+        id="and without the replication role (killed before it was made): create-role records the identity too",
+    ),
+    pytest.param(
         T, converged(T, replica=NodeFacts("replica", container=None, volume=volume(T, "replica"),
                                          data=DataFacts(True, SYSID))),
         [("replica", "create")],
