@@ -10,6 +10,7 @@ that detects drift is the hash of exactly what gets created.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from pgtopo import conninfo as conninfo_text, labels as L, pg_settings
 from pgtopo.containers import ContainerSpec, Mount
@@ -469,8 +470,14 @@ if [ -f "$history" ]; then echo "history"; cat "$history"; fi
 
 
 def waldump_job(topo: Topology, node: str, timeline: int, start: str) -> ContainerSpec:
+    """A job of its node by its labels, with a name of its own: it runs while apply observes,
+    before the plan removes a job a killed pgtopo left behind (REMOVE_JOB), so a fixed name would
+    collide with that leftover and leave the node's WAL end unknown (chaos seed 112 round 21)."""
+    import secrets
+
     argv = ["sh", "-c", WALDUMP_SCRIPT, "pgtopo-waldump", L.PGDATA, str(timeline), start]
-    return _job(topo, node, "waldump", argv, network=False, read_only=True)
+    spec = _job(topo, node, "waldump", argv, network=False, read_only=True)
+    return replace(spec, name=f"{spec.name}-{secrets.token_hex(3)}")
 
 
 # The settings the image's server knows, as pg_settings says them (the columns and order of the

@@ -55,6 +55,28 @@ def test_stopped_replica_is_started(make_cluster) -> None:
     assert streams(c, "replica", "primary")
 
 
+def test_a_stopped_primary_starts_past_the_wal_reading_job_a_killed_pgtopo_left(make_cluster, engine) -> None:
+    """Chaos seed 112 round 21: pgtopo killed while it read a stopped primary's WAL end left the
+    job's container behind; the next apply's own reading collided with it, the primary's WAL end
+    was unknown, and apply refused to start it without --allow-data-loss."""
+    from pgtopo import desired, docker_ops, loader
+
+    c = make_cluster(IMAGE)
+    converge(c, PAIR)
+    psql(c.container("primary"), "CREATE TABLE t AS SELECT 1 AS i")
+    docker_cli("stop", c.container("primary"))
+    topo = loader.load_topology(c.path)
+    # what a pgtopo killed inside the read leaves: the job's container, created, never removed
+    leftover = docker_ops.create_container(engine, desired.waldump_job(topo, "primary", 1, "0/1000000"))
+    healed = pgtopo("apply", str(c.path), "--yes")
+    assert healed.code == 0, healed
+    assert ("start", "primary") in actions(healed.out), healed.out
+    assert psql(c.container("primary"), "SELECT pg_is_in_recovery(), count(*) FROM t") == "f|1"
+    assert streams(c, "replica", "primary")
+    assert leftover not in {x.id for x in engine.containers.list(all=True)}, "the leftover job is removed"
+    assert objects(engine, c.name)["containers"] == sorted([c.container("primary"), c.container("replica")])
+
+
 def test_replica_promoted_by_hand_is_rewound(make_cluster) -> None:
     c = make_cluster(IMAGE)
     converge(c, PAIR)
