@@ -33,6 +33,7 @@ class Kind(enum.Enum):
     CREATE_ROLE = "create-role"
     SET_PASSWORD = "set-password"
     RECORD_IDENTITY = "record-identity"
+    PROVE_SETTINGS = "prove-settings"  # a throw-away server started on the primary's new settings (proof.py)
     CONFIGURE = "configure"
     REWRITE_CONF = "rewrite-conf"
     RESTORE_CONF = "restore-conf"  # only ever made by rollback.py, after a restart that failed

@@ -379,6 +379,37 @@ def clone_source(topo: Topology, node: str) -> str:
                               application_name=f"{node}-clone")
 
 
+# A throw-away server started with a node's new settings (proof.py): initdb in a temporary
+# directory of the job's own file system with pgtopo's server defaults, the node's
+# postgresql.auto.conf, no TCP, a socket in that directory; it says whether the server started
+# and, when not, what the server said.  Exit 0 either way: a non-zero exit is the job's own failure.
+PROOF_SCRIPT = r"""
+set -eu
+defaults="$1"; conf="$2"; started="$3"; refused="$4"
+d=$(mktemp -d); log="$d.log"
+initdb -D "$d" -A trust --no-sync >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+printf '%s' "$defaults" >> "$d/postgresql.conf"
+printf '%s' "$conf" > "$d/postgresql.auto.conf"
+if pg_ctl -D "$d" -l "$d.server" -o "-c listen_addresses= -k $d" -w -t 60 start >"$log" 2>&1; then
+  pg_ctl -D "$d" -m immediate stop >/dev/null 2>&1 || true
+  echo "$started"
+else
+  pg_ctl -D "$d" -m immediate stop >/dev/null 2>&1 || true
+  echo "$refused"
+  tail -n 20 "$d.server" 2>/dev/null || cat "$log"
+fi
+"""
+
+
+def proof_job(topo: Topology, node: str, started: str, refused: str) -> ContainerSpec:
+    """A one-shot job of the file's image that starts a throw-away server with `node`'s new
+    settings (PROOF_SCRIPT).  A helper by its labels, like catalog_job: one a killed pgtopo left
+    behind is removed by the next apply, and by destroy."""
+    argv = ["sh", "-c", PROOF_SCRIPT, "pgtopo-proof", SERVER_DEFAULTS, auto_conf(topo, node), started, refused]
+    return ContainerSpec(name=names(topo).helper(), image=topo.image, command=argv,
+                         labels=L.labels(topo.cluster, "helper", job="proof"))
+
+
 def clone_job(topo: Topology, node: str) -> ContainerSpec:
     argv = ["sh", "-c", CLONE_SCRIPT, "pgtopo-clone", L.PGDATA, auto_conf(topo, node), clone_source(topo, node),
             L.slot_name(node)]

@@ -15,10 +15,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from pgtopo import desired, docker_ops, labels as L, nodes, pg_ops, probe, state as cluster_state, switch
+from pgtopo import desired, docker_ops, labels as L, nodes, pg_ops, probe, proof, state as cluster_state, switch
 from pgtopo.actions import Action, Kind
 from pgtopo.context import Context
-from pgtopo.errors import DockerError, PgtopoError, SafetyRefusal
+from pgtopo.errors import DockerError, PgtopoError, SafetyRefusal, SettingRejected
+
+PROOF_TIMEOUT = 120.0  # initdb and a start of a throw-away server (2-3 s), on a slow machine
 
 
 def execute(ctx: Context, action: Action) -> str | None:
@@ -93,6 +95,8 @@ def execute(ctx: Context, action: Action) -> str | None:
                                                                                     if v is not None}))
             nodes.start(ctx, node)
             nodes.await_streaming(ctx, node)
+        case Kind.PROVE_SETTINGS:
+            _prove(ctx, node)
         case Kind.CONFIGURE:
             pg_ops.alter_system(ctx.endpoint(node), dict(action.settings))
         case Kind.REPOINT:
@@ -105,6 +109,20 @@ def execute(ctx: Context, action: Action) -> str | None:
         case Kind.DROP_SLOT:
             pg_ops.drop_slot(ctx.endpoint(node), action.slot or "")
     return None
+
+
+def _prove(ctx: Context, node: str) -> None:
+    """Start a throw-away server of the image with the node's new settings (proof.py); raise
+    SettingRejected, with the server's own reason, when it does not start."""
+    output = docker_ops.run_job(ctx.client, desired.proof_job(ctx.topo, node, proof.STARTED, proof.REFUSED),
+                                timeout=PROOF_TIMEOUT)
+    found = proof.verdict(output)
+    if found is None:
+        raise DockerError(f"{node}: the job that starts a server with the new settings printed no verdict:\n"
+                          f"{output.strip()[-300:]}", hint="see the output above, then apply again")
+    started, log = found
+    if not started:
+        raise SettingRejected(proof.message(node, nodes.fatal_line(log)), hint=proof.HINT)
 
 
 def _create_state(ctx: Context) -> None:

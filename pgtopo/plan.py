@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pgtopo import conninfo, desired, labels as L, rollback
+from pgtopo import conninfo, desired, labels as L, proof, rollback
 from pgtopo.actions import Action, Kind, Phase, Plan, Wave
 from pgtopo.copies import ahead_of, behind_upstream, copies, copy_of, most_advanced, paused_for_settings
 from pgtopo.observed import NodeFacts, Observed
@@ -23,7 +23,7 @@ from pgtopo.offline_conf import rewrite_conf
 from pgtopo.pgcontrol import STATE_NAMES
 from pgtopo.promotion import LOSS_FLAG, capacity_refusals, promotion
 from pgtopo.spec import Topology
-from pgtopo.standby_settings import copies_after_restarts, order_restarts, rolling_rank
+from pgtopo.standby_settings import both_ways_refusals, copies_after_restarts, order_restarts, rolling_rank
 from pgtopo.timelines import Position, Verdict, decide
 
 REMOVE_WAVE = Wave(Phase.REMOVE, 0)
@@ -42,7 +42,7 @@ def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, allow_data_
     sysid = cluster_system_identifier(topo, obs)
     promo = promotion(topo, obs, sysid, allow_data_loss)
     stopped_writers = {a.node for a in promo.actions if a.kind is Kind.FENCE}
-    refusals = _refusals(topo, obs) + list(promo.refusals) + capacity_refusals(topo, obs)
+    refusals = _refusals(topo, obs) + list(promo.refusals) + capacity_refusals(topo, obs) + both_ways_refusals(topo, obs)
     if not promo.refusals:  # a promotion's refusal says better what to do about a writable replica
         refusals += _role_refusals(topo, obs, stopped_writers)
     if refusals:
@@ -64,7 +64,8 @@ def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, allow_data_
     actions, losses = _mark_losses(topo, obs, actions)
     if losses and not allow_data_loss:
         return Plan(refusals=tuple(losses))
-    return Plan(actions=tuple(order_restarts(topo, obs, actions)), notes=tuple(notes), warnings=warnings(topo))
+    ordered = proof.prove_first(topo, order_restarts(topo, obs, actions))
+    return Plan(actions=tuple(ordered), notes=tuple(notes), warnings=warnings(topo))
 
 
 def _mark_losses(topo: Topology, obs: Observed, actions: list[Action]) -> tuple[list[Action], list[str]]:

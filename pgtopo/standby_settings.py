@@ -88,6 +88,33 @@ def held_for_standbys(topo: Topology, obs: Observed, facts: NodeFacts) -> dict[s
     return out
 
 
+def raised(topo: Topology, node: str, pg: PgFacts | None) -> tuple[str, ...]:
+    """The hot-standby settings the file takes above what `node` runs with: 'max_wal_senders 40 → 60'."""
+    if pg is None:
+        return ()
+    out = []
+    for name in HOT_STANDBY_SETTINGS:
+        have, value = pg.limits.get(name), _wanted(topo, node, name)
+        if have is not None and value.isdigit() and int(value) > have:
+            out.append(f"{name} {have} → {value}")
+    return tuple(out)
+
+
+def both_ways_refusals(topo: Topology, obs: Observed) -> list[str]:
+    """The primary lowers one hot-standby setting and raises another in one apply: a standby may
+    follow a lowering only after the primary's restart, and a raise only before it, so no order of
+    restarts works (the standbys would be re-cloned).  Refused before anything changes, with the
+    two applies that do it."""
+    pg = obs.node(topo.primary).pg
+    down, up = lowered(topo, topo.primary, pg), raised(topo, topo.primary, pg)
+    if not down or not up or not topo.replicas():
+        return []
+    keep = ", ".join(f"{d.split()[0]}: {d.split()[1]}" for d in down)
+    return [f"{topo.primary}: the file lowers {', '.join(down)} and raises {', '.join(up)} in one apply; a standby "
+            "can follow a lowering only after its primary restarts and a raise only before, so no order works. "
+            f"Apply the raise first (keep {keep} in the file), then the lowering"]
+
+
 def primary_lowers(topo: Topology, obs: Observed) -> tuple[str, ...]:
     return lowered(topo, topo.primary, obs.node(topo.primary).pg)
 

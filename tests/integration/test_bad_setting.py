@@ -77,6 +77,47 @@ def test_a_setting_no_server_can_start_with_is_put_back(make_cluster) -> None:
     assert pgtopo("diff", str(c.path)).code == 0
 
 
+@pytest.mark.parametrize("topology", ["pair, lowering max_connections", "one node"])
+def test_a_primary_that_would_restart_first_is_never_restarted_with_a_setting_no_server_starts_with(
+        make_cluster, topology: str) -> None:
+    """The primary restarts first when it lowers a standby-sensitive setting, and alone in a
+    cluster of one: a throw-away server of the image is started with its new settings first
+    (prove-settings), and apply stops before any node is changed."""
+    c = make_cluster(IMAGE)
+    body = PAIR if topology.startswith("pair") else "primary: primary\nnodes:\n  primary: {}\n"
+    lower = "  max_connections: 50\n" if topology.startswith("pair") else ""
+    c.write(body)
+    assert pgtopo("apply", str(c.path)).code == 0
+    running = [n for n in ("primary", "replica") if f"{n}:" in body]
+    before = {node: started_at(c.container(node)) for node in running}
+
+    c.write(BAD + lower + body)
+    planned = pgtopo("diff", str(c.path))
+    assert planned.code == 1 and "~ prove-settings" in planned.out, planned
+    failed = pgtopo("apply", str(c.path), "--yes")
+    assert failed.code == 2, failed
+    assert "primary: a server does not start with the file's settings: " + NO_MEMORY in failed.err, failed
+    assert "no node was changed" in failed.err and "Traceback" not in failed.err, failed
+    assert [k for k, _ in actions(failed.out)] == [], failed.out  # nothing finished: the proof failed
+
+    # nobody was restarted, nobody was configured: every node runs as before, the primary takes writes
+    assert {node: started_at(c.container(node)) for node in running} == before
+    for node in running:
+        assert "900GB" not in auto_conf(c.container(node)) and "'50'" not in auto_conf(c.container(node)), node
+    assert psql(c.container("primary"), "SHOW max_connections") == "100"
+    psql(c.container("primary"), "CREATE TABLE still_writable AS SELECT 1 AS i")
+    if "replica" in running:
+        assert wait_for(lambda: streams(c.container("replica")))
+
+    c.write(("parameters:\n" + lower if lower else "") + body)  # the bad setting out: the lowering goes through, proven first
+    fixed = pgtopo("apply", str(c.path), "--yes")
+    assert fixed.code == 0, fixed
+    if lower:
+        assert actions(fixed.out)[0] == ("prove-settings", "primary"), fixed.out
+        assert psql(c.container("replica"), "SHOW max_connections") == "50"
+    assert pgtopo("diff", str(c.path)).code == 0
+
+
 def test_a_primary_created_with_a_setting_it_cannot_start_with_is_healed_once_the_file_is_fixed(
         make_cluster, engine: docker.DockerClient) -> None:
     c = make_cluster(IMAGE)

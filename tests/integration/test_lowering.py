@@ -80,3 +80,26 @@ def test_a_standby_restarted_before_it_replayed_the_change_is_recovered(make_clu
     for node in (primary, replica):
         assert psql(node, "SHOW max_connections") == value
     assert psql(replica, "SELECT status FROM pg_stat_wal_receiver") == "streaming"
+
+
+def test_lowering_one_setting_and_raising_another_is_refused_then_done_in_two_applies(
+        make_cluster, engine: docker.DockerClient) -> None:
+    """No order of restarts lets a standby follow both: refused before anything changes, saying
+    the two applies that do it; those converge."""
+    c = make_cluster(IMAGE)
+    c.write(CASCADE)
+    assert pgtopo("apply", str(c.path)).code == 0
+    started = {n: psql(c.container(n), "SELECT pg_postmaster_start_time()") for n in ("primary", "replica", "replica2")}
+    c.write(f"parameters:\n  max_connections: 50\n  max_wal_senders: 60\n{CASCADE}")
+    refused = pgtopo("apply", str(c.path), "--yes")
+    assert refused.code == 1, refused
+    assert "refusing to apply; nothing was changed" in refused.err, refused
+    assert "primary: the file lowers max_connections 100 → 50 and raises max_wal_senders 40 → 60 in one apply" \
+        in refused.err, refused
+    assert {n: psql(c.container(n), "SELECT pg_postmaster_start_time()") for n in started} == started
+    c.write(f"parameters:\n  max_connections: 100\n  max_wal_senders: 60\n{CASCADE}")  # as the refusal says
+    assert pgtopo("apply", str(c.path)).code == 0
+    c.write(f"parameters:\n  max_connections: 50\n  max_wal_senders: 60\n{CASCADE}")
+    assert pgtopo("apply", str(c.path)).code == 0
+    converged_with(c, engine, "max_connections", "50")
+    assert psql(c.container("replica2"), "SHOW max_wal_senders") == "60"

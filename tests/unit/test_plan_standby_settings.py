@@ -127,3 +127,18 @@ def test_a_replica_that_cannot_start_on_its_settings_is_rewritten_from_the_file(
     observed = replace(observed, nodes={**observed.nodes, "replica": stuck(BEFORE, "replica", state, {})})
     p = plan(t, observed)
     assert [(a.node, a.kind.value, dict(a.settings)) for a in p.actions if a.node == "replica"] == expected
+
+
+def test_lowering_one_and_raising_another_in_one_apply_is_refused_with_the_two_applies_that_do_it() -> None:
+    t = topo(nodes=CASCADE, parameters={"max_connections": 50, "max_wal_senders": 60})
+    p = plan(t, running(BEFORE, TODAY))
+    assert not p.actions
+    [refusal] = p.refusals
+    assert "lowers max_connections 100 → 50 and raises max_wal_senders 40 → 60 in one apply" in refusal
+    assert "Apply the raise first (keep max_connections: 100 in the file), then the lowering" in refusal
+    # each on its own goes through
+    assert not plan(topo(nodes=CASCADE, parameters={"max_wal_senders": 60}), running(BEFORE, TODAY)).refusals
+    assert not plan(topo(nodes=CASCADE, parameters={"max_connections": 50}), running(BEFORE, TODAY)).refusals
+    solo = {"primary": {}}  # no standby to follow: one restart does both
+    assert not plan(topo(nodes=solo, parameters={"max_connections": 50, "max_wal_senders": 60}),
+                    running(topo(nodes=solo), TODAY)).refusals
