@@ -70,7 +70,7 @@ def copy_of(facts: NodeFacts) -> Copy | None:
         return Copy(facts.name, data.wal_timeline, data.wal_end, data.history)
     running = facts.container is not None and facts.container.running
     why = (f"its server does not answer ({facts.pg_error or 'no connection'})" if running
-           else "its WAL was not read")
+           else f"its WAL could not be read: {data.wal_error}" if data.wal_error else "its WAL was not read")
     return Copy(facts.name, data.timeline or 0, data.checkpoint or 0, data.history, exact=False, unknown=why)
 
 

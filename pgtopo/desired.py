@@ -494,7 +494,10 @@ if [ -n "$last" ]; then
   fi
 fi
 echo "timeline $tli"
-pg_waldump -p "$wal" -t "$tli" -s "$start" 2>/dev/null | grep -E '^rmgr:' | tail -n 1 || true
+echo "start $start, newest segment ${last:-none}"
+err=$(mktemp)
+pg_waldump -p "$wal" -t "$tli" -s "$start" 2>"$err" | grep -E '^rmgr:' | tail -n 1 || true
+echo "stopped $(tail -n 1 "$err")"
 history="$wal/$(printf '%08X' "$tli").history"
 if [ -f "$history" ]; then echo "history"; cat "$history"; fi
 """

@@ -365,9 +365,10 @@ def _wal_end(client: "docker.DockerClient", topo: Topology, facts: NodeFacts) ->
         return None
     job = desired.waldump_job(topo, facts.name, data.timeline, lsn_text(data.checkpoint))
     try:
-        end = walend.parse(docker_ops.run_job(client, job))
-    except PgtopoError:
-        return None
+        output = docker_ops.run_job(client, job)
+    except PgtopoError as exc:
+        return replace(data, wal_error=f"{exc.message.splitlines()[0]} {exc.message.splitlines()[-1]}"[:300])
+    end = walend.parse(output)
     if end is None or end.end is None:
-        return None
+        return replace(data, wal_error=walend.why_no_end(output))
     return replace(data, wal_end=end.end, wal_timeline=end.timeline, history=end.history)

@@ -87,6 +87,7 @@ class DataFacts:
     wal_end: int | None = None
     wal_timeline: int | None = None
     history: tuple[tuple[int, int], ...] = ()
+    wal_error: str | None = None  # why its WAL end could not be read, when it was tried and failed
     # pg_control's hot-standby values: a standby does not start with settings below them
     limits: Mapping[str, int] = field(default_factory=dict)
     # the settings of its postgresql.auto.conf, what its server starts with; None: not read, or

@@ -200,7 +200,7 @@ def _loss_refusals(obs: Observed, sysid: int | None, name: str, losses: list[Ahe
             todo = (f"Stop its container so its volume can be read (`docker stop {container.name}`), or bring its "
                     "server back, then apply again")
         else:
-            todo = "Its volume could not be read: see the error above or `docker logs`, fix it, then apply again"
+            todo = "Fix what keeps its volume from being read, then apply again"
         out.append(f"{a.node}: cannot tell whether it holds WAL {name} lacks ({a.why}), so {name} is not made the "
                    f"primary. {todo}; or apply with {LOSS_FLAG} to promote {name} anyway")
     return out

@@ -38,6 +38,16 @@ def record_end(start: int, total: int) -> int:
     return (pos + 7) & ~7
 
 
+def why_no_end(output: str) -> str:
+    """Why `output` gives no end: pg_waldump's last words, where it started; else the output's end."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    start = next((line for line in lines if line.startswith("start ")), None)
+    stopped = next((line[len("stopped "):] for line in lines if line.startswith("stopped ")), None)
+    if start is None:
+        return f"the job printed no timeline: {' '.join(lines[-2:])[-200:] or '(no output)'}"
+    return f"pg_waldump found no valid record ({start}; it said: {(stopped or '(nothing)')[-200:]})"
+
+
 def parse(output: str) -> WalEnd | None:
     """None when the output does not even name a timeline (the job did not run as expected)."""
     lines = output.splitlines()

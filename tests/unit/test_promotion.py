@@ -3,6 +3,8 @@ which copy is the most advanced, when a plan would discard WAL.  Pure, like test
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from pgtopo.actions import Kind
@@ -72,6 +74,17 @@ def test_a_copy_whose_end_cannot_be_read_counts_as_possibly_ahead() -> None:
     p = plan(TO_REPLICA, lost_write(primary=stopped(TO_REPLICA, "primary", SHUT_DOWN, 0x3000000), replica2=unread))
     [refusal] = p.refusals
     assert "replica2: cannot tell whether it holds WAL replica lacks (its WAL was not read)" in refusal
+
+
+def test_a_copy_whose_wal_could_not_be_read_says_why() -> None:
+    unread = stopped(TO_REPLICA, "replica2", SHUT_DOWN_IN_RECOVERY, None, fenced=True)
+    assert unread.data is not None
+    unread = replace(unread, data=replace(unread.data, wal_error="pg_waldump found no valid record (start 0/5A000000)"))
+    p = plan(TO_REPLICA, lost_write(primary=stopped(TO_REPLICA, "primary", SHUT_DOWN, 0x3000000), replica2=unread))
+    [refusal] = p.refusals
+    assert ("replica2: cannot tell whether it holds WAL replica lacks (its WAL could not be read: pg_waldump found "
+            "no valid record (start 0/5A000000)), so replica is not made the primary. Fix what keeps its volume "
+            "from being read, then apply again") in refusal
 
 
 def test_fence_the_right_nodes_in_a_cascade_with_the_middle_down() -> None:

@@ -63,3 +63,14 @@ def test_a_wal_switch_ends_the_wal_at_the_next_segment() -> None:
     (which made the standby look 16 MB ahead of the stopped primary, a false refusal)."""
     found = walend.parse((DATA / "waldump-switch.17.txt").read_text())
     assert found is not None and found.end == 0x3000000 and found.timeline == 1
+
+
+def test_why_a_wal_end_was_not_found_is_said_in_pg_waldump_s_words() -> None:
+    output = ("timeline 3\nstart 0/5A000000, newest segment 00000003000000000000005A\n"
+              "stopped pg_waldump: error: could not find a valid record after 0/5A000000\n")
+    assert walend.parse(output) == walend.WalEnd(3, None)
+    assert walend.why_no_end(output) == ("pg_waldump found no valid record (start 0/5A000000, newest segment "
+                                         "00000003000000000000005A; it said: pg_waldump: error: could not find a "
+                                         "valid record after 0/5A000000)")
+    assert walend.why_no_end("sh: 1: pg_waldump: not found\n") == \
+        "the job printed no timeline: sh: 1: pg_waldump: not found"
