@@ -65,8 +65,8 @@ def verdict(output: str) -> tuple[bool, str] | None:
 
 def message(node: str, fatal: str) -> str:
     return (f"{node}: a server does not start with the file's settings: {fatal}\n"
-            f"(a throw-away server of the image was started with {node}'s new settings before {node} "
-            "restarts; no node was changed)")
+            f"(a throw-away server of the image, started with {node}'s new settings before {node} would "
+            f"restart; {node} was not touched, and no node was configured with them)")
 
 
 HINT = "fix that setting in the file, check it with `pgtopo diff`, then apply again"

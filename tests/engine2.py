@@ -4,7 +4,9 @@ chaos runs and the user's own containers live on.
 
 Root only.  A dockerd of its own: data root /var/lib/pgtopo-engine2 (the images it was given are
 kept there, so later runs skip the load), exec root and socket under /run/pgtopo-engine2, an
-address pool no other engine uses, and no default bridge.  It manages no iptables rules: two
+address pool no other engine uses, and a default bridge of its own (BRIDGE, made here): with
+`--bridge=none` dockerd deletes the interface docker0 at start, which is the first engine's, and
+every container on that engine's default network stops being able to start.  It manages no iptables rules: two
 dockerds editing the same chains fight over them.  Docker's own FORWARD policy (DROP, set by the
 first engine) would then drop the traffic between its containers, so one rule admits traffic
 inside its address pool, and nothing else.  Published ports go through docker-proxy, which needs
@@ -28,6 +30,7 @@ PIDFILE = RUN / "docker.pid"
 LOG = Path("/var/log/pgtopo-engine2.log")
 POOL = "10.221.0.0/16"  # the first engine's pools are 172.17-31.x and 192.168.x
 HOST = f"unix://{SOCKET}"
+BRIDGE, BRIDGE_ADDRESS = "pgtopo-e2br", "10.222.0.1/24"  # outside POOL and the first engine's ranges
 FORWARD_RULE = ["FORWARD", "-s", POOL, "-d", POOL, "-j", "ACCEPT"]
 
 
@@ -35,7 +38,7 @@ def available() -> str | None:
     """Why this machine cannot run a second engine, or None when it can."""
     if os.geteuid() != 0:
         return "a second Docker engine needs root"
-    for tool in ("dockerd", "iptables"):
+    for tool in ("dockerd", "iptables", "ip"):
         if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode != 0:
             return f"a second Docker engine needs {tool}"
     return None
@@ -63,6 +66,10 @@ def _answers() -> bool:
 
 def start(timeout: float = 60.0) -> None:
     """Start the engine unless it runs; wait until it answers."""
+    if subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode != 0:
+        for argv in (["link", "add", "name", BRIDGE, "type", "bridge"], ["addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE]):
+            subprocess.run(["ip", *argv], check=True, capture_output=True)
+    subprocess.run(["ip", "link", "set", BRIDGE, "up"], check=True, capture_output=True)
     if _pid() is None:
         RUN.mkdir(parents=True, exist_ok=True)
         DATA_ROOT.mkdir(parents=True, exist_ok=True)
@@ -70,7 +77,7 @@ def start(timeout: float = 60.0) -> None:
         with LOG.open("ab") as log:
             subprocess.Popen(
                 ["dockerd", "--data-root", str(DATA_ROOT), "--exec-root", str(RUN / "exec"),
-                 "--pidfile", str(PIDFILE), "-H", HOST, "--bridge=none", "--iptables=false",
+                 "--pidfile", str(PIDFILE), "-H", HOST, f"--bridge={BRIDGE}", "--iptables=false",
                  "--ip6tables=false", "--default-address-pool", f"base={POOL},size=24"],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     if subprocess.run(["iptables", "-C", *FORWARD_RULE], capture_output=True).returncode != 0:
