@@ -1,9 +1,10 @@
 """PostgreSQL through psycopg 3: connections with bounded waits, and the commands pgtopo sends.
 
-Called by probe.py (connections), observe.py (endpoints), execute.py (roles, slots, settings,
-waits), switch.py (checkpoint, promotion, replay) and reconcile.py (is a replica streaming?).  Every
-name and value goes through `psycopg.sql`; rows come back typed from the driver.  pgtopo connects
-only to ports published on 127.0.0.1.
+Called by probe.py (connections), observe.py (endpoints), execute.py (roles, slots, settings, a
+clone's progress), nodes.py (waits for a server that answers, streams, replays), switch.py
+(checkpoint, promotion, replay) and reconcile.py (is a replica streaming?).  Every name and value
+goes through `psycopg.sql`; rows come back typed from the driver; every wait asks through
+waits.wait_until.  pgtopo connects only to ports published on 127.0.0.1.
 """
 
 from __future__ import annotations
