@@ -259,7 +259,6 @@ def last_lines(client: "docker.DockerClient", container: str, lines: int = 8) ->
         return client.api.logs(container, tail=lines).decode(errors="replace").strip()
 
 
-
 def run_job(client: "docker.DockerClient", spec: ContainerSpec, timeout: float | None = None,
             progress: Callable[[], bool] | None = None) -> str:
     """Run a one-shot container to completion; return its output, raise DockerError on failure.
