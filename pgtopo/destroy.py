@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from pgtopo import desired, docker_ops, labels as L
+from pgtopo import desired, docker_ops, labels as L, waits
 from pgtopo.errors import DockerError
 from pgtopo.lock import cluster_lock
 from pgtopo.spec import Topology
@@ -43,12 +43,17 @@ def destroy(client: "docker.DockerClient", topo: Topology, volumes: bool, lock_t
 
 def _remove_network(client: "docker.DockerClient", name: str, timeout: float = 10.0) -> None:
     """The engine may still count an endpoint of a container removed a moment ago: retry briefly."""
-    deadline = time.monotonic() + timeout
-    while True:
+    lingering: list[DockerError] = []
+
+    def removed() -> bool | None:
         try:
             docker_ops.remove_network(client, name)
-            return
+            return True
         except DockerError as exc:
-            if "active endpoints" not in exc.message or time.monotonic() >= deadline:
+            if "active endpoints" not in exc.message:
                 raise
-            time.sleep(0.2)
+            lingering[:] = [exc]
+            return None
+
+    if waits.wait_until(removed, time.monotonic() + timeout, waits.DOCKER) is None:
+        raise lingering[0]

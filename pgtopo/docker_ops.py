@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NewType
 
+from pgtopo import waits
 from pgtopo.containers import ContainerSpec, Mount
 from pgtopo.errors import DockerError
 
@@ -258,15 +259,12 @@ def last_lines(client: "docker.DockerClient", container: str, lines: int = 8) ->
         return client.api.logs(container, tail=lines).decode(errors="replace").strip()
 
 
-JOB_POLL = 30.0
-
-
 def run_job(client: "docker.DockerClient", spec: ContainerSpec, timeout: float | None = None,
             progress: Callable[[], bool] | None = None) -> str:
     """Run a one-shot container to completion; return its output, raise DockerError on failure.
 
     No fixed cap: a clone or rewind of a large cluster takes as long as it takes.  `timeout`
-    (seconds) sets one; `progress`, asked every JOB_POLL seconds, ends the job when it says the
+    (seconds) sets one; `progress`, asked every waits.JOB_POLL seconds, ends the job when it says the
     job no longer makes progress."""
     cid = create_container(client, spec)
     try:
@@ -287,10 +285,15 @@ def run_job(client: "docker.DockerClient", spec: ContainerSpec, timeout: float |
 
 def _wait(client: "docker.DockerClient", cid: str, name: str, timeout: float | None,
           progress: Callable[[], bool] | None) -> "WaitContainerResponse":
-    """Wait for a job to exit, asking `progress` every JOB_POLL seconds and giving up at `timeout`."""
+    """Wait for a job to exit, asking `progress` every waits.JOB_POLL seconds and giving up at `timeout`.
+
+    Not waits.wait_until: nothing sleeps here.  Docker's wait blocks in the engine and returns the
+    moment the job exits; each call is bounded so `progress` is asked between calls.  In wait_until
+    that would be a check that swallows the read timeout and asks `progress` itself, with a
+    sleep(0) between, and the deadline checked after `progress` instead of before."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        poll = JOB_POLL if deadline is None else max(0.1, min(JOB_POLL, deadline - time.monotonic()))
+        poll = waits.JOB_POLL if deadline is None else max(0.1, min(waits.JOB_POLL, deadline - time.monotonic()))
         try:
             with translated(f"wait for {name}"):
                 # a float is right: docker-py hands it to requests as the read timeout (types-docker says int)

@@ -2,8 +2,8 @@
 
 Called by reconcile.py, which runs the waves of a plan (nodes of a wave in parallel).  Each
 action is idempotent where it can be (a re-run after an interruption finds work half done and
-finishes it), and every wait polls against a deadline (POLL here; the modules it calls keep
-their own intervals) instead of sleeping a fixed time.
+finishes it), and every wait asks against a deadline (waits.wait_until, at the intervals named in
+waits.py) instead of sleeping a fixed time.
 """
 
 from __future__ import annotations

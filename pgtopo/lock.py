@@ -26,13 +26,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from pgtopo import docker_ops, labels as L, log
+from pgtopo import docker_ops, labels as L, log, waits
 from pgtopo.errors import DockerError, LockTimeout
 
 if TYPE_CHECKING:
     import docker
 
-POLL = 0.2
 STALE_CREATED = 30.0
 
 
@@ -73,21 +72,23 @@ def cluster_lock(client: "docker.DockerClient", cluster: str, image: str, timeou
     name = L.Names(cluster).lock
     deadline = time.monotonic() + timeout
     told = False
-    while True:
-        held = _try_acquire(client, name, image, cluster)
-        if held is not None:
-            break
-        if time.monotonic() >= deadline:
-            raise LockTimeout(
-                f"another pgtopo holds the lock of cluster {cluster!r} (container {name})",
-                hint="wait for it to finish, or raise --lock-timeout",
-            )
+
+    def sleep(seconds: float) -> None:
+        """Before the first wait (never when the first try is already past the deadline), say why."""
+        nonlocal told
         if not told:
             log.waiting(cluster, None, f"the lock {name} (another pgtopo holds it)", deadline - time.monotonic())
             if on_wait is not None:
                 on_wait(f"waiting for the lock of cluster {cluster!r}: another apply is running")
             told = True
-        time.sleep(POLL)
+        time.sleep(seconds)
+
+    held = waits.wait_until(lambda: _try_acquire(client, name, image, cluster), deadline, waits.DOCKER, sleep=sleep)
+    if held is None:
+        raise LockTimeout(
+            f"another pgtopo holds the lock of cluster {cluster!r} (container {name})",
+            hint="wait for it to finish, or raise --lock-timeout",
+        )
     if arm:
         held.arm()
     try:

@@ -2,8 +2,9 @@
 its server answers or streams.
 
 Called by execute.py (every action that touches a node's container) and switch.py (stopping
-and restarting the primaries it switches).  Every wait polls briefly (50 ms) and ends early
-when what it waits on can never come (the container exited, the upstream was paused).
+and restarting the primaries it switches).  Every wait asks its server waits.SERVER apart (50 ms)
+and, every few seconds, looks at the containers, so it ends early when what it waits on can never
+come (the container exited, the upstream was paused).
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from pgtopo import desired, docker_ops, labels as L, log, pg_ops, state as cluster_state
+from pgtopo import desired, docker_ops, labels as L, log, pg_ops, state as cluster_state, waits
 from pgtopo.context import Context
 from pgtopo.errors import DockerError, NotConverged, PgtopoError, ServerDidNotStart
 from pgtopo.timelines import lsn_text
 
 READY_TIMEOUT = 120.0
-POLL = 0.05
 
 
 def source_alive(ctx: Context, upstream: str) -> Callable[[], bool]:
@@ -76,9 +76,12 @@ def await_streaming(ctx: Context, node: str) -> None:
         return
     deadline, alive = time.monotonic() + READY_TIMEOUT, source_alive(ctx, upstream)
     log.waiting(ctx.topo.cluster, node, f"it streams from {upstream}", READY_TIMEOUT)
-    while True:  # in slices, so an upstream frozen meanwhile (docker pause) ends the wait early
+    # In slices, so an upstream frozen meanwhile (docker pause) ends the wait early.  Not one
+    # waits.wait_until: nothing sleeps here (each slice is pg_ops.wait_streaming's wait_until), and the
+    # deadline is checked before the upstream, so a wait that timed out says so.
+    while True:
         try:
-            pg_ops.wait_streaming(ctx.endpoint(node), upstream, min(deadline, time.monotonic() + 5.0), POLL)
+            pg_ops.wait_streaming(ctx.endpoint(node), upstream, min(deadline, time.monotonic() + waits.UPSTREAM_CHECK))
             return
         except NotConverged:
             if time.monotonic() >= deadline:
@@ -98,7 +101,7 @@ def await_replayed(ctx: Context, node: str, primary: str) -> None:
     target = pg_ops.flush_lsn(ctx.endpoint(primary))
     ctx.progress(node, f"replaying {primary}'s WAL up to {lsn_text(target)} (its parameter change)")
     try:  # replayed past target - 1: the replay position is a record's end, and may be exactly target
-        reached = pg_ops.wait_replayed_past(ctx.endpoint(node), target - 1, time.monotonic() + READY_TIMEOUT, POLL)
+        reached = pg_ops.wait_replayed_past(ctx.endpoint(node), target - 1, time.monotonic() + READY_TIMEOUT)
     finally:
         ctx.progress(node, "")
     if reached is None:
@@ -137,9 +140,12 @@ def await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None =
     deadline = time.monotonic() + READY_TIMEOUT
     log.waiting(ctx.topo.cluster, node, f"its server answers on port {port}", None if bootstrap else READY_TIMEOUT)
     try:
+        # Not one waits.wait_until: nothing sleeps here (each slice is pg_ops.wait_ready's wait_until),
+        # a bootstrap's progress moves the deadline, and after each slice the container decides
+        # which error ends the wait (bootstrap failed, crash loop, exited) before the deadline does.
         while True:
             try:
-                pg_ops.wait_ready(ep, min(deadline, time.monotonic() + 2.0), POLL)
+                pg_ops.wait_ready(ep, min(deadline, time.monotonic() + waits.CONTAINER_CHECK))
                 break
             except PgtopoError as exc:
                 info = docker_ops.inspect_container(ctx.client, name)

@@ -1,9 +1,10 @@
 """PostgreSQL through psycopg 3: connections with bounded waits, and the commands pgtopo sends.
 
-Called by probe.py (connections), observe.py (endpoints), execute.py (roles, slots, settings,
-waits), switch.py (checkpoint, promotion, replay) and reconcile.py (is a replica streaming?).  Every
-name and value goes through `psycopg.sql`; rows come back typed from the driver.  pgtopo connects
-only to ports published on 127.0.0.1.
+Called by probe.py (connections), observe.py (endpoints), execute.py (roles, slots, settings, a
+clone's progress), nodes.py (waits for a server that answers, streams, replays), switch.py
+(checkpoint, promotion, replay) and reconcile.py (is a replica streaming?).  Every name and value
+goes through `psycopg.sql`; rows come back typed from the driver; every wait asks through
+waits.wait_until.  pgtopo connects only to ports published on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pgtopo import waits
 from pgtopo.errors import PostgresError
 from pgtopo.timelines import lsn_int
 
@@ -185,21 +187,25 @@ def drop_slot(ep: Endpoint, slot: str) -> None:
     standby died without closing its connection (docker rm -f), so it is stopped first."""
     def go(conn: "psycopg.Connection") -> None:
         deadline = time.monotonic() + DROP_WAIT
-        while True:
+        sender: list[int | None] = [None]  # the WAL sender that held the slot last
+
+        def dropped() -> bool | None:
             row = conn.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
             if row is None:
-                return
+                return True
             if row[0] is None:
                 conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
                              "WHERE slot_name = %s AND NOT active", (slot,))
                 if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone() is None:
-                    return
+                    return True
             elif time.monotonic() < deadline:
                 conn.execute("SELECT pg_terminate_backend(%s)", (row[0],))
-            if time.monotonic() >= deadline:
-                raise PostgresError(f"{ep.node}: slot {slot} is still in use by WAL sender {row[0]} after "
-                                    f"{DROP_WAIT:.0f} s; it was not dropped")
-            time.sleep(0.05)
+            sender[0] = row[0]
+            return None
+
+        if waits.wait_until(dropped, deadline, waits.SERVER) is None:
+            raise PostgresError(f"{ep.node}: slot {slot} is still in use by WAL sender {sender[0]} after "
+                                f"{DROP_WAIT:.0f} s; it was not dropped")
 
     run(ep, go, f"drop slot {slot}")
 
@@ -220,18 +226,20 @@ def alter_system(ep: Endpoint, settings: dict[str, str | None]) -> list[str]:
     return run(ep, go, "ALTER SYSTEM")
 
 
+RELOAD_WAIT = 2.0  # how long a reload may take to reach the settings pending_restart reads
+
+
 def pending_restart(conn: "psycopg.Connection", names: list[str]) -> list[str]:
-    """Which of `names` wait for a restart; polls briefly since a reload is asynchronous."""
-    deadline = time.monotonic() + 2.0
-    rows: list[str] = []
-    while True:
-        applied = _scalar(
+    """Which of `names` wait for a restart; asks for up to RELOAD_WAIT seconds (waits.SERVER
+    apart) since a reload is asynchronous: until one of them is pending or none is unapplied."""
+    def pending() -> list[str] | None:
+        unapplied = _scalar(
             conn, "SELECT count(*) FROM pg_file_settings WHERE applied IS FALSE AND error IS NULL AND name = ANY(%s)",
             (names,))
         rows = [r[0] for r in conn.execute("SELECT name FROM pg_settings WHERE pending_restart AND name = ANY(%s)", (names,))]
-        if rows or applied == 0 or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
+        return rows if rows or unapplied == 0 else None
+
+    return waits.wait_until(pending, time.monotonic() + RELOAD_WAIT, waits.SERVER) or []
 
 
 def scram_verifier(conn: "psycopg.Connection", role: str, password: str) -> str:
@@ -298,18 +306,19 @@ def streams_from(ep: Endpoint, upstream: str) -> tuple[bool, str]:
     return True, "streaming"
 
 
-def wait_streaming(ep: Endpoint, upstream: str, deadline: float, poll: float = 0.1) -> None:
+def wait_streaming(ep: Endpoint, upstream: str, deadline: float, poll: float = waits.SERVER) -> None:
     """Wait until the node streams from `upstream` (or raise at the monotonic `deadline`)."""
     from pgtopo.errors import NotConverged
 
-    while True:
-        ok, why = streams_from(ep, upstream)
-        if ok:
-            return
-        if time.monotonic() >= deadline:
-            raise NotConverged(f"{ep.node}: not streaming from {upstream} in time ({why})",
-                               hint=f"see `docker logs` of {ep.node}'s container")
-        time.sleep(poll)
+    why = [""]
+
+    def streaming() -> bool | None:
+        ok, why[0] = streams_from(ep, upstream)
+        return True if ok else None
+
+    if waits.wait_until(streaming, deadline, poll) is None:
+        raise NotConverged(f"{ep.node}: not streaming from {upstream} in time ({why[0]})",
+                           hint=f"see `docker logs` of {ep.node}'s container")
 
 
 def basebackup_progress(ep: Endpoint, application_name: str) -> tuple[str, int, int | None] | None:
@@ -344,7 +353,7 @@ def flush_lsn(ep: Endpoint) -> int:
     return lsn_int(str(row[0]))
 
 
-def promote(ep: Endpoint, timeout: float = 60.0, poll: float = 0.01) -> None:
+def promote(ep: Endpoint, timeout: float = 60.0, poll: float = waits.SWITCHOVER) -> None:
     """Promote a standby and wait until it accepts writes.  pg_promote(wait => true) checks only
     every 100 ms; polling pg_is_in_recovery() on the same connection notices within `poll`."""
     import psycopg
@@ -355,12 +364,11 @@ def promote(ep: Endpoint, timeout: float = 60.0, poll: float = 0.01) -> None:
         with conn:
             try:
                 conn.execute("SELECT pg_promote(false)")
-                deadline = time.monotonic() + timeout
-                while _scalar(conn, "SELECT pg_is_in_recovery()"):
-                    if time.monotonic() >= deadline:
-                        raise PostgresError(f"{ep.node}: promotion did not finish within {timeout:.0f} s",
-                                            hint=f"see `docker logs` of {ep.node}'s container, then apply again")
-                    time.sleep(poll)
+                promoted = waits.wait_until(lambda: None if _scalar(conn, "SELECT pg_is_in_recovery()") else True,
+                                            time.monotonic() + timeout, poll)
+                if promoted is None:
+                    raise PostgresError(f"{ep.node}: promotion did not finish within {timeout:.0f} s",
+                                        hint=f"see `docker logs` of {ep.node}'s container, then apply again")
             finally:
                 dog.disarm()
     except psycopg.Error as exc:
@@ -369,7 +377,7 @@ def promote(ep: Endpoint, timeout: float = 60.0, poll: float = 0.01) -> None:
         raise PostgresError(f"{ep.node}: promote failed: {_first_line(exc)}") from exc
 
 
-def wait_replayed_past(ep: Endpoint, lsn: int, deadline: float, poll: float = 0.01) -> int | None:
+def wait_replayed_past(ep: Endpoint, lsn: int, deadline: float, poll: float = waits.SERVER) -> int | None:
     """Wait (one connection, `poll` apart) until the standby has replayed past `lsn`; returns the
     replay position reached, or None when it did not in time or its replay is paused (by hand, or
     by PostgreSQL at a parameter change its settings are below: it will not go on by itself)."""
@@ -377,18 +385,21 @@ def wait_replayed_past(ep: Endpoint, lsn: int, deadline: float, poll: float = 0.
 
     conn = connect(ep)
     seconds = max(0.0, deadline - time.monotonic()) + ANSWER_TIMEOUT
+
+    def past() -> tuple[int | None] | None:
+        """(position,) once past `lsn`; (None,) when replay is paused (for good: no use waiting)."""
+        row = conn.execute("SELECT pg_last_wal_replay_lsn()::text, pg_is_wal_replay_paused()").fetchone()
+        replayed = (column_lsn(row[0]) or 0) if row else 0
+        if replayed > lsn:
+            return (replayed,)
+        return (None,) if row is not None and row[1] else None
+
     dog = Watchdog(conn, seconds)
     try:
         with conn:
             try:
-                while True:
-                    row = conn.execute("SELECT pg_last_wal_replay_lsn()::text, pg_is_wal_replay_paused()").fetchone()
-                    replayed = (column_lsn(row[0]) or 0) if row else 0
-                    if replayed > lsn:
-                        return replayed
-                    if time.monotonic() >= deadline or (row is not None and row[1]):
-                        return None
-                    time.sleep(poll)
+                reached = waits.wait_until(past, deadline, poll)
+                return None if reached is None else reached[0]
             finally:
                 dog.disarm()
     except psycopg.Error as exc:
@@ -397,12 +408,14 @@ def wait_replayed_past(ep: Endpoint, lsn: int, deadline: float, poll: float = 0.
         raise PostgresError(f"{ep.node}: reading the replay position failed: {_first_line(exc)}") from exc
 
 
-def wait_ready(ep: Endpoint, deadline: float, poll: float = 0.1) -> None:
-    """Wait until the server accepts connections (or raise at the monotonic `deadline`)."""
+def wait_ready(ep: Endpoint, deadline: float, poll: float = waits.SERVER) -> None:
+    """Wait until the server accepts connections (or raise at the monotonic `deadline`; it is
+    asked once even when that has passed)."""
     import psycopg
 
-    last = "no answer"
-    while time.monotonic() < deadline:
+    last = ["no answer"]
+
+    def ready() -> bool | None:
         try:
             with psycopg.connect(
                 host=HOST, port=ep.port, user="postgres", password=ep.password, dbname="postgres",
@@ -413,9 +426,11 @@ def wait_ready(ep: Endpoint, deadline: float, poll: float = 0.1) -> None:
                     conn.execute("SELECT 1")
                 finally:
                     dog.disarm()
-                return
+                return True
         except psycopg.Error as exc:
-            last = _first_line(exc)
-        time.sleep(poll)
-    raise PostgresError(f"{ep.node}: did not accept connections in time ({last})",
-                        hint="see `docker logs` of the node's container")
+            last[0] = _first_line(exc)
+            return None
+
+    if waits.wait_until(ready, deadline, poll) is None:
+        raise PostgresError(f"{ep.node}: did not accept connections in time ({last[0]})",
+                            hint="see `docker logs` of the node's container")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pgtopo import lock as cluster_lock, log, nodes, pg_ops, rollback
+from pgtopo import lock as cluster_lock, log, nodes, pg_ops, rollback, waits
 from pgtopo.actions import Action, Kind, Plan
 from pgtopo.context import Context, Progress
 from pgtopo.copies import wal_end_needed
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 MAX_ROUNDS = 4
 STREAM_TIMEOUT = 120.0
 GONE_AFTER = 10.0  # a replica refusing connections this long while apply waits for it is gone
-POLL = 0.05
 
 
 @dataclass
@@ -357,12 +356,12 @@ def all_streaming(topo: Topology, snapshot: Snapshot) -> bool:
 
 def wait_streaming(topo: Topology, snapshot: Snapshot, timeout: float,
                    progress: Callable[[str, str], None] = lambda n, t: None) -> None:
-    """Wait until every replica's WAL receiver streams from its upstream (polls every POLL s)."""
-    deadline = time.monotonic() + timeout
+    """Wait until every replica's WAL receiver streams from its upstream (asks waits.SERVER apart)."""
     waiting = set(topo.replicas())
     last: dict[str, str] = {}
     unreachable: dict[str, float] = {}  # since when a node has refused connections
-    while waiting:
+
+    def streaming_now() -> bool | None:
         for node in sorted(waiting):
             ep, upstream = snapshot.endpoints.get(node), topo.upstream_of(node) or ""
             ok, why = pg_ops.streams_from(ep, upstream) if ep else (False, "not running")
@@ -378,10 +377,11 @@ def wait_streaming(topo: Topology, snapshot: Snapshot, timeout: float,
                                    hint="run apply again: it starts from what it finds")
         if not waiting:
             progress("", "")
-            return
+            return True
         progress("", f"waiting for {', '.join(sorted(waiting))} to stream")
-        if time.monotonic() >= deadline:
-            lines = "\n".join(f"  {n}: {last.get(n, 'not streaming')}" for n in sorted(waiting))
-            raise NotConverged(f"replicas not streaming after {timeout:.0f} s:\n{lines}",
-                               hint="see `pgtopo status` and `docker logs` of those nodes")
-        time.sleep(POLL)
+        return None
+
+    if waiting and waits.wait_until(streaming_now, time.monotonic() + timeout, waits.SERVER) is None:
+        lines = "\n".join(f"  {n}: {last.get(n, 'not streaming')}" for n in sorted(waiting))
+        raise NotConverged(f"replicas not streaming after {timeout:.0f} s:\n{lines}",
+                           hint="see `pgtopo status` and `docker logs` of those nodes")

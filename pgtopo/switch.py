@@ -19,7 +19,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TypeVar
 
-from pgtopo import desired, docker_ops, labels as L, nodes, pg_ops, pgcontrol
+from pgtopo import desired, docker_ops, labels as L, nodes, pg_ops, pgcontrol, waits
 from pgtopo.actions import Action
 from pgtopo.containers import Mount
 from pgtopo.context import Context
@@ -27,7 +27,6 @@ from pgtopo.errors import PgtopoError, RolledBack
 from pgtopo.timelines import lsn_text
 
 T = TypeVar("T")
-POLL = 0.01
 PROMOTE_TIMEOUT = 60.0
 GRACE = 3.0  # how long past its deadline a wait on a server that stopped answering is given
 
@@ -52,7 +51,7 @@ def switchover(ctx: Context, action: Action) -> str:
     deadline = max(started + timeout, time.monotonic() + 1.0)
     try:
         replayed = _within(deadline - time.monotonic() + GRACE, lambda: pg_ops.wait_replayed_past(
-            ctx.endpoint(cand), final, deadline, POLL))
+            ctx.endpoint(cand), final, deadline, waits.SWITCHOVER))
     except (_Frozen, PgtopoError):
         replayed = None
     if replayed is None:

@@ -16,7 +16,7 @@ import docker
 import pytest
 from docker.errors import APIError
 
-from pgtopo import documents, labels as L, lock, reconcile
+from pgtopo import documents, labels as L, lock, reconcile, waits
 from pgtopo.actions import Action, Kind, Phase, Plan, Wave
 from pgtopo.errors import DockerError, LockTimeout, PostgresError, SafetyRefusal, StalePlan
 from pgtopo.observe import Snapshot
@@ -195,7 +195,7 @@ def held_by(status: str, created: str, cluster: str = "pg", now: str = "2030-01-
 
 
 def test_a_lock_whose_holder_died_before_starting_it_is_removed_and_taken(monkeypatch) -> None:
-    monkeypatch.setattr(lock, "POLL", 0)
+    monkeypatch.setattr(waits, "DOCKER", 0)
     engine = held_by("created", "2030-01-01T00:00:00Z", then={"Id": MINE})
     told: list[str] = []
     with lock.cluster_lock(engine.client, "pg", "img", timeout=5, on_wait=told.append, arm=False) as held:
@@ -216,6 +216,16 @@ def test_a_live_or_foreign_lock_is_waited_for_and_never_removed(status: str, cre
             lock.cluster_lock(engine.client, "pg", "img", timeout=0):
         pass
     engine.api.remove_container.assert_not_called()
+
+
+def test_a_lock_not_waited_for_is_not_said_to_be(monkeypatch) -> None:
+    """With no time to wait (timeout 0), the one try fails and apply says only that it timed out."""
+    engine = held_by("running", "2030-01-01T00:00:00Z")
+    told: list[str] = []
+    with pytest.raises(LockTimeout), lock.cluster_lock(engine.client, "pg", "img", timeout=0, on_wait=told.append):
+        pass
+    assert told == []
+    assert engine.api.create_container.call_count == 1
 
 
 def test_a_stale_lock_its_holder_starts_meanwhile_is_kept(monkeypatch) -> None:

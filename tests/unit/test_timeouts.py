@@ -15,7 +15,7 @@ import pytest
 import requests
 from urllib3.exceptions import ReadTimeoutError
 
-from pgtopo import docker_ops, pg_ops
+from pgtopo import docker_ops, pg_ops, waits
 from pgtopo.containers import ContainerSpec
 from pgtopo.errors import DockerError
 
@@ -95,7 +95,7 @@ SPEC = ContainerSpec(name="pg-replica-clone", image="img", command=["true"], lab
 
 def test_a_job_has_no_fixed_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     assert inspect.signature(docker_ops.run_job).parameters["timeout"].default is None
-    monkeypatch.setattr(docker_ops, "JOB_POLL", 0.01)
+    monkeypatch.setattr(waits, "JOB_POLL", 0.01)
     client = job_client([timed_out(), requests.exceptions.ReadTimeout(), timed_out(), {"StatusCode": 0}])
     assert docker_ops.run_job(client, SPEC) == "done\n"
     assert client.api.wait.call_count == 4
@@ -103,7 +103,7 @@ def test_a_job_has_no_fixed_cap(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_job_that_stops_making_progress_is_ended(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(docker_ops, "JOB_POLL", 0.01)
+    monkeypatch.setattr(waits, "JOB_POLL", 0.01)
     client = job_client([timed_out(), timed_out(), {"StatusCode": 0}])
     answers = iter([True, False])
     with pytest.raises(DockerError, match="stopped making progress"):
