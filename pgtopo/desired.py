@@ -495,8 +495,12 @@ if [ -n "$last" ]; then
 fi
 echo "timeline $tli"
 echo "start $start, newest segment ${last:-none}"
+# the segment holding $start, named: without one, pg_waldump takes the WAL segment size from the
+# first segment file it meets, which after a crash can be a zero-filled one made ahead of use
+hi=${start%/*}; lo=${start#*/}
+seg=$(printf '%08X%08X%08X' "$tli" $(( 0x$hi )) $(( 0x$lo / 16777216 )))
 err=$(mktemp)
-pg_waldump -p "$wal" -t "$tli" -s "$start" 2>"$err" | grep -E '^rmgr:' | tail -n 1 || true
+pg_waldump -p "$wal" -t "$tli" -s "$start" "$seg" 2>"$err" | grep -E '^rmgr:' | tail -n 1 || true
 echo "stopped $(tail -n 1 "$err")"
 history="$wal/$(printf '%08X' "$tli").history"
 if [ -f "$history" ]; then echo "history"; cat "$history"; fi
