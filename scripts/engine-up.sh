@@ -44,7 +44,10 @@ for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
     fi
 done
 
-if ! pgrep -x dockerd >/dev/null 2>&1; then
+# The pid file, not `pgrep dockerd`: another dockerd (the tests' second engine, tests/engine2.py)
+# is not this engine.
+running_pid=$(cat /var/run/docker.pid 2>/dev/null || true)
+if [[ -z $running_pid ]] || ! kill -0 "$running_pid" 2>/dev/null; then
     log "starting dockerd in the background (log: /var/log/pgtopo-dockerd.log)"
     nohup dockerd >/var/log/pgtopo-dockerd.log 2>&1 </dev/null &
     disown || true

@@ -1,16 +1,15 @@
-"""A second Docker engine on this machine, for the tests that must not disturb anything else
-using the engine: the engine-restart test restarts this one, never the engine `make test`, the
-chaos runs and the user's own containers live on.
+"""A second Docker engine on this machine, in a network namespace of its own, for the tests that
+must not disturb anything else using the engine: the engine-restart test restarts this one, never
+the engine `make test`, the chaos runs and the user's own containers live on.
 
 Root only.  A dockerd of its own: data root /var/lib/pgtopo-engine2 (the images it was given are
-kept there, so later runs skip the load), exec root and socket under /run/pgtopo-engine2, an
-address pool no other engine uses, and a default bridge of its own (BRIDGE, made here): with
-`--bridge=none` dockerd deletes the interface docker0 at start, which is the first engine's, and
-every container on that engine's default network stops being able to start.  It manages no iptables rules: two
-dockerds editing the same chains fight over them.  Docker's own FORWARD policy (DROP, set by the
-first engine) would then drop the traffic between its containers, so one rule admits traffic
-inside its address pool, and nothing else.  Published ports go through docker-proxy, which needs
-no rule.
+kept there, so later runs skip the load), exec root and socket under /run/pgtopo-engine2, started
+in the network namespace NETNS.  Everything it does to the network (its docker0, its bridges, its
+iptables rules, the ports it publishes on 127.0.0.1) happens there, away from the first engine's:
+run on the host's network, a second dockerd deletes the host's docker0 (the first engine's) when
+it starts with another default bridge, and the two would fight over the same iptables chains.
+The socket is a file, so the host reaches the engine through it; whatever connects to a published
+port (pgtopo itself) runs in the namespace too (`netns_command`).
 """
 
 from __future__ import annotations
@@ -23,25 +22,32 @@ from pathlib import Path
 
 import docker
 
+NETNS = "pgtopo-engine2"
 DATA_ROOT = Path("/var/lib/pgtopo-engine2")
 RUN = Path("/run/pgtopo-engine2")
 SOCKET = RUN / "docker.sock"
 PIDFILE = RUN / "docker.pid"
 LOG = Path("/var/log/pgtopo-engine2.log")
-POOL = "10.221.0.0/16"  # the first engine's pools are 172.17-31.x and 192.168.x
 HOST = f"unix://{SOCKET}"
-BRIDGE, BRIDGE_ADDRESS = "pgtopo-e2br", "10.222.0.1/24"  # outside POOL and the first engine's ranges
-FORWARD_RULE = ["FORWARD", "-s", POOL, "-d", POOL, "-j", "ACCEPT"]
+
+_started: subprocess.Popen[bytes] | None = None  # reaped by stop(): no zombie dockerd is left
 
 
 def available() -> str | None:
     """Why this machine cannot run a second engine, or None when it can."""
     if os.geteuid() != 0:
         return "a second Docker engine needs root"
-    for tool in ("dockerd", "iptables", "ip"):
+    for tool in ("dockerd", "ip", "nsenter"):
         if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode != 0:
             return f"a second Docker engine needs {tool}"
     return None
+
+
+def netns_command(argv: list[str]) -> list[str]:
+    """`argv` run in the engine's network namespace (where its published ports are).  nsenter, not
+    `ip netns exec`: that one also mounts a sysfs of its own, which hides the cgroup mounts dockerd
+    needs ("Devices cgroup isn't mounted")."""
+    return ["nsenter", f"--net=/run/netns/{NETNS}", *argv]
 
 
 def _pid() -> int | None:
@@ -66,22 +72,19 @@ def _answers() -> bool:
 
 def start(timeout: float = 60.0) -> None:
     """Start the engine unless it runs; wait until it answers."""
-    if subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode != 0:
-        for argv in (["link", "add", "name", BRIDGE, "type", "bridge"], ["addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE]):
-            subprocess.run(["ip", *argv], check=True, capture_output=True)
-    subprocess.run(["ip", "link", "set", BRIDGE, "up"], check=True, capture_output=True)
+    global _started
+    if NETNS not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.split():
+        subprocess.run(["ip", "netns", "add", NETNS], check=True, capture_output=True)
+    subprocess.run(["ip", "-n", NETNS, "link", "set", "lo", "up"], check=True, capture_output=True)
     if _pid() is None:
         RUN.mkdir(parents=True, exist_ok=True)
         DATA_ROOT.mkdir(parents=True, exist_ok=True)
         PIDFILE.unlink(missing_ok=True)  # a killed session's: dockerd refuses to start over it
         with LOG.open("ab") as log:
-            subprocess.Popen(
-                ["dockerd", "--data-root", str(DATA_ROOT), "--exec-root", str(RUN / "exec"),
-                 "--pidfile", str(PIDFILE), "-H", HOST, f"--bridge={BRIDGE}", "--iptables=false",
-                 "--ip6tables=false", "--default-address-pool", f"base={POOL},size=24"],
+            _started = subprocess.Popen(
+                netns_command(["dockerd", "--data-root", str(DATA_ROOT), "--exec-root", str(RUN / "exec"),
+                               "--pidfile", str(PIDFILE), "-H", HOST]),
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-    if subprocess.run(["iptables", "-C", *FORWARD_RULE], capture_output=True).returncode != 0:
-        subprocess.run(["iptables", "-I", *FORWARD_RULE], check=True, capture_output=True)
     deadline = time.monotonic() + timeout
     while not _answers():
         if time.monotonic() >= deadline:
@@ -91,15 +94,18 @@ def start(timeout: float = 60.0) -> None:
 
 def stop(timeout: float = 60.0) -> None:
     """Stop the engine (its containers stop with it; its data root stays)."""
+    global _started
     pid = _pid()
-    if pid is None:
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _pid() == pid and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _pid() == pid:
-        os.kill(pid, signal.SIGKILL)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _pid() == pid and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _pid() == pid:
+            os.kill(pid, signal.SIGKILL)
+    if _started is not None:
+        _started.wait(timeout=timeout)
+        _started = None
 
 
 def restart() -> None:

@@ -51,10 +51,15 @@ class Result:
         return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
 
 
+# What the CLI runs under: nothing, or (the engine-restart test) `nsenter` into the network
+# namespace of a second engine, where its published ports are.
+PREFIX: list[str] = []
+
+
 def pgtopo(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
     """Run the real CLI as a user would, in a subprocess."""
     full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "pgtopo", *args], capture_output=True, text=True,
+    proc = subprocess.run([*PREFIX, sys.executable, "-m", "pgtopo", *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout, stdin=subprocess.DEVNULL)
     return Result(proc.returncode, proc.stdout, proc.stderr)
 

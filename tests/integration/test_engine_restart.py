@@ -16,6 +16,7 @@ import pytest
 
 from tests import engine2
 
+from . import conftest
 from .conftest import IMAGE, Cluster, basebackups, cleanup, pgtopo, psql, remove_strays, solo_with_pgbench, wait_for
 
 pytestmark = [
@@ -37,9 +38,11 @@ def second_engine() -> Iterator[docker.DockerClient]:
 @pytest.fixture
 def cluster_on_engine2(second_engine: docker.DockerClient, tmp_path: Path,
                        monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Cluster]]:
-    """make_cluster's twin on the second engine: the CLI, `docker exec` and pgtopo all reach it
-    through DOCKER_HOST, and the cluster is removed from it afterwards."""
+    """make_cluster's twin on the second engine: `docker exec` and pgtopo reach it through
+    DOCKER_HOST, pgtopo runs in its network namespace (where the nodes' ports are published), and
+    the cluster is removed from it afterwards."""
     monkeypatch.setenv("DOCKER_HOST", engine2.HOST)
+    monkeypatch.setattr(conftest, "PREFIX", engine2.netns_command([]))
     made: list[str] = []
 
     def make(image: str) -> Cluster:
@@ -62,7 +65,8 @@ def test_engine_restart_during_a_clone(cluster_on_engine2) -> None:
     rows = solo_with_pgbench(c)
 
     c.write("primary: primary\nnodes:\n  primary: {}\n  replica: {}\n  replica2: {}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "pgtopo", "apply", str(c.path)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen(engine2.netns_command([sys.executable, "-m", "pgtopo", "apply", str(c.path)]),
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     assert wait_for(lambda: basebackups(c) > 0, timeout=60)
     engine2.restart()
