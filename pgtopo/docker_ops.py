@@ -159,7 +159,7 @@ def create_container(client: "docker.DockerClient", spec: ContainerSpec) -> str:
     api = client.api
     with translated(f"create container {spec.name}"):
         host_config = api.create_host_config(
-            mounts=[_mount(m) for m in spec.mounts],
+            mounts=mounts_for(client, spec.image, spec.mounts),
             port_bindings={spec.publish: (spec.bind, spec.host_port)} if spec.publish else None,
             restart_policy={"Name": "unless-stopped"} if spec.restart else None,
             network_mode=spec.network or "none",
@@ -193,6 +193,37 @@ def _mount(m: Mount) -> "DockerMount":
     return DockerMount(target=m.target, source=m.volume, type="volume", read_only=m.read_only)
 
 
+_IMAGE_VOLUMES: dict[str, tuple[str, ...]] = {}  # per image reference, for the life of the process
+
+
+def image_volumes(client: "docker.DockerClient", image: str) -> tuple[str, ...]:
+    """The paths the image declares VOLUME (the official postgres images: /var/lib/postgresql/data,
+    /var/lib/postgresql from 18 on); () for an image Docker does not have (creating fails then)."""
+    if image not in _IMAGE_VOLUMES:
+        from docker.errors import ImageNotFound, NotFound
+
+        try:
+            with translated(f"inspect image {image}"):
+                config = client.api.inspect_image(image).get("Config") or {}
+        except DockerError as exc:
+            if isinstance(exc.__cause__, (ImageNotFound, NotFound)):
+                return ()
+            raise
+        _IMAGE_VOLUMES[image] = tuple(sorted((config.get("Volumes") or {}).keys()))
+    return _IMAGE_VOLUMES[image]
+
+
+def mounts_for(client: "docker.DockerClient", image: str, mounts: tuple[Mount, ...]) -> list["DockerMount"]:
+    """`mounts`, and an empty tmpfs on each path the image declares VOLUME that none of them is
+    mounted on: Docker would make an anonymous volume there, which nothing removes (a node's
+    data is never there: it is on the node's named volume)."""
+    from docker.types import Mount as DockerMount
+
+    covered = {m.target for m in mounts}
+    return [_mount(m) for m in mounts] + [DockerMount(target=path, source=None, type="tmpfs")
+                                          for path in image_volumes(client, image) if path not in covered]
+
+
 def start(client: "docker.DockerClient", container: str) -> None:
     with translated(f"start container {container}"):
         client.api.start(container)
@@ -208,7 +239,8 @@ def remove_container(client: "docker.DockerClient", container: str) -> None:
 
     try:
         with translated(f"remove container {container}"):
-            client.api.remove_container(container, force=True, v=False)
+            # v: the container's anonymous volumes go with it (a named volume never does)
+            client.api.remove_container(container, force=True, v=True)
     except DockerError as exc:
         if isinstance(exc.__cause__, NotFound):
             return
@@ -411,7 +443,7 @@ def helper(client: "docker.DockerClient", image: str, mounts: tuple[Mount, ...],
             name=name,
             command=["true"],
             labels=labels,
-            host_config=api.create_host_config(mounts=[_mount(m) for m in mounts], network_mode="none"),
+            host_config=api.create_host_config(mounts=mounts_for(client, image, mounts), network_mode="none"),
         )["Id"]
     try:
         yield HelperId(cid)

@@ -112,7 +112,8 @@ def _try_acquire(client: "docker.DockerClient", name: str, image: str, cluster: 
                 name=name,
                 labels=L.labels(cluster, "lock"),
                 stdin_open=True,  # with detach=False docker-py also sets StdinOnce
-                host_config=api.create_host_config(auto_remove=True, network_mode="none"),
+                host_config=api.create_host_config(auto_remove=True, network_mode="none",
+                                                   mounts=docker_ops.mounts_for(client, image, ())),
             )["Id"]
     except DockerError as exc:
         if isinstance(exc.__cause__, APIError) and exc.__cause__.status_code == 409:

@@ -102,4 +102,4 @@ def test_a_clean_release_after_a_successful_block() -> None:
     client = client_with(create_container={"Id": "abc"})
     with lock.cluster_lock(client, CLUSTER, "img", timeout=0, arm=False):
         pass
-    client.api.remove_container.assert_called_once_with("abc", force=True, v=False)
+    client.api.remove_container.assert_called_once_with("abc", force=True, v=True)

@@ -136,7 +136,7 @@ def test_write_puts_0600_files_owned_by_the_image_s_postgres_user_then_removes_i
         written = {name: tar.extractfile(m).read() for name, m in members.items()}
     assert written == encode(value, "repuser")
     assert {(m.mode, m.uid, m.gid) for m in members.values()} == {(0o600, 999, 998)}
-    client.api.remove_container.assert_called_once_with("helper-id", force=True, v=False)
+    client.api.remove_container.assert_called_once_with("helper-id", force=True, v=True)
 
 
 def test_an_image_without_a_postgres_user_writes_nothing_and_leaves_no_helper() -> None:
@@ -145,7 +145,7 @@ def test_an_image_without_a_postgres_user_writes_nothing_and_leaves_no_helper() 
     with pytest.raises(DockerError, match="has no 'postgres' user"):
         state.write(client, "img", "pg-pgtopo-state", "pg", ClusterState("su", "rep"), "repuser")
     client.api.put_archive.assert_not_called()
-    client.api.remove_container.assert_called_once_with("helper-id", force=True, v=False)
+    client.api.remove_container.assert_called_once_with("helper-id", force=True, v=True)
 
 
 def test_a_failed_write_leaves_no_helper() -> None:
@@ -155,4 +155,4 @@ def test_a_failed_write_leaves_no_helper() -> None:
         "no space left on device", response=SimpleNamespace(status_code=500, reason="Server Error", url="", text=""))
     with pytest.raises(DockerError, match="write files into helper-id"):
         state.write(client, "img", "pg-pgtopo-state", "pg", ClusterState("su", "rep"), "repuser")
-    client.api.remove_container.assert_called_once_with("helper-id", force=True, v=False)
+    client.api.remove_container.assert_called_once_with("helper-id", force=True, v=True)

@@ -108,7 +108,7 @@ def test_a_job_that_stops_making_progress_is_ended(monkeypatch: pytest.MonkeyPat
     answers = iter([True, False])
     with pytest.raises(DockerError, match="stopped making progress"):
         docker_ops.run_job(client, SPEC, progress=lambda: next(answers))
-    client.api.remove_container.assert_called_once_with("job", force=True, v=False)
+    client.api.remove_container.assert_called_once_with("job", force=True, v=True)
 
 
 def test_a_job_with_a_timeout_is_ended_at_it() -> None:
