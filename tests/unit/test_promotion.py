@@ -3,15 +3,17 @@ which copy is the most advanced, when a plan would discard WAL.  Pure, like test
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from pgtopo.actions import Kind
-from pgtopo.copies import Copy, ahead_of, most_advanced
+from pgtopo.copies import Ahead, Copy, ahead_of, copies, most_advanced
 from pgtopo.observed import DataFacts, NodeFacts, Slot, WalReceiver
 from pgtopo.pgcontrol import IN_PRODUCTION, SHUT_DOWN, SHUT_DOWN_IN_RECOVERY
 from pgtopo.plan import plan
 
-from .test_plan import SYSID, container, converged, kinds, pg_primary, pg_replica, topo, volume
+from .test_plan import OTHER, SYSID, container, converged, kinds, pg_primary, pg_replica, topo, volume
 
 FLAT = topo(nodes={"primary": {}, "replica": {}, "replica2": {}})
 TO_REPLICA = topo(primary="replica", nodes={"primary": {}, "replica": {}, "replica2": {}})
@@ -217,3 +219,30 @@ def test_a_running_old_primary_that_does_not_answer_but_is_known_ahead_is_named(
     assert "(primary: primary)" in p.refusals[0]
     assert p.refusals[1].startswith("primary: its server does not answer (cannot connect), and its WAL reaches")
     assert "Stop its container so its volume can be read (`docker stop pg-primary`)" in p.refusals[1]
+
+
+def test_a_copy_says_how_far_its_wal_goes_and_whether_that_is_a_lower_bound() -> None:
+    assert Copy("a", 1, 0x3000000).describe() == "timeline 1, WAL 0/3000000"
+    assert Copy("a", 1, 0x3000000, exact=False).describe() == "timeline 1, WAL at least 0/3000000"
+
+
+def test_ahead_of_says_why_in_the_reference_s_name() -> None:
+    diverged = ahead_of(Copy("a", 1, 0x3000200), Copy("b", 2, 0x5000000, ((1, 0x3000148),)))
+    assert diverged == Ahead("a", 0x3000200 - 0x3000148, 1, "timeline 1 diverged from b at 0/3000148")
+    unread = ahead_of(Copy("a", 1, 0x1000000, exact=False, unknown="its WAL was not read"), Copy("b", 1, 0x3000000))
+    assert unread == Ahead("a", None, 1, "its WAL was not read")
+    unrelated = ahead_of(Copy("a", 5, 0x2000000, ((4, 0x1000000),)), Copy("b", 1, 0x3000000))
+    assert unrelated == Ahead("a", 0x2000000, 5, "it shares no timeline with b")  # all of it
+
+
+def test_copies_leave_out_another_cluster_s_data_and_keep_data_of_unknown_identity() -> None:
+    t = topo(nodes={"primary": {}, "replica": {}, "replica2": {}})
+
+    def node(name: str, sysid: int | None) -> NodeFacts:
+        return NodeFacts(name, volume=volume(t, name), data=DataFacts(True, sysid, wal_end=0x3000000, wal_timeline=1))
+
+    obs = converged(t)
+    obs = replace(obs, nodes={"foreign": node("foreign", OTHER), "replica": node("replica", None),
+                              "replica2": node("replica2", SYSID)})
+    assert set(copies(obs, SYSID)) == {"replica", "replica2"}
+    assert set(copies(obs, None)) == {"foreign", "replica", "replica2"}  # no identity recorded: nothing to compare
