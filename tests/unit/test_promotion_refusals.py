@@ -7,10 +7,10 @@ import pytest
 
 from pgtopo.actions import Kind
 from pgtopo.observed import DataFacts, NodeFacts, WalReceiver
-from pgtopo.pgcontrol import IN_PRODUCTION, SHUT_DOWN
+from pgtopo.pgcontrol import IN_PRODUCTION, SHUT_DOWN, SHUT_DOWN_IN_RECOVERY
 from pgtopo.plan import plan
 
-from .test_plan import OTHER, container, converged, pg_primary, pg_replica, topo, volume
+from .test_plan import OTHER, SYSID, container, converged, pg_primary, pg_replica, topo, volume
 from .test_promotion import FLAT, TO_REPLICA, lost_write, standby, stopped
 
 WRITER_AT = 0x4000000  # where converged()'s primary stands
@@ -133,3 +133,82 @@ def test_a_failover_with_nothing_to_fence_says_so_by_saying_nothing() -> None:
     failover = plan(t, obs).actions[0]
     assert failover.reason == "no node accepts writes and the file makes replica the primary: promote replica"
     assert failover.fence == ()
+
+
+def test_copies_that_cannot_be_read_are_named_with_what_to_do_about_each() -> None:
+    """primary's volume (no container) is known ahead; replica2 stopped and unread, replica3's server
+    does not answer: neither can be compared, so no copy is named as the one to promote."""
+    t = topo(primary="replica", nodes={"primary": {}, "replica": {}, "replica2": {}, "replica3": {}})
+    unanswering = NodeFacts("replica3", container=container(t, "replica3"), volume=volume(t, "replica3"),
+                            data=DataFacts(True, SYSID, state=SHUT_DOWN_IN_RECOVERY, checkpoint=0x1000000, timeline=1),
+                            pg_error="cannot connect")
+    obs = converged(t, primary=stopped(t, "primary", IN_PRODUCTION, 0x3000200, with_container=False),
+                    replica=standby(t, "replica", 0x3000000),
+                    replica2=stopped(t, "replica2", SHUT_DOWN_IN_RECOVERY, None, fenced=True), replica3=unanswering)
+    assert plan(t, obs).refusals == (
+        "replica: refusing to make it the primary: primary: holds 512 bytes of WAL on timeline 1 that replica does "
+        "not have (it is ahead of replica on the same timeline 1 (0/3000200 > 0/3000000); pg_rewind cannot undo "
+        "that). bring those nodes up and apply again; or apply "
+        "with --allow-data-loss to promote replica anyway and discard that WAL",
+        "replica2: cannot tell whether it holds WAL replica lacks (its WAL was not read), so replica is not made the "
+        "primary. Its volume could not be read: see the error above or `docker logs`, fix it, then apply again; or "
+        "apply with --allow-data-loss to promote replica anyway",
+        "replica3: cannot tell whether it holds WAL replica lacks (its server does not answer (cannot connect)), so "
+        "replica is not made the primary. Stop its container so its volume can be read (`docker stop pg-replica3`), "
+        "or bring its server back, then apply again; or apply with --allow-data-loss to promote replica anyway",
+    )
+
+
+def test_a_failover_fences_only_nodes_with_data_that_are_not_running_standbys() -> None:
+    t = topo(primary="replica", nodes={"primary": {}, "replica": {}, "replica2": {}, "replica3": {}})
+    obs = converged(t, primary=stopped(t, "primary", SHUT_DOWN, 0x3000000), replica=standby(t, "replica", 0x3000000),
+                    replica2=standby(t, "replica2", 0x3000000),
+                    replica3=NodeFacts("replica3", volume=volume(t, "replica3"), data=DataFacts(False)))
+    failover = plan(t, obs).actions[0]
+    assert (failover.kind, failover.fence) == (Kind.FAILOVER, ("primary",))
+
+
+@pytest.mark.parametrize(("have", "refused"), [(100, False), (99, True)])
+def test_every_running_node_is_checked_against_the_new_primary_s_hot_standby_settings(have: int, refused: bool) -> None:
+    """replica2 sorts after the candidate: it is checked too; a setting equal to the new primary's is enough."""
+    candidate = standby(FLAT, "replica", WRITER_AT, streaming=True, limits={"max_connections": 100})
+    other = standby(FLAT, "replica2", WRITER_AT, streaming=True, limits={"max_connections": have})
+    refusals = plan(TO_REPLICA, steady(replica=candidate, replica2=other)).refusals
+    expected = ("replica: cannot become the primary: max_connections is 100 there but 99 on replica2, which would not "
+                "start as its standby; set max_connections to at least 100 on replica2 (or lower it on replica) and "
+                "apply that first")
+    assert refusals == ((expected,) if refused else ())
+
+
+def test_several_writers_are_refused_with_what_to_do() -> None:
+    second = NodeFacts("replica", container=container(FLAT, "replica"), volume=volume(FLAT, "replica"),
+                       pg=pg_replica(FLAT, "replica", in_recovery=False, receiver=None, timeline=2, lsn=0x3000200,
+                                     history=((1, 0x3000148),)))
+    assert plan(FLAT, converged(FLAT, replica=second)).refusals == (
+        "several nodes accept writes: primary (timeline 1, WAL 0/4000000); replica (timeline 2, WAL 0/3000200). "
+        "pgtopo will not pick one. Name the one whose writes must survive as the primary in the file and apply with "
+        "--allow-data-loss: the others are rewound and what only they wrote is discarded",)
+
+
+def test_a_stopped_primary_beside_another_writer_is_refused_with_both_positions() -> None:
+    promoted = NodeFacts("replica", container=container(FLAT, "replica"), volume=volume(FLAT, "replica"),
+                         pg=pg_replica(FLAT, "replica", in_recovery=False, receiver=None, timeline=2, lsn=0x5000000,
+                                       history=((1, 0x3000148),)))
+    obs = converged(FLAT, primary=stopped(FLAT, "primary", SHUT_DOWN, 0x3000148), replica=promoted)
+    assert plan(FLAT, obs).refusals == (
+        "replica accepts writes (timeline 2, WAL 0/5000000) while the file's primary primary is not running "
+        "(timeline 1, WAL 0/3000148): starting primary as the primary would make two writers. Name replica as the "
+        "primary in the file (primary: replica), or apply with --allow-data-loss to fence replica and discard what "
+        "only it wrote",)
+
+
+def test_a_stopped_copy_whose_last_checkpoint_is_already_ahead_is_one_refusal() -> None:
+    """Its WAL was not read, but its last checkpoint alone is past the candidate: it is ahead by at
+    least that much, which the refusal says; there is no container to stop."""
+    unread = NodeFacts("replica2", container=container(TO_REPLICA, "replica2", "exited"),
+                       volume=volume(TO_REPLICA, "replica2"),
+                       data=DataFacts(True, SYSID, state=SHUT_DOWN_IN_RECOVERY, checkpoint=0x3100000, timeline=1))
+    obs = lost_write(primary=stopped(TO_REPLICA, "primary", SHUT_DOWN, 0x3000000), replica2=unread)
+    [refusal] = plan(TO_REPLICA, obs).refusals
+    assert refusal.startswith("replica: refusing to make it the primary: replica2: holds 1048576 bytes of WAL on "
+                              "timeline 1 that replica does not have")
