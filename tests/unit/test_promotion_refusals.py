@@ -3,9 +3,11 @@ word, and what the action says it will do.  Pure, like test_promotion.py (whose 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from pgtopo.actions import Kind
+from pgtopo.actions import Kind, Phase, Wave
 from pgtopo.observed import DataFacts, NodeFacts, WalReceiver
 from pgtopo.pgcontrol import IN_PRODUCTION, SHUT_DOWN, SHUT_DOWN_IN_RECOVERY
 from pgtopo.plan import plan
@@ -28,7 +30,7 @@ def test_a_switchover_says_what_it_does_and_takes_care_of_the_old_primary() -> N
     p = plan(TO_REPLICA, steady())
     switchover = p.actions[0]
     assert (switchover.kind, switchover.node, switchover.upstream) == (Kind.SWITCHOVER, "replica", "primary")
-    assert not switchover.data_loss and not switchover.destructive
+    assert not switchover.data_loss and not switchover.destructive and switchover.wave == Wave(Phase.BUILD, 1)
     assert switchover.reason == ("the file makes replica the primary: fence primary (standby.signal), CHECKPOINT and "
                                  "fast shutdown of it, wait until replica has replayed its shutdown checkpoint, promote "
                                  "replica, restart primary as a standby of replica")
@@ -212,3 +214,22 @@ def test_a_stopped_copy_whose_last_checkpoint_is_already_ahead_is_one_refusal() 
     [refusal] = plan(TO_REPLICA, obs).refusals
     assert refusal.startswith("replica: refusing to make it the primary: replica2: holds 1048576 bytes of WAL on "
                               "timeline 1 that replica does not have")
+
+
+def test_a_failover_is_refused_when_a_running_standby_could_not_follow_the_new_primary() -> None:
+    t = topo(primary="replica", nodes={"primary": {}, "replica": {}, "replica2": {}})
+    obs = converged(t, primary=stopped(t, "primary", SHUT_DOWN, 0x3000000),
+                    replica=standby(t, "replica", 0x3000000, limits={"max_connections": 200}),
+                    replica2=standby(t, "replica2", 0x3000000, limits={"max_connections": 100}))
+    [refusal] = plan(t, obs).refusals
+    assert refusal.startswith("replica: cannot become the primary: max_connections is 200 there but 100 on replica2")
+
+
+def test_a_refused_failover_names_the_most_advanced_copy_of_this_cluster_not_another_s() -> None:
+    foreign = NodeFacts("other", volume=volume(TO_REPLICA, "other"),
+                        data=DataFacts(True, OTHER, state=SHUT_DOWN, checkpoint=0x9000000, timeline=1,
+                                       wal_end=0x9000000, wal_timeline=1))
+    obs = lost_write()
+    obs = replace(obs, nodes={**obs.nodes, "other": foreign})
+    [refusal] = plan(TO_REPLICA, obs).refusals
+    assert "name primary as the primary in the file instead (primary: primary): it holds the newest WAL" in refusal
