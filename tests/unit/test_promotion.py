@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from pgtopo.actions import Kind
-from pgtopo.copies import Ahead, Copy, ahead_of, copies, most_advanced
+from pgtopo.copies import Ahead, Copy, ahead_of, copies, copy_of, most_advanced
 from pgtopo.observed import DataFacts, NodeFacts, Slot, WalReceiver
 from pgtopo.pgcontrol import IN_PRODUCTION, SHUT_DOWN, SHUT_DOWN_IN_RECOVERY
 from pgtopo.plan import plan
@@ -246,3 +246,34 @@ def test_copies_leave_out_another_cluster_s_data_and_keep_data_of_unknown_identi
                               "replica2": node("replica2", SYSID)})
     assert set(copies(obs, SYSID)) == {"replica", "replica2"}
     assert set(copies(obs, None)) == {"foreign", "replica", "replica2"}  # no identity recorded: nothing to compare
+
+
+@pytest.mark.parametrize(("pg", "expected"), [
+    (dict(in_recovery=True, timeline=2, lsn=None, history=((1, 0x3000000),)),
+     Copy("replica", 2, 0, ((1, 0x3000000),), exact=False, unknown="its server reports no WAL position")),
+    (dict(in_recovery=False, timeline=None, lsn=None, receiver=None),
+     Copy("replica", 0, 0, exact=False, writer=True, unknown="its server reports no WAL position")),
+    (dict(in_recovery=False, timeline=2, lsn=0x5000000, receiver=None), Copy("replica", 2, 0x5000000, writer=True)),
+    (dict(in_recovery=True, timeline=1, lsn=0x3000000, receive_lsn=0x3000100), Copy("replica", 1, 0x3000100)),
+])
+def test_a_running_server_s_copy_ends_where_it_says(pg, expected: Copy) -> None:
+    """A writer's copy ends at its own position and moves; a standby's at what it received; a server
+    that reports no position holds a copy of unknown end."""
+    facts = NodeFacts("replica", container=container(FLAT, "replica"), volume=volume(FLAT, "replica"),
+                      pg=pg_replica(FLAT, "replica", **pg))
+    assert copy_of(facts) == expected
+
+
+@pytest.mark.parametrize(("data", "running", "error", "expected"), [
+    (DataFacts(True, SYSID, checkpoint=0x1000000, timeline=1, wal_timeline=1), False, None,
+     Copy("replica", 1, 0x1000000, exact=False, unknown="its WAL was not read")),  # pg_waldump found no record
+    (DataFacts(True, SYSID, checkpoint=0x1000000, timeline=2, history=((1, 0x800000),)), True, None,
+     Copy("replica", 2, 0x1000000, ((1, 0x800000),), exact=False, unknown="its server does not answer (no connection)")),
+    (DataFacts(True, SYSID, checkpoint=0x1000000, timeline=1), True, "timeout", Copy(
+        "replica", 1, 0x1000000, exact=False, unknown="its server does not answer (timeout)")),
+])
+def test_a_volume_s_copy_ends_at_its_last_checkpoint_at_least_when_its_wal_was_not_read(
+        data: DataFacts, running: bool, error: str | None, expected: Copy) -> None:
+    facts = NodeFacts("replica", container=container(FLAT, "replica", "running" if running else "exited"),
+                      volume=volume(FLAT, "replica"), data=data, pg_error=error)
+    assert copy_of(facts) == expected
