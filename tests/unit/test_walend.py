@@ -89,3 +89,12 @@ def test_waldump_output_with_a_history_of_several_timelines() -> None:
             "0/05000110, desc: CHECKPOINT_SHUTDOWN\nhistory\n1\t0/3000110\tno recovery target specified\n"
             "2\t0/5000110\tno recovery target specified\n")
     assert walend.parse(text) == walend.WalEnd(3, 0x5000148 + 120, ((1, 0x3000110), (2, 0x5000110)))
+
+
+def test_a_system_identifier_with_its_top_bit_set_reads_as_postgresql_prints_it() -> None:
+    """initdb builds it from the clock's seconds shifted left 32 bits: from 2038 on the top bit is set,
+    and pg_controldata prints it unsigned."""
+    raw = bytearray((DATA / "pg_control.17").read_bytes())
+    raw[0:8] = (2**63 + 5).to_bytes(8, "little")
+    control = pgcontrol.parse(bytes(raw))
+    assert control is not None and control.system_identifier == 2**63 + 5
