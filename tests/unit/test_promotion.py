@@ -277,3 +277,16 @@ def test_a_volume_s_copy_ends_at_its_last_checkpoint_at_least_when_its_wal_was_n
     facts = NodeFacts("replica", container=container(FLAT, "replica", "running" if running else "exited"),
                       volume=volume(FLAT, "replica"), data=data, pg_error=error)
     assert copy_of(facts) == expected
+
+
+def test_data_a_pg_rewind_left_half_done_is_recloned_without_counting_its_wal() -> None:
+    """An interrupted pg_rewind leaves data that cannot be trusted: re-cloned from its upstream, and
+    the WAL it seems to hold past the primary is not counted as a loss (it may be neither's)."""
+    half = NodeFacts("replica", container=container(FLAT, "replica", "exited"), volume=volume(FLAT, "replica"),
+                     data=DataFacts(True, SYSID, state=SHUT_DOWN_IN_RECOVERY, checkpoint=0x3000000, timeline=2,
+                                    interrupted=True, wal_end=0x5000000, wal_timeline=2, history=((1, 0x3000000),)))
+    p = plan(FLAT, converged(FLAT, replica=half))
+    assert not p.refusals
+    [reclone] = [a for a in p.actions if a.node == "replica" and a.kind is Kind.RECLONE]
+    assert reclone.reason == ("a pg_rewind was interrupted, so its data cannot be trusted: pg_basebackup from primary")
+    assert reclone.destructive and not reclone.data_loss and reclone.upstream == "primary"
