@@ -290,3 +290,22 @@ def test_data_a_pg_rewind_left_half_done_is_recloned_without_counting_its_wal() 
     [reclone] = [a for a in p.actions if a.node == "replica" and a.kind is Kind.RECLONE]
     assert reclone.reason == ("a pg_rewind was interrupted, so its data cannot be trusted: pg_basebackup from primary")
     assert reclone.destructive and not reclone.data_loss and reclone.upstream == "primary"
+
+
+def test_a_standby_that_cannot_stream_because_it_diverged_is_rewound_only_with_consent() -> None:
+    """Its timeline 2 left the primary's history at 0/3000000 (a promotion the primary never saw):
+    it can never stream as it is, and a rewind discards what it holds past the fork."""
+    diverged = NodeFacts("replica", container=container(FLAT, "replica"), volume=volume(FLAT, "replica"),
+                         pg=pg_replica(FLAT, "replica", receiver=WalReceiver("waiting", "primary", None), timeline=2, lsn=0x3500000,
+                                       history=((1, 0x3000000),)))
+    obs = converged(FLAT, replica=diverged)
+    assert plan(FLAT, obs).refusals == (
+        "replica: a rewind would discard 5242880 bytes of WAL on timeline 2 that no other node holds (timeline 2 "
+        "diverged from primary at 0/3000000). If replica's writes must survive, name it as the primary in the file "
+        "(primary: replica); to discard them, apply with --allow-data-loss",)
+    rewind, start = [a for a in plan(FLAT, obs, allow_data_loss=True).actions if a.node == "replica"]
+    assert start.kind is Kind.START
+    assert rewind.kind is Kind.REWIND and rewind.data_loss and rewind.upstream == "primary"
+    assert rewind.reason == ("cannot stream: timeline 2 diverged from primary at 0/3000000: pg_rewind from primary "
+                             "(re-clone if that fails); discards 5242880 bytes of WAL on timeline 2 that primary does "
+                             "not have")
