@@ -131,3 +131,23 @@ def test_the_settings_pause_is_read_from_the_log_since_the_server_last_started()
     detail = f"2026-11-30 10:25:08.456 UTC [48] DETAIL:  {PAUSE}."
     assert last_settings_pause(["LOG:  starting PostgreSQL 17.6", detail, "LOG:  recovery has paused"]) == PAUSE
     assert last_settings_pause([detail, "LOG:  starting PostgreSQL 17.6", "LOG:  redo starts at 0/3000028"]) is None
+
+
+def test_a_kept_volume_on_the_timeline_the_upstream_left_is_recloned_when_its_wal_is_gone() -> None:
+    """The upstream was promoted since (timeline 2, timeline 1 ended past the volume's end): the
+    volume is on its history, so it is behind, not diverged, and re-cloned losing nothing."""
+    obs = observed(stopped(end=3 * SEGMENT + 4096))
+    promoted = replace(obs.node("primary"), pg=pg_primary(T, lsn=60 * SEGMENT, oldest_wal=OLDEST, timeline=2,
+                                                          history=((1, 50 * SEGMENT),)))
+    p = plan(T, replace(obs, nodes={**obs.nodes, "primary": promoted}))
+    clone = next(a for a in p.actions if a.node == "replica")
+    assert clone.kind is Kind.RECLONE and not clone.data_loss
+    assert "primary no longer has the WAL it needs from 0/3001000" in clone.reason
+
+
+def test_a_node_gone_from_the_file_never_needs_its_wal_end_read_to_stream() -> None:
+    """Only the file's replicas can stream from an upstream; a stray volume is for removal."""
+    stray = NodeFacts("old", container=None, volume=volume(T, "replica"),
+                      data=DataFacts(True, SYSID, state=SHUT_DOWN_IN_RECOVERY, checkpoint=3 * SEGMENT, timeline=1))
+    obs = observed(stopped(end=OLDEST))
+    assert wal_end_needed(T, replace(obs, nodes={**obs.nodes, "old": stray})) == ()

@@ -8,12 +8,12 @@ from dataclasses import replace
 import pytest
 
 from pgtopo.actions import Kind
-from pgtopo.copies import Copy, ahead_of, most_advanced
+from pgtopo.copies import Ahead, Copy, ahead_of, copies, copy_of, most_advanced
 from pgtopo.observed import DataFacts, NodeFacts, Slot, WalReceiver
 from pgtopo.pgcontrol import IN_PRODUCTION, SHUT_DOWN, SHUT_DOWN_IN_RECOVERY
 from pgtopo.plan import plan
 
-from .test_plan import SYSID, container, converged, kinds, pg_primary, pg_replica, topo, volume
+from .test_plan import OTHER, SYSID, container, converged, kinds, pg_primary, pg_replica, topo, volume
 
 FLAT = topo(nodes={"primary": {}, "replica": {}, "replica2": {}})
 TO_REPLICA = topo(primary="replica", nodes={"primary": {}, "replica": {}, "replica2": {}})
@@ -230,3 +230,93 @@ def test_a_running_old_primary_that_does_not_answer_but_is_known_ahead_is_named(
     assert "(primary: primary)" in p.refusals[0]
     assert p.refusals[1].startswith("primary: its server does not answer (cannot connect), and its WAL reaches")
     assert "Stop its container so its volume can be read (`docker stop pg-primary`)" in p.refusals[1]
+
+
+def test_a_copy_says_how_far_its_wal_goes_and_whether_that_is_a_lower_bound() -> None:
+    assert Copy("a", 1, 0x3000000).describe() == "timeline 1, WAL 0/3000000"
+    assert Copy("a", 1, 0x3000000, exact=False).describe() == "timeline 1, WAL at least 0/3000000"
+
+
+def test_ahead_of_says_why_in_the_reference_s_name() -> None:
+    diverged = ahead_of(Copy("a", 1, 0x3000200), Copy("b", 2, 0x5000000, ((1, 0x3000148),)))
+    assert diverged == Ahead("a", 0x3000200 - 0x3000148, 1, "timeline 1 diverged from b at 0/3000148")
+    unread = ahead_of(Copy("a", 1, 0x1000000, exact=False, unknown="its WAL was not read"), Copy("b", 1, 0x3000000))
+    assert unread == Ahead("a", None, 1, "its WAL was not read")
+    unrelated = ahead_of(Copy("a", 5, 0x2000000, ((4, 0x1000000),)), Copy("b", 1, 0x3000000))
+    assert unrelated == Ahead("a", 0x2000000, 5, "it shares no timeline with b")  # all of it
+
+
+def test_copies_leave_out_another_cluster_s_data_and_keep_data_of_unknown_identity() -> None:
+    t = topo(nodes={"primary": {}, "replica": {}, "replica2": {}})
+
+    def node(name: str, sysid: int | None) -> NodeFacts:
+        return NodeFacts(name, volume=volume(t, name), data=DataFacts(True, sysid, wal_end=0x3000000, wal_timeline=1))
+
+    obs = converged(t)
+    obs = replace(obs, nodes={"foreign": node("foreign", OTHER), "replica": node("replica", None),
+                              "replica2": node("replica2", SYSID)})
+    assert set(copies(obs, SYSID)) == {"replica", "replica2"}
+    assert set(copies(obs, None)) == {"foreign", "replica", "replica2"}  # no identity recorded: nothing to compare
+
+
+@pytest.mark.parametrize(("pg", "expected"), [
+    (dict(in_recovery=True, timeline=2, lsn=None, history=((1, 0x3000000),)),
+     Copy("replica", 2, 0, ((1, 0x3000000),), exact=False, unknown="its server reports no WAL position")),
+    (dict(in_recovery=False, timeline=None, lsn=None, receiver=None),
+     Copy("replica", 0, 0, exact=False, writer=True, unknown="its server reports no WAL position")),
+    (dict(in_recovery=False, timeline=2, lsn=0x5000000, receiver=None), Copy("replica", 2, 0x5000000, writer=True)),
+    (dict(in_recovery=True, timeline=1, lsn=0x3000000, receive_lsn=0x3000100), Copy("replica", 1, 0x3000100)),
+])
+def test_a_running_server_s_copy_ends_where_it_says(pg, expected: Copy) -> None:
+    """A writer's copy ends at its own position and moves; a standby's at what it received; a server
+    that reports no position holds a copy of unknown end."""
+    facts = NodeFacts("replica", container=container(FLAT, "replica"), volume=volume(FLAT, "replica"),
+                      pg=pg_replica(FLAT, "replica", **pg))
+    assert copy_of(facts) == expected
+
+
+@pytest.mark.parametrize(("data", "running", "error", "expected"), [
+    (DataFacts(True, SYSID, checkpoint=0x1000000, timeline=1, wal_timeline=1), False, None,
+     Copy("replica", 1, 0x1000000, exact=False, unknown="its WAL was not read")),  # pg_waldump found no record
+    (DataFacts(True, SYSID, checkpoint=0x1000000, timeline=2, history=((1, 0x800000),)), True, None,
+     Copy("replica", 2, 0x1000000, ((1, 0x800000),), exact=False, unknown="its server does not answer (no connection)")),
+    (DataFacts(True, SYSID, checkpoint=0x1000000, timeline=1), True, "timeout", Copy(
+        "replica", 1, 0x1000000, exact=False, unknown="its server does not answer (timeout)")),
+])
+def test_a_volume_s_copy_ends_at_its_last_checkpoint_at_least_when_its_wal_was_not_read(
+        data: DataFacts, running: bool, error: str | None, expected: Copy) -> None:
+    facts = NodeFacts("replica", container=container(FLAT, "replica", "running" if running else "exited"),
+                      volume=volume(FLAT, "replica"), data=data, pg_error=error)
+    assert copy_of(facts) == expected
+
+
+def test_data_a_pg_rewind_left_half_done_is_recloned_without_counting_its_wal() -> None:
+    """An interrupted pg_rewind leaves data that cannot be trusted: re-cloned from its upstream, and
+    the WAL it seems to hold past the primary is not counted as a loss (it may be neither's)."""
+    half = NodeFacts("replica", container=container(FLAT, "replica", "exited"), volume=volume(FLAT, "replica"),
+                     data=DataFacts(True, SYSID, state=SHUT_DOWN_IN_RECOVERY, checkpoint=0x3000000, timeline=2,
+                                    interrupted=True, wal_end=0x5000000, wal_timeline=2, history=((1, 0x3000000),)))
+    p = plan(FLAT, converged(FLAT, replica=half))
+    assert not p.refusals
+    [reclone] = [a for a in p.actions if a.node == "replica" and a.kind is Kind.RECLONE]
+    assert reclone.reason == ("a pg_rewind was interrupted, so its data cannot be trusted: pg_basebackup from primary")
+    assert reclone.destructive and not reclone.data_loss and reclone.upstream == "primary"
+
+
+def test_a_standby_that_cannot_stream_because_it_diverged_is_rewound_only_with_consent() -> None:
+    """Its timeline 2 left the primary's history at 0/3000000 (a promotion the primary never saw):
+    it can never stream as it is, and a rewind discards what it holds past the fork."""
+    diverged = NodeFacts("replica", container=container(FLAT, "replica"), volume=volume(FLAT, "replica"),
+                         pg=pg_replica(FLAT, "replica", receiver=WalReceiver("waiting", "primary", None), timeline=2, lsn=0x3500000,
+                                       history=((1, 0x3000000),)))
+    obs = converged(FLAT, replica=diverged)
+    assert plan(FLAT, obs).refusals == (
+        "replica: a rewind would discard 5242880 bytes of WAL on timeline 2 that no other node holds (timeline 2 "
+        "diverged from primary at 0/3000000). If replica's writes must survive, name it as the primary in the file "
+        "(primary: replica); to discard them, apply with --allow-data-loss",)
+    rewind, start = [a for a in plan(FLAT, obs, allow_data_loss=True).actions if a.node == "replica"]
+    assert start.kind is Kind.START
+    assert rewind.kind is Kind.REWIND and rewind.data_loss and rewind.upstream == "primary"
+    assert rewind.reason == ("cannot stream: timeline 2 diverged from primary at 0/3000000: pg_rewind from primary "
+                             "(re-clone if that fails); discards 5242880 bytes of WAL on timeline 2 that primary does "
+                             "not have")

@@ -52,3 +52,14 @@ def test_reason_names_the_divergence_point() -> None:
 def test_lsn_round_trip_and_history_parsing() -> None:
     assert lsn_text(lsn_int("16/B374D848")) == "16/B374D848"
     assert parse_history("# comment\n1\t0/3000148\treason\n\n") == ((1, 0x3000148),)
+
+
+def test_a_history_line_without_a_reason_still_counts() -> None:
+    assert parse_history("1\t0/3000148\n2\t0/5000000\tno recovery target specified\n") == (
+        (1, 0x3000148), (2, 0x5000000))
+
+
+def test_two_separate_promotions_are_named_in_the_reason() -> None:
+    _, why = decide(Position(2, 0x3000300, ((1, 0x3000200),)), Position(2, 0x4000000, ((1, 0x3000148),)), "replica")
+    assert why == ("timeline 2 diverged from replica at 0/3000148 "
+                   "(same timeline number, another history: two separate promotions)")

@@ -74,3 +74,38 @@ def test_why_a_wal_end_was_not_found_is_said_in_pg_waldump_s_words() -> None:
                                          "valid record after 0/5A000000)")
     assert walend.why_no_end("sh: 1: pg_waldump: not found\n") == \
         "the job printed no timeline: sh: 1: pg_waldump: not found"
+
+
+@pytest.mark.parametrize("major", [15, 17])
+def test_pg_control_is_read_from_its_first_bytes_when_that_is_all_there_is(major: int) -> None:
+    """A pg_control cut short (a volume being written, a damaged file): the header is read from
+    its first 56 bytes; the hot-standby limits only when all five are there, else none."""
+    raw = (DATA / f"pg_control.{major}").read_bytes()
+    header = pgcontrol.parse(raw[:56])
+    assert header is not None and (header.system_identifier, header.checkpoint) == CONTROL[major]
+    assert header.limits == {}
+    offset = pgcontrol.LIMITS_OFFSET[1300 if major < 17 else 1700]  # by PG_CONTROL_VERSION
+    assert pgcontrol.parse(raw[:offset + 20]).limits["max_locks_per_transaction"] == 64  # type: ignore[union-attr]
+    assert pgcontrol.parse(raw[:offset + 19]).limits == {}  # type: ignore[union-attr]
+    assert pgcontrol.parse(raw[:55]) is None
+
+
+def test_a_record_whose_last_byte_is_on_the_next_page_ends_past_that_page_s_header() -> None:
+    start = 2 * walend.PAGE - 40  # 40 bytes left on the page: a 41-byte record puts 1 byte on the next
+    assert walend.record_end(start, 41) == 2 * walend.PAGE + walend.SHORT_HEADER + 8  # 1 byte, MAXALIGNed
+
+
+def test_waldump_output_with_a_history_of_several_timelines() -> None:
+    text = ("timeline 3\nrmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/05000148, prev "
+            "0/05000110, desc: CHECKPOINT_SHUTDOWN\nhistory\n1\t0/3000110\tno recovery target specified\n"
+            "2\t0/5000110\tno recovery target specified\n")
+    assert walend.parse(text) == walend.WalEnd(3, 0x5000148 + 120, ((1, 0x3000110), (2, 0x5000110)))
+
+
+def test_a_system_identifier_with_its_top_bit_set_reads_as_postgresql_prints_it() -> None:
+    """initdb builds it from the clock's seconds shifted left 32 bits: from 2038 on the top bit is set,
+    and pg_controldata prints it unsigned."""
+    raw = bytearray((DATA / "pg_control.17").read_bytes())
+    raw[0:8] = (2**63 + 5).to_bytes(8, "little")
+    control = pgcontrol.parse(bytes(raw))
+    assert control is not None and control.system_identifier == 2**63 + 5

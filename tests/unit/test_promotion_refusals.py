@@ -1,0 +1,235 @@
+"""Switchover and failover on hand-built observed states: each refusal a user can meet, word for
+word, and what the action says it will do.  Pure, like test_promotion.py (whose helpers it uses)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from pgtopo.actions import Kind, Phase, Wave
+from pgtopo.observed import DataFacts, NodeFacts, WalReceiver
+from pgtopo.pgcontrol import IN_PRODUCTION, SHUT_DOWN, SHUT_DOWN_IN_RECOVERY
+from pgtopo.plan import plan
+
+from .test_plan import OTHER, SYSID, container, converged, pg_primary, pg_replica, topo, volume
+from .test_promotion import FLAT, TO_REPLICA, lost_write, standby, stopped
+
+WRITER_AT = 0x4000000  # where converged()'s primary stands
+
+
+def steady(**over: NodeFacts):
+    """FLAT running as the file says, both standbys streaming and caught up: ready to switch over."""
+    nodes = dict(replica=standby(FLAT, "replica", WRITER_AT, streaming=True),
+                 replica2=standby(FLAT, "replica2", WRITER_AT, streaming=True))
+    nodes.update(over)
+    return converged(FLAT, **nodes)
+
+
+def test_a_switchover_says_what_it_does_and_takes_care_of_the_old_primary() -> None:
+    p = plan(TO_REPLICA, steady())
+    switchover = p.actions[0]
+    assert (switchover.kind, switchover.node, switchover.upstream) == (Kind.SWITCHOVER, "replica", "primary")
+    assert not switchover.data_loss and not switchover.destructive and switchover.wave == Wave(Phase.BUILD, 1)
+    assert switchover.reason == ("the file makes replica the primary: fence primary (standby.signal), CHECKPOINT and "
+                                 "fast shutdown of it, wait until replica has replayed its shutdown checkpoint, promote "
+                                 "replica, restart primary as a standby of replica")
+    assert "primary: taken care of by the switchover; rejoins in a later round" in p.notes
+
+
+def test_a_switchover_away_from_a_primary_removed_from_the_file_leaves_it_stopped() -> None:
+    without = topo(primary="replica", nodes={"replica": {}, "replica2": {}})
+    switchover = plan(without, steady()).actions[0]
+    assert switchover.kind is Kind.SWITCHOVER
+    assert switchover.reason.endswith("promote replica, primary is not in the file: leave it stopped for removal")
+
+
+@pytest.mark.parametrize(("receiver", "shown"), [(None, "no WAL receiver"), (WalReceiver("catchup", "primary", None),
+                                                                             "catchup")])
+def test_a_switchover_to_a_standby_that_does_not_stream_is_refused(receiver, shown) -> None:
+    candidate = NodeFacts("replica", container=container(FLAT, "replica"), volume=volume(FLAT, "replica"),
+                          pg=pg_replica(FLAT, "replica", lsn=WRITER_AT, receiver=receiver))
+    assert plan(TO_REPLICA, steady(replica=candidate)).refusals == (
+        f"replica: cannot switch over to it: it is not streaming ({shown}); fix its replication first: keep primary "
+        "as the primary in the file (primary: primary) and apply, which repairs it, then switch over again",)
+
+
+def test_a_switchover_to_a_standby_on_another_timeline_is_refused() -> None:
+    candidate = standby(FLAT, "replica", WRITER_AT, streaming=True, timeline=2, history=((1, 0x3000000),))
+    refusals = plan(TO_REPLICA, steady(replica=candidate)).refusals
+    assert refusals == ("replica: cannot switch over to it: it is on timeline 2, primary on 1",)
+
+
+@pytest.mark.parametrize(("behind", "refused"), [(16 * 1024 * 1024, False), (16 * 1024 * 1024 + 1, True)])
+def test_a_switchover_to_a_standby_further_behind_than_max_lag_bytes_is_refused(behind: int, refused: bool) -> None:
+    candidate = standby(FLAT, "replica", WRITER_AT - behind, streaming=True)
+    p = plan(TO_REPLICA, steady(replica=candidate))
+    if not refused:
+        assert not p.refusals and p.actions[0].kind is Kind.SWITCHOVER
+        return
+    assert p.refusals == (f"replica: cannot switch over to it: it replays {behind} bytes behind primary "
+                          "(switchover.max_lag_bytes is 16777216); wait and apply again",)
+
+
+@pytest.mark.parametrize(("writer_at", "candidate_at", "max_lag", "refused"), [
+    (16 * 1024 * 1024 + 1, None, 16 * 1024 * 1024, True),  # a candidate with no position counts as at 0/0
+    (None, None, 0, False),  # neither position known: no lag to count
+])
+def test_an_unknown_replay_position_counts_as_zero(writer_at, candidate_at, max_lag, refused: bool) -> None:
+    t = topo(primary="replica", nodes={"primary": {}, "replica": {}, "replica2": {}},
+             switchover={"max_lag_bytes": max_lag})
+    writer = NodeFacts("primary", container=container(FLAT, "primary"), volume=volume(FLAT, "primary"),
+                       pg=pg_primary(FLAT, lsn=writer_at))
+    candidate = NodeFacts("replica", container=container(FLAT, "replica"), volume=volume(FLAT, "replica"),
+                          pg=pg_replica(FLAT, "replica", lsn=candidate_at, receive_lsn=candidate_at))
+    refusals = plan(t, steady(primary=writer, replica=candidate)).refusals
+    assert any("cannot switch over to it: it replays" in r for r in refusals) is refused
+
+
+def test_a_switchover_past_a_stopped_copy_that_went_on_is_refused_unless_allowed() -> None:
+    """replica2 was promoted on its own (timeline 2) and stopped: what it wrote after the fork is
+    on no other node, and the switchover would discard it."""
+    went_on = stopped(FLAT, "replica2", IN_PRODUCTION, 0x3500000, timeline=2, history=((1, 0x3000000),))
+    obs = steady(replica2=went_on)
+    assert plan(TO_REPLICA, obs).refusals == (
+        "replica: refusing to make it the primary: replica2: holds 5242880 bytes of WAL on timeline 2 that replica "
+        "does not have (timeline 2 diverged from primary at 0/3000000). bring those nodes up and apply again; or "
+        "apply with --allow-data-loss to promote replica anyway and discard that WAL",)
+    allowed = plan(TO_REPLICA, obs, allow_data_loss=True)
+    assert allowed.actions[0].kind is Kind.SWITCHOVER and allowed.actions[0].data_loss
+
+
+def test_a_switchover_compares_a_standby_that_does_not_stream_with_the_old_primary() -> None:
+    """Only standbys streaming from the writer are taken to hold a prefix of its WAL; one that does
+    not stream and has received past it holds WAL the candidate would lack."""
+    not_streaming = standby(FLAT, "replica2", WRITER_AT + 0x100)
+    [refusal] = plan(TO_REPLICA, steady(replica2=not_streaming)).refusals
+    assert refusal.startswith("replica: refusing to make it the primary: replica2: holds 256 bytes of WAL on "
+                              "timeline 1 that replica does not have")
+
+
+def test_a_failover_past_a_copy_of_another_cluster_is_not_held_back_by_it() -> None:
+    """A volume holding another cluster's data (same node name, other system identifier) is no copy
+    of this cluster's WAL, however far it goes."""
+    foreign = NodeFacts("replica2", container=container(TO_REPLICA, "replica2", "exited"),
+                        volume=volume(TO_REPLICA, "replica2"),
+                        data=DataFacts(True, OTHER, state=SHUT_DOWN, checkpoint=0x9000000, timeline=1,
+                                       wal_end=0x9000000, wal_timeline=1))
+    obs = lost_write(primary=stopped(TO_REPLICA, "primary", SHUT_DOWN, 0x3000000), replica2=foreign)
+    p = plan(TO_REPLICA, obs)
+    assert p.actions[0].kind is Kind.FAILOVER and not p.actions[0].data_loss
+
+
+def test_a_failover_says_whom_it_fences_and_what_it_discards() -> None:
+    p = plan(TO_REPLICA, lost_write(), allow_data_loss=True)
+    failover = p.actions[0]
+    assert failover.reason == ("no node accepts writes and the file makes replica the primary: fence primary, "
+                               "replica2 (stopped, standby.signal) so none can come back as a writer, promote "
+                               "replica (--allow-data-loss: discards what only primary, replica2 hold)")
+    assert failover.wave == p.actions[0].wave and failover.wave.rank == 1
+
+
+def test_a_failover_with_nothing_to_fence_says_so_by_saying_nothing() -> None:
+    t = topo(primary="replica", nodes={"replica": {}})
+    obs = converged(t, replica=standby(t, "replica", 0x3000000))
+    failover = plan(t, obs).actions[0]
+    assert failover.reason == "no node accepts writes and the file makes replica the primary: promote replica"
+    assert failover.fence == ()
+
+
+def test_copies_that_cannot_be_read_are_named_with_what_to_do_about_each() -> None:
+    """primary's volume (no container) is known ahead; replica2 stopped and unread, replica3's server
+    does not answer: neither can be compared, so no copy is named as the one to promote."""
+    t = topo(primary="replica", nodes={"primary": {}, "replica": {}, "replica2": {}, "replica3": {}})
+    unanswering = NodeFacts("replica3", container=container(t, "replica3"), volume=volume(t, "replica3"),
+                            data=DataFacts(True, SYSID, state=SHUT_DOWN_IN_RECOVERY, checkpoint=0x1000000, timeline=1),
+                            pg_error="cannot connect")
+    obs = converged(t, primary=stopped(t, "primary", IN_PRODUCTION, 0x3000200, with_container=False),
+                    replica=standby(t, "replica", 0x3000000),
+                    replica2=stopped(t, "replica2", SHUT_DOWN_IN_RECOVERY, None, fenced=True), replica3=unanswering)
+    assert plan(t, obs).refusals == (
+        "replica: refusing to make it the primary: primary: holds 512 bytes of WAL on timeline 1 that replica does "
+        "not have (it is ahead of replica on the same timeline 1 (0/3000200 > 0/3000000); pg_rewind cannot undo "
+        "that). bring those nodes up and apply again; or apply "
+        "with --allow-data-loss to promote replica anyway and discard that WAL",
+        "replica2: cannot tell whether it holds WAL replica lacks (its WAL was not read), so replica is not made the "
+        "primary. Its volume could not be read: see the error above or `docker logs`, fix it, then apply again; or "
+        "apply with --allow-data-loss to promote replica anyway",
+        "replica3: cannot tell whether it holds WAL replica lacks (its server does not answer (cannot connect)), so "
+        "replica is not made the primary. Stop its container so its volume can be read (`docker stop pg-replica3`), "
+        "or bring its server back, then apply again; or apply with --allow-data-loss to promote replica anyway",
+    )
+
+
+def test_a_failover_fences_only_nodes_with_data_that_are_not_running_standbys() -> None:
+    t = topo(primary="replica", nodes={"primary": {}, "replica": {}, "replica2": {}, "replica3": {}})
+    obs = converged(t, primary=stopped(t, "primary", SHUT_DOWN, 0x3000000), replica=standby(t, "replica", 0x3000000),
+                    replica2=standby(t, "replica2", 0x3000000),
+                    replica3=NodeFacts("replica3", volume=volume(t, "replica3"), data=DataFacts(False)))
+    failover = plan(t, obs).actions[0]
+    assert (failover.kind, failover.fence) == (Kind.FAILOVER, ("primary",))
+
+
+@pytest.mark.parametrize(("have", "refused"), [(100, False), (99, True)])
+def test_every_running_node_is_checked_against_the_new_primary_s_hot_standby_settings(have: int, refused: bool) -> None:
+    """replica2 sorts after the candidate: it is checked too; a setting equal to the new primary's is enough."""
+    candidate = standby(FLAT, "replica", WRITER_AT, streaming=True, limits={"max_connections": 100})
+    other = standby(FLAT, "replica2", WRITER_AT, streaming=True, limits={"max_connections": have})
+    refusals = plan(TO_REPLICA, steady(replica=candidate, replica2=other)).refusals
+    expected = ("replica: cannot become the primary: max_connections is 100 there but 99 on replica2, which would not "
+                "start as its standby; set max_connections to at least 100 on replica2 (or lower it on replica) and "
+                "apply that first")
+    assert refusals == ((expected,) if refused else ())
+
+
+def test_several_writers_are_refused_with_what_to_do() -> None:
+    second = NodeFacts("replica", container=container(FLAT, "replica"), volume=volume(FLAT, "replica"),
+                       pg=pg_replica(FLAT, "replica", in_recovery=False, receiver=None, timeline=2, lsn=0x3000200,
+                                     history=((1, 0x3000148),)))
+    assert plan(FLAT, converged(FLAT, replica=second)).refusals == (
+        "several nodes accept writes: primary (timeline 1, WAL 0/4000000); replica (timeline 2, WAL 0/3000200). "
+        "pgtopo will not pick one. Name the one whose writes must survive as the primary in the file and apply with "
+        "--allow-data-loss: the others are rewound and what only they wrote is discarded",)
+
+
+def test_a_stopped_primary_beside_another_writer_is_refused_with_both_positions() -> None:
+    promoted = NodeFacts("replica", container=container(FLAT, "replica"), volume=volume(FLAT, "replica"),
+                         pg=pg_replica(FLAT, "replica", in_recovery=False, receiver=None, timeline=2, lsn=0x5000000,
+                                       history=((1, 0x3000148),)))
+    obs = converged(FLAT, primary=stopped(FLAT, "primary", SHUT_DOWN, 0x3000148), replica=promoted)
+    assert plan(FLAT, obs).refusals == (
+        "replica accepts writes (timeline 2, WAL 0/5000000) while the file's primary primary is not running "
+        "(timeline 1, WAL 0/3000148): starting primary as the primary would make two writers. Name replica as the "
+        "primary in the file (primary: replica), or apply with --allow-data-loss to fence replica and discard what "
+        "only it wrote",)
+
+
+def test_a_stopped_copy_whose_last_checkpoint_is_already_ahead_is_one_refusal() -> None:
+    """Its WAL was not read, but its last checkpoint alone is past the candidate: it is ahead by at
+    least that much, which the refusal says; there is no container to stop."""
+    unread = NodeFacts("replica2", container=container(TO_REPLICA, "replica2", "exited"),
+                       volume=volume(TO_REPLICA, "replica2"),
+                       data=DataFacts(True, SYSID, state=SHUT_DOWN_IN_RECOVERY, checkpoint=0x3100000, timeline=1))
+    obs = lost_write(primary=stopped(TO_REPLICA, "primary", SHUT_DOWN, 0x3000000), replica2=unread)
+    [refusal] = plan(TO_REPLICA, obs).refusals
+    assert refusal.startswith("replica: refusing to make it the primary: replica2: holds 1048576 bytes of WAL on "
+                              "timeline 1 that replica does not have")
+
+
+def test_a_failover_is_refused_when_a_running_standby_could_not_follow_the_new_primary() -> None:
+    t = topo(primary="replica", nodes={"primary": {}, "replica": {}, "replica2": {}})
+    obs = converged(t, primary=stopped(t, "primary", SHUT_DOWN, 0x3000000),
+                    replica=standby(t, "replica", 0x3000000, limits={"max_connections": 200}),
+                    replica2=standby(t, "replica2", 0x3000000, limits={"max_connections": 100}))
+    [refusal] = plan(t, obs).refusals
+    assert refusal.startswith("replica: cannot become the primary: max_connections is 200 there but 100 on replica2")
+
+
+def test_a_refused_failover_names_the_most_advanced_copy_of_this_cluster_not_another_s() -> None:
+    foreign = NodeFacts("other", volume=volume(TO_REPLICA, "other"),
+                        data=DataFacts(True, OTHER, state=SHUT_DOWN, checkpoint=0x9000000, timeline=1,
+                                       wal_end=0x9000000, wal_timeline=1))
+    obs = lost_write()
+    obs = replace(obs, nodes={**obs.nodes, "other": foreign})
+    [refusal] = plan(TO_REPLICA, obs).refusals
+    assert "name primary as the primary in the file instead (primary: primary): it holds the newest WAL" in refusal
