@@ -496,11 +496,15 @@ fi
 echo "timeline $tli"
 echo "start $start, newest segment ${last:-none}"
 # the segment holding $start, named: without one, pg_waldump takes the WAL segment size from the
-# first segment file it meets, which after a crash can be a zero-filled one made ahead of use
+# first segment file it meets, which after a crash can be a zero-filled one made ahead of use.  And
+# the timeline's last segment file as the end: given a first segment alone, pg_waldump stops at its
+# end, and the WAL would look shorter than it is (a copy behind would then look as far).
 hi=${start%/*}; lo=${start#*/}
 seg=$(printf '%08X%08X%08X' "$tli" $(( 0x$hi )) $(( 0x$lo / 16777216 )))
+endseg=$(ls "$wal" | grep -E "^$(printf '%08X' "$tli")[0-9A-F]{16}\$" | sort | tail -n 1 || true)
+if [ -z "$endseg" ] || [ "$(printf '%s\n%s\n' "$seg" "$endseg" | sort | head -n 1)" != "$seg" ]; then endseg=$seg; fi
 err=$(mktemp)
-pg_waldump -p "$wal" -t "$tli" -s "$start" "$seg" 2>"$err" | grep -E '^rmgr:' | tail -n 1 || true
+pg_waldump -p "$wal" -t "$tli" -s "$start" "$seg" "$endseg" 2>"$err" | grep -E '^rmgr:' | tail -n 1 || true
 echo "stopped $(tail -n 1 "$err")"
 history="$wal/$(printf '%08X' "$tli").history"
 if [ -f "$history" ]; then echo "history"; cat "$history"; fi

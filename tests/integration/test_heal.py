@@ -80,18 +80,24 @@ def test_a_stopped_primary_starts_past_the_wal_reading_job_a_killed_pgtopo_left(
 def test_a_stopped_primary_s_wal_end_is_read_past_segments_made_ahead_of_use(make_cluster) -> None:
     """Chaos seed 112 round 39: a primary removed with `docker rm -f` left zero-filled WAL segments
     made ahead of use; pg_waldump took the WAL segment size from one of them, read nothing, and
-    apply refused to start the primary without --allow-data-loss."""
+    apply refused to start the primary without --allow-data-loss.  Its WAL here goes on for
+    segments past its last checkpoint (the first fix read only the checkpoint's segment, so the
+    streaming replica looked ahead of it: the lost-write scenario caught that)."""
     c = make_cluster(IMAGE)
     converge(c, PAIR)
-    psql(c.container("primary"), "CREATE TABLE t AS SELECT 1 AS i")
-    docker_cli("stop", c.container("primary"))
+    psql(c.container("primary"), "CHECKPOINT")
+    psql(c.container("primary"), "CREATE TABLE t AS SELECT g AS i, repeat('x', 1000) AS pad FROM generate_series(1, 40000) g")
+    end = psql(c.container("primary"), "SELECT pg_current_wal_flush_lsn()")
+    assert wait_for(lambda: psql(c.container("replica"), f"SELECT pg_last_wal_replay_lsn() >= '{end}'") == "t",
+                    timeout=60)
+    docker_cli("kill", c.container("primary"))
     ahead = " ".join(f"/var/lib/postgresql/data/pgdata/pg_wal/00000001000000000000{n:04X}" for n in range(0xA0, 0xAA))
     docker_cli("run", "--rm", "--network", "none", "-v", f"{c.name}-primary-data:/var/lib/postgresql/data",
                IMAGE, "sh", "-c", f"truncate -s 16M {ahead}")
     healed = pgtopo("apply", str(c.path), "--yes")
     assert healed.code == 0, healed
     assert ("start", "primary") in actions(healed.out), healed.out
-    assert psql(c.container("primary"), "SELECT pg_is_in_recovery(), count(*) FROM t") == "f|1"
+    assert psql(c.container("primary"), "SELECT pg_is_in_recovery(), count(*) FROM t") == "f|40000"
     assert streams(c, "replica", "primary")
 
 
