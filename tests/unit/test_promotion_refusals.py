@@ -153,7 +153,7 @@ def test_copies_that_cannot_be_read_are_named_with_what_to_do_about_each() -> No
         "that). bring those nodes up and apply again; or apply "
         "with --allow-data-loss to promote replica anyway and discard that WAL",
         "replica2: cannot tell whether it holds WAL replica lacks (its WAL was not read), so replica is not made the "
-        "primary. Its volume could not be read: see the error above or `docker logs`, fix it, then apply again; or "
+        "primary. Fix what keeps its volume from being read, then apply again; or "
         "apply with --allow-data-loss to promote replica anyway",
         "replica3: cannot tell whether it holds WAL replica lacks (its server does not answer (cannot connect)), so "
         "replica is not made the primary. Stop its container so its volume can be read (`docker stop pg-replica3`), "
