@@ -40,12 +40,16 @@ COPY_KINDS = (Kind.CLONE, Kind.RECLONE, Kind.REWIND)  # the upstream's pg_contro
 
 def lowered(topo: Topology, node: str, pg: PgFacts | None) -> tuple[str, ...]:
     """The hot-standby settings the file takes below what `node` runs with: 'max_connections 100 → 50'."""
+    return _moved(topo, node, pg, lower=True)
+
+
+def _moved(topo: Topology, node: str, pg: PgFacts | None, lower: bool) -> tuple[str, ...]:
     if pg is None:
         return ()
     out = []
     for name in HOT_STANDBY_SETTINGS:
         have, value = pg.limits.get(name), _wanted(topo, node, name)
-        if have is not None and value.isdigit() and int(value) < have:
+        if have is not None and value.isdigit() and int(value) != have and (int(value) < have) == lower:
             out.append(f"{name} {have} → {value}")
     return tuple(out)
 
@@ -90,14 +94,7 @@ def held_for_standbys(topo: Topology, obs: Observed, facts: NodeFacts) -> dict[s
 
 def raised(topo: Topology, node: str, pg: PgFacts | None) -> tuple[str, ...]:
     """The hot-standby settings the file takes above what `node` runs with: 'max_wal_senders 40 → 60'."""
-    if pg is None:
-        return ()
-    out = []
-    for name in HOT_STANDBY_SETTINGS:
-        have, value = pg.limits.get(name), _wanted(topo, node, name)
-        if have is not None and value.isdigit() and int(value) > have:
-            out.append(f"{name} {have} → {value}")
-    return tuple(out)
+    return _moved(topo, node, pg, lower=False)
 
 
 def both_ways_refusals(topo: Topology, obs: Observed) -> list[str]:
