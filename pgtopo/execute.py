@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 from pgtopo import desired, docker_ops, labels as L, nodes, pg_ops, probe, proof, state as cluster_state, switch
-from pgtopo.actions import Action, Kind
+from pgtopo.actions import Action, Kind, Phase
 from pgtopo.context import Context
 from pgtopo.errors import DockerError, PgtopoError, SafetyRefusal, SettingRejected
 
@@ -62,7 +62,8 @@ def execute(ctx: Context, action: Action) -> str | None:
             nodes.stop(ctx, node)
             docker_ops.remove_container(ctx.client, ctx.names.container(node))
             nodes.create(ctx, node)
-            nodes.await_streaming(ctx, node)
+            if action.wave.phase is Phase.ROLL:  # a running node rolled: it streams again before the next
+                nodes.await_streaming(ctx, node)  # (a stopped one may follow an old upstream: the next round repoints it)
         case Kind.START:
             nodes.start(ctx, node)
         case Kind.RESTART:

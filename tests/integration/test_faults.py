@@ -100,3 +100,26 @@ def test_disk_full_during_a_clone_fails_cleanly_and_the_next_apply_retries(make_
     assert ("clone", "replica") in actions(retried.out)
     psql(c.container("primary"), "INSERT INTO t VALUES (0)")
     assert rows_everywhere(c, ("primary", "replica"), "300001")
+
+
+def test_a_stopped_cut_off_replica_whose_upstream_changed_is_recreated_and_repointed(make_cluster, engine) -> None:
+    """A replica stopped while cut from the network, whose upstream the file changed meanwhile (a
+    failover, an edit): apply recreates it on its volume and repoints it in the same run, instead of
+    waiting two minutes for it to stream from an upstream nothing has told it of yet."""
+    c = make_cluster(IMAGE)
+    c.write(PAIR + "  replica2: {}\n")
+    assert pgtopo("apply", str(c.path)).code == 0
+    psql(c.container("primary"), "CREATE TABLE t AS SELECT generate_series(1, 100) AS i")
+    assert rows_everywhere(c, ("replica", "replica2"), "100")
+
+    subprocess.run(["docker", "network", "disconnect", f"{c.name}-net", c.container("replica2")], check=True)
+    subprocess.run(["docker", "stop", c.container("replica2")], check=True, capture_output=True)
+    c.write(CASCADE)  # replica2 now streams from replica
+    healed = pgtopo("apply", str(c.path), timeout=90)
+    assert healed.code == 0, healed
+    done = actions(healed.out)
+    assert ("recreate", "replica2") in done and ("repoint", "replica2") in done, healed.out
+    psql(c.container("primary"), "INSERT INTO t VALUES (101)")
+    assert rows_everywhere(c, ("replica2",), "101")
+    upstream = psql(c.container("replica2"), "SELECT sender_host FROM pg_stat_wal_receiver")
+    assert upstream == c.container("replica"), upstream
