@@ -24,6 +24,10 @@ FAILOVER_KILLS = ("stop", "kill", "rm")
 # Share of add-replica rounds whose new replica gets a data volume too small for its clone (a full
 # disk): drawn from the round's spare draw, so every other choice of a seed stays what it was.
 DISK_FULL_RATE = 0.3
+# Share of rounds that start with a burst of about 40 MB of WAL on the primary, so the copies the
+# round's fault stops hold WAL well past their last checkpoint's segment (the client's small rows
+# rarely take them there; a WAL end read only to that segment's end once went unseen for 200 rounds).
+WAL_BURST_RATE = 0.3
 
 T = TypeVar("T")
 
@@ -45,6 +49,7 @@ class Choice:
     fault_delay: float  # seconds after the op's command started
     lossy: bool  # this round may pass --allow-data-loss
     disk_full: bool = False  # add-replica: the new replica's data volume is an 8 MB tmpfs (a full disk)
+    wal_burst: bool = False  # the round starts with about 40 MB of WAL written on the primary
 
     def describe(self) -> str:
         op = {"change": f"change:{self.change}",
@@ -52,7 +57,8 @@ class Choice:
               "failover": f"failover:{self.failover_kill}"}.get(self.op, self.op)
         fault = "none" if self.fault == "none" else f"{self.fault}@{self.fault_delay:.2f}s(t={self.fault_target:.2f})"
         return (f"round {self.round}: op={op} target={self.target:.2f} other={self.other:.2f} fault={fault}"
-                + (" disk-full" if self.disk_full else "") + (" lossy" if self.lossy else ""))
+                + (" disk-full" if self.disk_full else "") + (" wal-burst" if self.wal_burst else "")
+                + (" lossy" if self.lossy else ""))
 
 
 def draw(seed: int, round_no: int, engine_restart: bool = False, lossy_rate: float = 0.0) -> Choice:
@@ -67,11 +73,12 @@ def draw(seed: int, round_no: int, engine_restart: bool = False, lossy_rate: flo
     fault_target, delay = rng.random(), rng.uniform(0.05, 2.5)
     spare = rng.random()  # was a pause length; now only decides disk_full (same draws, same seeds)
     lossy_draw = rng.random()
+    burst_draw = rng.random()  # drawn last: every earlier choice of a seed stays what it was
     if fault == "engine-restart" and not engine_restart:
         fault = "none"
     disk_full = op == "change" and change == "add-replica" and spare < DISK_FULL_RATE
     return Choice(round_no, op, change, by_command, kill, target, other, value, fault, fault_target,
-                  round(delay, 3), lossy_draw < lossy_rate, disk_full)
+                  round(delay, 3), lossy_draw < lossy_rate, disk_full, burst_draw < WAL_BURST_RATE)
 
 
 def pick(fraction: float, items: Sequence[T]) -> T:

@@ -34,6 +34,7 @@ OP_TIMEOUT = 60.0  # a pgtopo command still running after this is cancelled (and
 RECOVERY_ATTEMPTS = 6
 PRIMARY_SUGGESTION = re.compile(r"\(primary: ([a-z][a-z0-9-]*)\)")
 NO_SPACE = "No space left on device"
+BURST_ROWS = 40_000  # rows of 960 bytes: about 40 MB of heap and as much WAL
 FILLER_ROWS = 30_000  # about 4 MB on the primary, so that no clone fits in a full disk's 8 MB
 STOP_TO_READ = re.compile(r"^\s*([a-z][a-z0-9-]*): .*Stop its container so its volume can be read", re.M)
 UPSTREAM_DOWN = re.compile(r"its upstream ([a-z][a-z0-9-]*) cannot be observed.*bring the upstream up first")
@@ -144,6 +145,8 @@ class Harness:
         self.history.append(choice.describe())
         self.say(choice.describe())
         self.lossy = choice.lossy
+        if choice.wal_burst:
+            self.wal_burst()
         self.op(choice)
         self.check_writers(f"round {choice.round} after the op")
         engine.unpause_all(self.docker, self.cluster)
@@ -183,6 +186,20 @@ class Harness:
                 self.command(choice, "apply", str(self.path), "--yes")
             case _:
                 self.command(choice, "apply", str(self.path), "--yes")
+
+    def wal_burst(self) -> None:
+        """About 40 MB of WAL on the primary (a table refilled), not waited for on the replicas: the
+        copies the round's fault stops then hold WAL several segments past their last checkpoint."""
+        started = time.monotonic()
+        try:
+            for statement in ("CREATE TABLE IF NOT EXISTS chaos_burst (pad text)", "TRUNCATE chaos_burst",
+                              "INSERT INTO chaos_burst SELECT repeat(md5(g::text), 30) "
+                              f"FROM generate_series(1, {BURST_ROWS}) g"):
+                self.sql(self.topo.primary, statement)
+        except Exception as exc:  # the round goes on: the burst only makes its fault more telling
+            self.say(f"  wal burst on {self.topo.primary} failed: {type(exc).__name__}: {exc}")
+            return
+        self.say(f"  wal burst: about 40 MB of WAL on {self.topo.primary} in {time.monotonic() - started:.1f} s")
 
     def command(self, choice: Choice, *args: str) -> engine.Run:
         """Run the op's pgtopo command with the round's fault injected `fault_delay` after it starts."""
