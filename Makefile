@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEMO_IMAGE ?= $(or $(PGTOPO_IMAGE),pgtopo-local/postgres:17)
+DEMO_IMAGE ?= $(or $(PGTOPO_IMAGE),pgtopo-local/postgres:18)
 
 .PHONY: test unit properties mutate lint contracts settings-catalog integration demo demo-down engine images schema bench chaos clean
 
@@ -65,7 +65,7 @@ test: $(STAMP) images
 	$(BIN)/python -m pytest tests -q
 
 demo: $(STAMP) engine
-	@if [ -z "$(PGTOPO_IMAGE)" ]; then PGTOPO_TEST_MAJORS=17 bash scripts/images.sh; fi
+	@if [ -z "$(PGTOPO_IMAGE)" ]; then PGTOPO_TEST_MAJORS=18 bash scripts/images.sh; fi
 	PGTOPO_IMAGE=$(DEMO_IMAGE) $(BIN)/pgtopo apply examples/seed.yaml
 	PGTOPO_IMAGE=$(DEMO_IMAGE) $(BIN)/pgtopo status examples/seed.yaml
 	@echo
@@ -91,7 +91,7 @@ chaos: $(STAMP) images
 
 # pgtopo/catalog/settings-<major>.tsv, the settings `validate` checks parameters against, from the images.
 settings-catalog: images
-	bash scripts/settings-catalog.sh $(foreach m,$(or $(PGTOPO_TEST_MAJORS),15 17),pgtopo-local/postgres:$(m))
+	bash scripts/settings-catalog.sh $(foreach m,$(or $(PGTOPO_TEST_MAJORS),15 17 18),pgtopo-local/postgres:$(m))
 
 schema: $(STAMP)
 	for name in topology plan status history; do \

@@ -4,8 +4,8 @@ Called by observe.py (which cluster a volume holds, whether it was a primary, wh
 checkpoint is) and switch.py (the shutdown checkpoint of a primary being switched over).  The
 header layout used here (system identifier, control version, catalog version, state, time,
 checkpoint, then the checkpoint's redo pointer and timeline) has not changed since PostgreSQL 9.5;
-the hot-standby values (`limits`) are read only from the layouts of PostgreSQL 13 to 17;
-tests/unit/test_walend.py checks it on files recorded from 15 and 17.
+the hot-standby values (`limits`) are read only from the layouts of PostgreSQL 13 to 18;
+tests/unit/test_walend.py checks it on files recorded from 15, 17 and 18.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ IN_PRODUCTION = 6
 PRIMARY_STATES = frozenset({SHUT_DOWN, SHUTTING_DOWN, IN_CRASH_RECOVERY, IN_PRODUCTION})
 # The values a standby's settings are checked against when it starts (ControlFileData's MaxConnections,
 # max_worker_processes, max_wal_senders, max_prepared_xacts, max_locks_per_xact: five int32s), by
-# PG_CONTROL_VERSION: 1300 is PostgreSQL 13 to 16, 1700 is 17; other layouts are not read.
+# PG_CONTROL_VERSION: 1300 is PostgreSQL 13 to 16, 1700 is 17, 1800 is 18 (which added a field
+# after them, default_char_signedness); other layouts are not read.
 LIMITS = ("max_connections", "max_worker_processes", "max_wal_senders", "max_prepared_transactions",
           "max_locks_per_transaction")
-LIMITS_OFFSET = {1300: 180, 1700: 180}
+LIMITS_OFFSET = {1300: 180, 1700: 180, 1800: 180}
 STATE_NAMES = {SHUT_DOWN: "shut down", SHUT_DOWN_IN_RECOVERY: "shut down in recovery",
                SHUTTING_DOWN: "shutting down", IN_CRASH_RECOVERY: "in crash recovery",
                IN_ARCHIVE_RECOVERY: "in archive recovery", IN_PRODUCTION: "in production"}

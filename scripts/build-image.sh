@@ -2,15 +2,16 @@
 # Build a local PostgreSQL image without any container registry:
 #   debootstrap a minimal Debian with the postgresql-N package, `docker import` it, then a tiny
 #   `docker build` for ENV/STOPSIGNAL (docker import -c refuses STOPSIGNAL).
-# Usage: scripts/build-image.sh 15|17      -> image pgtopo-local/postgres:15 or :17
+# Usage: scripts/build-image.sh 15|17|18   -> image pgtopo-local/postgres:15, :17 or :18
 # Cached by tag: an image that already exists is not rebuilt (FORCE=1 rebuilds).
 set -euo pipefail
 
-major=${1:?usage: build-image.sh 15|17}
+major=${1:?usage: build-image.sh 15|17|18}
 case $major in
     15) suite=bookworm ;;
     17) suite=trixie ;;
-    *) echo "build-image: only 15 (bookworm) and 17 (trixie) are known" >&2; exit 2 ;;
+    18) suite=forky ;;
+    *) echo "build-image: only 15 (bookworm), 17 (trixie) and 18 (forky) are known" >&2; exit 2 ;;
 esac
 tag="pgtopo-local/postgres:$major"
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -28,7 +29,7 @@ if ! command -v debootstrap >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 fi
-# trixie's keyring may be newer than the host's; debootstrap needs the suite's script.
+# trixie's and forky's keyrings may be newer than the host's; debootstrap needs the suite's script.
 if [[ ! -e /usr/share/debootstrap/scripts/$suite ]]; then
     ln -s sid "/usr/share/debootstrap/scripts/$suite"
 fi

@@ -24,9 +24,10 @@ from pgtopo import labels as L
 IMAGES = [os.environ["PGTOPO_TEST_IMAGE"]] if os.environ.get("PGTOPO_TEST_IMAGE") else [
     "pgtopo-local/postgres:15",
     "pgtopo-local/postgres:17",
+    "pgtopo-local/postgres:18",
 ]
 
-IMAGE = IMAGES[-1]  # the newest image, for tests that need one image only (test_seed covers both)
+IMAGE = IMAGES[-1]  # the newest image, for tests that need one image only (test_seed covers each)
 
 # Small topologies the tests share (written after the version/cluster/image header).
 SOLO = "primary: primary\nnodes:\n  primary: {}\n"

@@ -107,8 +107,8 @@ def test_a_major_without_a_shipped_catalog_is_asked_and_an_unknowable_answer_che
         asked.append(topo.image)
         return None
 
-    topo = parse_topology(doc(image="postgres:18", parameters="  max_conections: 50\n"), "t.yaml", {}, catalog=unknown)
-    assert asked == ["postgres:18"] and topo.parameters == {"max_conections": 50}
+    topo = parse_topology(doc(image="postgres:19", parameters="  max_conections: 50\n"), "t.yaml", {}, catalog=unknown)
+    assert asked == ["postgres:19"] and topo.parameters == {"max_conections": 50}
 
 
 def test_validate_stays_offline_for_a_major_without_a_catalog(tmp_path: Path) -> None:

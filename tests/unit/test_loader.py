@@ -38,7 +38,7 @@ def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> li
 def test_seed_example_loads() -> None:
     topo = load_topology(ROOT / "examples" / "seed.yaml", {})
     assert topo.cluster == "pg"
-    assert topo.image == "postgres:17"
+    assert topo.image == "postgres:18"
     assert topo.network_name == "pg_stream"
     assert topo.primary == "primary"
     assert list(topo.nodes) == ["primary", "replica", "replica2"]
@@ -50,7 +50,7 @@ def test_there_are_examples() -> None:
     assert {p.name for p in EXAMPLES} >= {"seed.yaml", "cascading.yaml", "params.yaml"}
 
 
-@pytest.mark.parametrize("env, image", [({}, "postgres:17"), ({"PGTOPO_IMAGE": "pgtopo/pg:16"}, "pgtopo/pg:16")])
+@pytest.mark.parametrize("env, image", [({}, "postgres:18"), ({"PGTOPO_IMAGE": "pgtopo/pg:16"}, "pgtopo/pg:16")])
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_every_example_loads(example: Path, env: dict[str, str], image: str) -> None:
     topo = load_topology(example, env)
@@ -62,7 +62,7 @@ def test_env_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PGTOPO_IMAGE", "from-environ:1")
     assert load_topology(ROOT / "examples" / "seed.yaml").image == "from-environ:1"
     monkeypatch.delenv("PGTOPO_IMAGE")
-    assert load_topology(ROOT / "examples" / "seed.yaml").image == "postgres:17"
+    assert load_topology(ROOT / "examples" / "seed.yaml").image == "postgres:18"
 
 
 def test_schema_modeline_and_plain_values() -> None:
