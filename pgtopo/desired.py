@@ -542,6 +542,14 @@ quiet pg_ctl -D "$d" -m immediate stop
 """
 
 
+def version_job(topo: Topology) -> ContainerSpec:
+    """`postgres -V` in the file's image, for an image whose configuration does not say its major
+    (majors.of_image_env).  Through `sh`, so that an official image's entrypoint runs it as it is.
+    A helper by its labels, like catalog_job."""
+    return ContainerSpec(name=names(topo).helper(), image=topo.image, command=["sh", "-c", "postgres -V"],
+                         labels=L.labels(topo.cluster, "helper", job="version"))
+
+
 def catalog_job(topo: Topology) -> ContainerSpec:
     """A one-shot job of the file's image that prints its server's settings catalog
     (pg_settings.parse_server_catalog reads it).  A helper by its labels: one a killed pgtopo

@@ -125,11 +125,23 @@ def image_present(client: "docker.DockerClient", image: str) -> bool:
 def image_id(client: "docker.DockerClient", image: str) -> str | None:
     """The id of an image in the engine (the digest of its configuration: the same id is always
     the same image); None when the engine does not have it."""
+    found = _inspect_image(client, image)
+    return str(found["Id"]) if found is not None else None
+
+
+def image_env(client: "docker.DockerClient", image: str) -> tuple[str, ...] | None:
+    """The environment an image sets (`Config.Env`, "NAME=value" each); None when the engine does
+    not have the image."""
+    found = _inspect_image(client, image)
+    return None if found is None else tuple((found.get("Config") or {}).get("Env") or ())
+
+
+def _inspect_image(client: "docker.DockerClient", image: str) -> dict[str, Any] | None:
     from docker.errors import ImageNotFound, NotFound
 
     try:
         with translated(f"inspect image {image}"):
-            found: str = client.api.inspect_image(image)["Id"]
+            found: dict[str, Any] = client.api.inspect_image(image)
     except DockerError as exc:
         if isinstance(exc.__cause__, (ImageNotFound, NotFound)):
             return None
@@ -200,16 +212,10 @@ def image_volumes(client: "docker.DockerClient", image: str) -> tuple[str, ...]:
     """The paths the image declares VOLUME (the official postgres images: /var/lib/postgresql/data,
     /var/lib/postgresql from 18 on); () for an image Docker does not have (creating fails then)."""
     if image not in _IMAGE_VOLUMES:
-        from docker.errors import ImageNotFound, NotFound
-
-        try:
-            with translated(f"inspect image {image}"):
-                config = client.api.inspect_image(image).get("Config") or {}
-        except DockerError as exc:
-            if isinstance(exc.__cause__, (ImageNotFound, NotFound)):
-                return ()
-            raise
-        _IMAGE_VOLUMES[image] = tuple(sorted((config.get("Volumes") or {}).keys()))
+        found = _inspect_image(client, image)
+        if found is None:
+            return ()
+        _IMAGE_VOLUMES[image] = tuple(sorted(((found.get("Config") or {}).get("Volumes") or {}).keys()))
     return _IMAGE_VOLUMES[image]
 
 

@@ -16,7 +16,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from pgtopo import autoconf, desired, docker_ops, labels as L, pg_ops, pgcontrol, probe, state as cluster_state, walend
+from pgtopo import (
+    autoconf,
+    desired,
+    docker_ops,
+    labels as L,
+    majors,
+    pg_ops,
+    pgcontrol,
+    probe,
+    state as cluster_state,
+    walend,
+)
 from pgtopo.containers import Mount
 from pgtopo.errors import PgtopoError
 from pgtopo.observed import ContainerFacts, DataFacts, NetworkFacts, NodeFacts, Observed, PgFacts, VolumeFacts
@@ -59,11 +70,11 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
         f_state: "Future[ClusterState | None]" = (
             pool.submit(lambda: known) if known is not None
             else pool.submit(_state_in, client, names.container(topo.primary), topo.cluster))
-        f_image = pool.submit(docker_ops.image_present, client, topo.image)
+        f_image = pool.submit(docker_ops.image_env, client, topo.image)
         f_ports = pool.submit(docker_ops.published_ports, client) if _fixed_ports(topo) else None
         threading.Thread(target=_import_psycopg, name="pgtopo-import", daemon=True).start()
         containers, volumes, network = f_containers.result(), f_volumes.result(), f_network.result()
-        image_present = f_image.result()
+        image_env = f_image.result()
         published = f_ports.result() if f_ports is not None else {}
 
     parts = _classify(topo, names, [_container(c) for c in containers], volumes)
@@ -86,11 +97,36 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
         nodes=facts,
         foreign=tuple(sorted(parts.foreign)),
         leftovers=tuple(sorted(parts.helpers)),
-        image_present=image_present,
+        image_present=image_env is not None,
+        image_major=_image_major(client, topo, image_env, facts),
         ports_taken=_ports_taken(client, topo, names, published),
         password_drift=password_drift(wanted, state),
     )
     return Snapshot(observed=observed, state=state, endpoints=endpoints)
+
+
+_MAJOR_BY_JOB: dict[str, int | None] = {}  # image -> `postgres -V`'s major, once a process
+
+
+def _image_major(client: "docker.DockerClient", topo: Topology, env: tuple[str, ...] | None,
+                 facts: dict[str, NodeFacts]) -> int | None:
+    """The major of the file's image, from its configuration; else from `postgres -V` in a job, run
+    only when some data would meet the image for the first time (a node's container missing or of
+    another image): in a cluster at rest no job runs."""
+    if env is None:
+        return None
+    major = majors.of_image_env(env)
+    meets = any(f.has_data and (f.container is None or f.container.image != topo.image)
+                for n, f in facts.items() if n in topo.nodes)
+    if major is not None or not meets:
+        return major
+    if topo.image not in _MAJOR_BY_JOB:
+        try:
+            output = docker_ops.run_job(client, desired.version_job(topo), timeout=60)
+        except PgtopoError:
+            output = ""  # unknown: the plan checks nothing, the server would say it when it starts
+        _MAJOR_BY_JOB[topo.image] = majors.of_version_output(output)
+    return _MAJOR_BY_JOB[topo.image]
 
 
 def _fixed_ports(topo: Topology) -> dict[str, int]:
@@ -343,7 +379,8 @@ def _data_facts(client: "docker.DockerClient", container: docker_ops.HelperId) -
     conf = docker_ops.read_file(client, container, f"{L.PGDATA}/postgresql.auto.conf")
     return DataFacts(has_pgdata=True, system_identifier=control.system_identifier, interrupted=interrupted,
                      state=control.state, checkpoint=control.checkpoint, timeline=control.timeline, fenced=fenced,
-                     limits=control.limits, auto_conf=autoconf.parse(conf.decode(errors="replace")) if conf else None)
+                     limits=control.limits, auto_conf=autoconf.parse(conf.decode(errors="replace")) if conf else None,
+                     major=majors.of_pg_version_file(docker_ops.read_file(client, container, f"{L.PGDATA}/PG_VERSION")))
 
 
 def read_wal_ends(client: "docker.DockerClient", topo: Topology, observed: Observed,

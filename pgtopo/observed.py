@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from pgtopo import labels as L
+from pgtopo import labels as L, majors
 from pgtopo.pgcontrol import PRIMARY_STATES
 
 # Settings a standby needs at least as high as its primary's (PostgreSQL checks them on replay).
@@ -93,6 +93,7 @@ class DataFacts:
     # the settings of its postgresql.auto.conf, what its server starts with; None: not read, or
     # a line pgtopo cannot read (autoconf.parse)
     auto_conf: Mapping[str, str] | None = None
+    major: int | None = None  # the PostgreSQL major that made it (PG_VERSION); None: not read
 
     @property
     def was_primary(self) -> bool:
@@ -188,6 +189,13 @@ class NodeFacts:
             return self.pg.system_identifier
         return self.data.system_identifier if self.data else None
 
+    @property
+    def major(self) -> int | None:
+        """The PostgreSQL major of its data: its server's when it answers, else PG_VERSION's."""
+        if self.pg is not None:
+            return majors.of_server_version(self.pg.server_version)
+        return self.data.major if self.data else None
+
 
 @dataclass(frozen=True)
 class Observed:
@@ -202,6 +210,7 @@ class Observed:
     foreign: tuple[str, ...] = ()  # objects with pgtopo names but without pgtopo labels
     leftovers: tuple[str, ...] = ()  # helper containers a killed pgtopo left behind (never started)
     image_present: bool = True  # the file's image exists in the engine (pgtopo never pulls)
+    image_major: int | None = None  # the PostgreSQL major of the file's image; None: not known
     # auth fields whose value in the file differs from the password in use (never the values)
     password_drift: tuple[str, ...] = ()
     # (node, host port, who holds it) for fixed ports of the file that something else holds

@@ -125,6 +125,7 @@ def _refusals(topo: Topology, obs: Observed) -> list[str]:
     if not obs.image_present:
         refusals.append(f"image {topo.image} is not in the Docker engine; pgtopo never pulls: "
                         f"`docker pull {topo.image}` or build it, then apply again")
+    refusals += _major_refusals(topo, obs)
     primary = obs.node(topo.primary)
     holders = sorted(n.name for n in obs.nodes.values() if n.name != topo.primary and n.has_data)
     if not primary.has_data and holders:
@@ -151,6 +152,30 @@ def _refusals(topo: Topology, obs: Observed) -> list[str]:
             "passwords in use, and apply again"
         )
     return refusals
+
+
+def _major_refusals(topo: Topology, obs: Observed) -> list[str]:
+    """A server refuses data of another major, and its container would restart forever: the file's
+    image must be of the major the data was made by (majors.py).  One line per major found."""
+    image = obs.image_major
+    if image is None:
+        return []
+    found: dict[int, list[str]] = {}
+    for name in sorted(topo.nodes):
+        major = obs.node(name).major
+        if major is not None and major != image:
+            found.setdefault(major, []).append(name)
+    out = []
+    for major, nodes in sorted(found.items()):
+        held = f"{', '.join(nodes)} {'hold' if len(nodes) > 1 else 'holds'} data of PostgreSQL {major}"
+        if major > image:
+            out.append(f"image: {topo.image} is PostgreSQL {image}, and {held}: a server never starts on data of "
+                       f"a newer major. Put back an image of PostgreSQL {major} in the file and apply again")
+        else:
+            out.append(f"image: {topo.image} is PostgreSQL {image}, and {held}: PostgreSQL {image} does not start "
+                       f"on it, and pgtopo does not run major upgrades yet (pg_upgrade). Keep an image of "
+                       f"PostgreSQL {major} in the file; to move to {image}, dump and restore into a new cluster")
+    return out
 
 
 def _role_refusals(topo: Topology, obs: Observed, stopped_writers: set[str]) -> list[str]:
