@@ -5,7 +5,7 @@ checkpoint is) and switch.py (the shutdown checkpoint of a primary being switche
 header layout used here (system identifier, control version, catalog version, state, time,
 checkpoint, then the checkpoint's redo pointer and timeline) has not changed since PostgreSQL 9.5;
 the hot-standby values (`limits`) are read only from the layouts of PostgreSQL 13 to 18;
-tests/unit/test_walend.py checks it on files recorded from 15, 17 and 18.
+tests/unit/test_walend.py checks it on files recorded from 13, 15, 17 and 18.
 """
 
 from __future__ import annotations

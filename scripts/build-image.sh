@@ -2,16 +2,17 @@
 # Build a local PostgreSQL image without any container registry:
 #   debootstrap a minimal Debian with the postgresql-N package, `docker import` it, then a tiny
 #   `docker build` for ENV/STOPSIGNAL (docker import -c refuses STOPSIGNAL).
-# Usage: scripts/build-image.sh 15|17|18   -> image pgtopo-local/postgres:15, :17 or :18
+# Usage: scripts/build-image.sh 13|15|17|18 -> image pgtopo-local/postgres:13, :15, :17 or :18
 # Cached by tag: an image that already exists is not rebuilt (FORCE=1 rebuilds).
 set -euo pipefail
 
-major=${1:?usage: build-image.sh 15|17|18}
+major=${1:?usage: build-image.sh 13|15|17|18}
 case $major in
+    13) suite=bullseye ;;
     15) suite=bookworm ;;
     17) suite=trixie ;;
     18) suite=forky ;;
-    *) echo "build-image: only 15 (bookworm), 17 (trixie) and 18 (forky) are known" >&2; exit 2 ;;
+    *) echo "build-image: only 13 (bullseye), 15 (bookworm), 17 (trixie) and 18 (forky) are known" >&2; exit 2 ;;
 esac
 tag="pgtopo-local/postgres:$major"
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}

@@ -1,4 +1,4 @@
-"""pg_control and pg_waldump output, read from files recorded on PostgreSQL 15, 17 and 18 (an initdb,
+"""pg_control and pg_waldump output, read from files recorded on PostgreSQL 13, 15, 17 and 18 (an initdb,
 a table, a crash): where a stopped node's WAL ends, and what its pg_control says."""
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from pgtopo import pgcontrol, walend
 DATA = Path(__file__).parent / "data"
 
 # pg_controldata of the recorded files (tests/unit/data/pg_controldata.N.txt)
-CONTROL = {15: (7713798683087818767, 0x15261F0), 17: (7713798705475076111, 0x152F500),
+CONTROL = {13: (7714008987414941711, 0x15CEB48), 15: (7713798683087818767, 0x15261F0), 17: (7713798705475076111, 0x152F500),
            18: (7713991639021137935, 0x1765DA0)}
 # where pg_waldump found the first invalid record after the crash: the end of the WAL
-WAL_END = {15: 0x15261F0, 17: 0x152F500, 18: 0x17963C0}
+WAL_END = {13: 0x15F0208, 15: 0x15261F0, 17: 0x152F500, 18: 0x17963C0}
 
 
-@pytest.mark.parametrize("major", [15, 17, 18])
+@pytest.mark.parametrize("major", [13, 15, 17, 18])
 def test_pg_control_header(major: int) -> None:
     control = pgcontrol.parse((DATA / f"pg_control.{major}").read_bytes())
     assert control is not None
@@ -36,7 +36,7 @@ def test_pg_control_too_short_is_none() -> None:
     assert pgcontrol.parse(b"\0" * 40) is None
 
 
-@pytest.mark.parametrize("major", [15, 17, 18])
+@pytest.mark.parametrize("major", [13, 15, 17, 18])
 def test_wal_end_from_recorded_waldump_output(major: int) -> None:
     found = walend.parse((DATA / f"waldump.{major}.txt").read_text())
     assert found == walend.WalEnd(timeline=1, end=WAL_END[major], history=())
@@ -77,7 +77,7 @@ def test_why_a_wal_end_was_not_found_is_said_in_pg_waldump_s_words() -> None:
         "the job printed no timeline: sh: 1: pg_waldump: not found"
 
 
-@pytest.mark.parametrize("major", [15, 17, 18])
+@pytest.mark.parametrize("major", [13, 15, 17, 18])
 def test_pg_control_is_read_from_its_first_bytes_when_that_is_all_there_is(major: int) -> None:
     """A pg_control cut short (a volume being written, a damaged file): the header is read from
     its first 56 bytes; the hot-standby limits only when all five are there, else none."""
@@ -85,7 +85,7 @@ def test_pg_control_is_read_from_its_first_bytes_when_that_is_all_there_is(major
     header = pgcontrol.parse(raw[:56])
     assert header is not None and (header.system_identifier, header.checkpoint) == CONTROL[major]
     assert header.limits == {}
-    offset = pgcontrol.LIMITS_OFFSET[{15: 1300, 17: 1700, 18: 1800}[major]]  # by PG_CONTROL_VERSION
+    offset = pgcontrol.LIMITS_OFFSET[{13: 1300, 15: 1300, 17: 1700, 18: 1800}[major]]  # by PG_CONTROL_VERSION
     assert pgcontrol.parse(raw[:offset + 20]).limits["max_locks_per_transaction"] == 64  # type: ignore[union-attr]
     assert pgcontrol.parse(raw[:offset + 19]).limits == {}  # type: ignore[union-attr]
     assert pgcontrol.parse(raw[:55]) is None
