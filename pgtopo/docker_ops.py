@@ -118,10 +118,6 @@ def inspect_network(client: "docker.DockerClient", name: str) -> dict[str, Any] 
     return None
 
 
-def image_present(client: "docker.DockerClient", image: str) -> bool:
-    return image_id(client, image) is not None
-
-
 def image_id(client: "docker.DockerClient", image: str) -> str | None:
     """The id of an image in the engine (the digest of its configuration: the same id is always
     the same image); None when the engine does not have it."""
