@@ -11,8 +11,12 @@ import enum
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
+# --pull, as docker compose's: missing (pull an image the engine lacks), never, always (images.py)
+PullPolicy = Literal["missing", "never", "always"]
+
 
 class Kind(enum.Enum):
+    PULL = "pull"  # the file's image, from its registry (images.py): before anything else, even the lock
     CREATE_NETWORK = "create-network"
     CREATE_STATE = "create-state"
     REMOVE_JOB = "remove-job"
@@ -49,7 +53,7 @@ class Kind(enum.Enum):
         """+ create, ~ change, - remove (destructive actions get '!' from the action itself)."""
         if self in (Kind.REMOVE, Kind.REMOVE_VOLUME, Kind.DROP_SLOT, Kind.REMOVE_JOB):
             return "-"
-        if self in (Kind.CREATE_NETWORK, Kind.CREATE_STATE, Kind.CREATE_VOLUME, Kind.INIT, Kind.CLONE,
+        if self in (Kind.PULL, Kind.CREATE_NETWORK, Kind.CREATE_STATE, Kind.CREATE_VOLUME, Kind.INIT, Kind.CLONE,
                     Kind.CREATE, Kind.CREATE_ROLE, Kind.CREATE_SLOT):
             return "+"
         return "~"

@@ -25,7 +25,7 @@ from pgtopo.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, PgtopoError, Rolled
 if TYPE_CHECKING:
     import docker
 
-    from pgtopo.actions import Action, Plan
+    from pgtopo.actions import Action, Plan, PullPolicy
     from pgtopo.spec import Topology
 
 F = TypeVar("F", bound=Callable[..., Any])  # a command function, decorated with options
@@ -53,16 +53,17 @@ def _setup(verbose: bool, log_format: str | None) -> None:
     log.configure(verbose=verbose, fmt=log_format)
 
 
-def _load(file: Path, ask_server: bool = False) -> "Topology":
+def _load(file: Path, ask_server: bool = False, pull: "PullPolicy" = "never") -> "Topology":
     """The file's topology.  `ask_server` (diff, apply, switchover): parameters that no shipped
-    catalog covers are checked against the image's own server (image_catalog.py)."""
+    catalog covers are checked against the image's own server (image_catalog.py), pulled first
+    when `pull` (apply's policy) says so."""
     from pgtopo.loader import load_topology
 
     if not ask_server:
         return load_topology(file)
     from pgtopo import image_catalog
 
-    return load_topology(file, catalog=lambda topo: image_catalog.server_catalog(_client(), topo))
+    return load_topology(file, catalog=lambda topo: image_catalog.server_catalog(_client(), topo, pull))
 
 
 def _client() -> "docker.DockerClient":
@@ -129,6 +130,11 @@ def _retired(force: bool) -> None:
     if force:
         raise PgtopoError("--force is gone: a promotion past a more advanced copy discards committed writes",
                           hint="read what `pgtopo diff` says would be discarded, then pass --allow-data-loss")
+PULL = click.option(
+    "--pull", type=click.Choice(["missing", "never", "always"]), default="missing", show_default=True,
+    envvar="PGTOPO_PULL", show_envvar=True,
+    help="Pull the file's image from its registry when the engine lacks it (missing), never, or every time "
+         "(always), as docker compose does; with the credentials of `docker login`. diff only shows the pull.")
 OUTPUT = click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
                       help="text for people; json: the documented document (schemas/*.schema.json).")
 
@@ -138,11 +144,12 @@ OUTPUT = click.option("-o", "--output", type=click.Choice(["text", "json"]), def
 @common
 @PRUNE
 @_allow_data_loss
+@PULL
 @OUTPUT
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also save the plan; `pgtopo apply PLAN.json` then carries out exactly it.")
 def diff(file: Path, verbose: bool, log_format: str | None, prune_volumes: bool, allow_data_loss: bool,
-         retired_force: bool, output: str, out_file: Path | None) -> None:
+         retired_force: bool, pull: "PullPolicy", output: str, out_file: Path | None) -> None:
     """Show what apply would do. Exit 0 in sync, 1 changes pending (or apply would refuse), 2 error.
 
     \b
@@ -153,7 +160,7 @@ def diff(file: Path, verbose: bool, log_format: str | None, prune_volumes: bool,
     _setup(verbose, log_format)
     _retired(retired_force)
     topo = _load(file, ask_server=True)
-    plan, snapshot = reconcile.diff(_client(), topo, prune_volumes, allow_data_loss, base_dir=file.parent)
+    plan, snapshot = reconcile.diff(_client(), topo, prune_volumes, allow_data_loss, pull, base_dir=file.parent)
     if output == "json" or out_file is not None:
         doc = documents.plan_document(topo, str(file), _read(file), snapshot.observed, plan)
         if out_file is not None:
@@ -175,8 +182,9 @@ def diff(file: Path, verbose: bool, log_format: str | None, prune_volumes: bool,
               help="Seconds to wait for another apply of the same cluster.")
 @PRUNE
 @_allow_data_loss
+@PULL
 def apply(file: Path, verbose: bool, log_format: str | None, yes: bool, lock_timeout: float, prune_volumes: bool,
-          allow_data_loss: bool, retired_force: bool) -> None:
+          allow_data_loss: bool, retired_force: bool, pull: "PullPolicy") -> None:
     """Make the cluster match the file (or carry out a saved plan); wait until every replica streams.
 
     FILE is a topology file, or a plan saved by `diff --out` (then exactly that plan runs, and
@@ -188,11 +196,12 @@ def apply(file: Path, verbose: bool, log_format: str | None, yes: bool, lock_tim
     Example:  pgtopo apply cluster.yaml --yes
               pgtopo apply plan.json --yes
     """
-    _run_apply(file, verbose, log_format, yes, lock_timeout, prune_volumes, allow_data_loss, retired_force)
+    _run_apply(file, verbose, log_format, yes, lock_timeout, prune_volumes, allow_data_loss, retired_force, pull)
 
 
 def _run_apply(file: Path, verbose: bool, log_format: str | None, yes: bool, lock_timeout: float,
-               prune_volumes: bool, allow_data_loss: bool, retired_force: bool, switchover: bool = False) -> None:
+               prune_volumes: bool, allow_data_loss: bool, retired_force: bool, pull: "PullPolicy",
+               switchover: bool = False) -> None:
     """apply (of a file or a saved plan), or the apply of a switchover; recorded in the history."""
     from pgtopo import journal, log, planfile, reconcile, render
     from pgtopo.actions import Kind
@@ -200,7 +209,7 @@ def _run_apply(file: Path, verbose: bool, log_format: str | None, yes: bool, loc
     _setup(verbose, log_format)
     _retired(retired_force)
     saved = planfile.read(file) if planfile.is_plan_file(file) else None
-    topo = saved.topology if saved else _load(file, ask_server=True)
+    topo = saved.topology if saved else _load(file, ask_server=True, pull=pull)
     out = render.console()
     progress = render.Progress(out)
     def finished(action: "Action", seconds: float, note: str | None) -> None:
@@ -220,11 +229,12 @@ def _run_apply(file: Path, verbose: bool, log_format: str | None, yes: bool, loc
         if saved is not None:
             outcome = reconcile.apply_saved(_client(), topo, saved.base_dir, saved.plan, saved.fingerprint,
                                             consent=lambda p: _consent(p, yes), lock_timeout=lock_timeout,
-                                            events=events, allow_data_loss=allow_data_loss, journal=record)
+                                            events=events, allow_data_loss=allow_data_loss, pull=pull,
+                                            journal=record)
         else:
             outcome = reconcile.apply(_client(), topo, file.parent, consent=lambda p: _consent(p, yes),
                                       lock_timeout=lock_timeout, events=events, prune_volumes=prune_volumes,
-                                      allow_data_loss=allow_data_loss, journal=record)
+                                      allow_data_loss=allow_data_loss, pull=pull, journal=record)
     if outcome.already_applied:
         out.print(f"cluster {topo.cluster}: this plan was already applied; the cluster is as the file says, "
                   "nothing to do")
@@ -452,8 +462,9 @@ def destroy(file: Path, verbose: bool, log_format: str | None, volumes: bool, ye
 @click.option("-y", "--yes", is_flag=True, help="Carry out destructive actions without asking (needed in CI).")
 @click.option("--lock-timeout", type=float, default=600.0, show_default=True)
 @_allow_data_loss
+@PULL
 def switchover(file: Path, verbose: bool, log_format: str | None, node: str, yes: bool, lock_timeout: float,
-               allow_data_loss: bool, retired_force: bool) -> None:
+               allow_data_loss: bool, retired_force: bool, pull: "PullPolicy") -> None:
     """Make NODE the primary: rewrite `primary:` in FILE (comments kept), show the plan, apply it.
 
     When apply refuses (a lagging or non-streaming candidate), the file is put back as it was.
@@ -480,7 +491,7 @@ def switchover(file: Path, verbose: bool, log_format: str | None, node: str, yes
         for line in edit.describe(change):
             render.console().print(line, highlight=False, markup=False)
     try:
-        _run_apply(file, verbose, log_format, yes, lock_timeout, False, allow_data_loss, retired_force,
+        _run_apply(file, verbose, log_format, yes, lock_timeout, False, allow_data_loss, retired_force, pull,
                    switchover=True)
     except (SafetyRefusal, RolledBack) as exc:
         # Put the file back only when no promotion happened: a refusal before any change, or a

@@ -13,7 +13,7 @@ import tarfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NewType
+from typing import TYPE_CHECKING, Any, NamedTuple, NewType
 
 from pgtopo import waits
 from pgtopo.containers import ContainerSpec, Mount
@@ -61,7 +61,7 @@ def translated(what: str) -> Iterator[None]:
 def _hint(exc: BaseException) -> str:
     text = str(exc)
     if "No such image" in text or "pull access denied" in text or "not found" in text:
-        return "build or pull the image named in the file (pgtopo never pulls)"
+        return "build or pull the image named in the file, or let apply pull it (--pull missing)"
     return "check that the Docker engine is running and reachable, then run again"
 
 
@@ -143,6 +143,74 @@ def _inspect_image(client: "docker.DockerClient", image: str) -> dict[str, Any] 
             return None
         raise
     return found
+
+
+def pull_image(client: "docker.DockerClient", image: str, progress: Callable[[str], None]) -> bool:
+    """Pull `image` from its registry with the credentials of the user's Docker configuration; True
+    when that brought a new image, False when the engine's was up to date.  `progress` is told how
+    far the download is.  Raises DockerError saying why the registry or the engine refused."""
+    from docker.errors import APIError
+
+    layers: dict[str, Layer] = {}
+    newer = True
+    try:
+        with translated(f"pull image {image}"):
+            try:
+                for event in client.api.pull(image, stream=True, decode=True):
+                    if "error" in event:  # the engine reports a failure that comes mid-stream in the stream
+                        raise DockerError(f"Docker failed to pull image {image}: {str(event['error']).strip()[:300]}")
+                    newer = newer and not str(event.get("status", "")).startswith("Status: Image is up to date")
+                    layers = pull_layers(layers, event)
+                    progress(pull_progress(image, layers))
+            except APIError as exc:  # the engine's own words, without the HTTP request around them
+                if not exc.explanation:
+                    raise
+                raise DockerError(f"Docker failed to pull image {image}: {str(exc.explanation).strip()[:300]}") \
+                    from exc
+    except DockerError as exc:
+        raise DockerError(exc.message, hint=pull_hint(image, exc.message)) from exc
+    return newer
+
+
+class Layer(NamedTuple):
+    done: int  # bytes downloaded
+    total: int  # bytes to download (0 until the engine says)
+    complete: bool
+
+
+def pull_layers(layers: dict[str, Layer], event: dict[str, Any]) -> dict[str, Layer]:
+    """The layers of a pull, after one event of the engine's pull stream."""
+    layer, status, detail = event.get("id"), str(event.get("status", "")), event.get("progressDetail") or {}
+    if not layer or status.startswith(("Pulling from", "Digest:", "Status:")):
+        return layers
+    now = layers.get(layer, Layer(0, 0, False))
+    if status == "Downloading" and detail.get("total"):
+        now = Layer(int(detail.get("current", 0)), int(detail["total"]), False)
+    elif status in ("Download complete", "Already exists", "Pull complete"):
+        now = Layer(now.total, now.total, True)
+    return {**layers, layer: now}
+
+
+def pull_progress(image: str, layers: dict[str, Layer]) -> str:
+    """`pulling postgres:18: 12 of 130 MB, 2 of 5 layers`."""
+    total = sum(layer.total for layer in layers.values())
+    size = f"{sum(layer.done for layer in layers.values()) / 1e6:.0f} of {total / 1e6:.0f} MB, " if total else ""
+    complete = sum(1 for layer in layers.values() if layer.complete)
+    return f"pulling {image}: {size}{complete} of {len(layers)} layers"
+
+
+def pull_hint(image: str, message: str) -> str:
+    """What to do about a pull the registry or the engine refused."""
+    text = message.lower()
+    first = image.split("/", 1)[0]
+    registry = first if "/" in image and (first == "localhost" or any(c in first for c in ".:")) else "docker.io"
+    if any(word in text for word in ("unauthorized", "authentication required", "no basic auth", "denied")):
+        return (f"log in to the registry (`docker login {registry}`): pgtopo pulls with the credentials of your "
+                "Docker configuration; or load the image yourself and apply with --pull never")
+    if any(word in text for word in ("manifest unknown", "not found", "does not exist", "no such")):
+        return f"check `image:` in the file: {registry} has no image {image}"
+    return (f"check that the Docker engine reaches the registry {registry}; or load the image yourself "
+            "(`docker load`, `docker build`) and apply with --pull never")
 
 
 def create_network(client: "docker.DockerClient", name: str, labels: dict[str, str]) -> None:

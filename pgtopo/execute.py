@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from pgtopo import desired, docker_ops, labels as L, nodes, pg_ops, probe, proof, state as cluster_state, switch
+from pgtopo import desired, docker_ops, images, labels as L, nodes, pg_ops, probe, proof, state as cluster_state, switch
 from pgtopo.actions import Action, Kind, Phase
 from pgtopo.context import Context
 from pgtopo.errors import DockerError, PgtopoError, SafetyRefusal, SettingRejected
@@ -42,6 +42,8 @@ def execute(ctx: Context, action: Action) -> str | None:
             _ensure_slot(ctx, action)
             nodes.stop(ctx, node)
             docker_ops.run_job(ctx.client, desired.demote_job(ctx.topo, node))
+        case Kind.PULL:  # apply pulls before it takes the lock; this is for an image gone since
+            images.ensure(ctx.client, action.target or ctx.topo.image, "missing", lambda text: ctx.progress("", text))
         case Kind.CREATE_NETWORK:
             docker_ops.create_network(ctx.client, ctx.topo.network_name, L.labels(ctx.topo.cluster, "network"))
         case Kind.CREATE_STATE:

@@ -23,7 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pgtopo import desired, docker_ops, pg_settings
+from pgtopo import desired, docker_ops, images, pg_settings
+from pgtopo.actions import PullPolicy
 from pgtopo.errors import DockerError
 from pgtopo.spec import Topology
 
@@ -36,9 +37,12 @@ _IMAGE_ID = re.compile(r"^sha256:([0-9a-f]{64})$")
 _seen: dict[str, pg_settings.Catalog] = {}  # image id -> catalog, for this process
 
 
-def server_catalog(client: "docker.DockerClient", topo: Topology) -> pg_settings.Catalog | None:
+def server_catalog(client: "docker.DockerClient", topo: Topology,
+                   pull: PullPolicy = "never") -> pg_settings.Catalog | None:
     """The settings the server of the file's image knows; None when the engine does not have the
-    image (the plan then refuses, saying how to get it: pgtopo never pulls)."""
+    image (diff then shows the pull, or refuses under --pull never).  `pull`: apply's policy, so
+    that an image apply is about to pull is pulled first and its server asked (images.py)."""
+    images.ensure(client, topo.image, pull)
     image_id = docker_ops.image_id(client, topo.image)
     if image_id is None:
         return None

@@ -209,7 +209,7 @@ class Observed:
     nodes: Mapping[str, NodeFacts] = field(default_factory=dict)
     foreign: tuple[str, ...] = ()  # objects with pgtopo names but without pgtopo labels
     leftovers: tuple[str, ...] = ()  # helper containers a killed pgtopo left behind (never started)
-    image_present: bool = True  # the file's image exists in the engine (pgtopo never pulls)
+    image_present: bool = True  # the file's image exists in the engine (else apply pulls it: images.py)
     image_major: int | None = None  # the PostgreSQL major of the file's image; None: not known
     # auth fields whose value in the file differs from the password in use (never the values)
     password_drift: tuple[str, ...] = ()

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pgtopo import conninfo, desired, labels as L, proof, rollback
-from pgtopo.actions import Action, Kind, Phase, Plan, Wave
+from pgtopo.actions import Action, Kind, Phase, Plan, PullPolicy, Wave
 from pgtopo.copies import ahead_of, behind_upstream, copies, copy_of, most_advanced, paused_for_settings
 from pgtopo.observed import NodeFacts, Observed
 from pgtopo.offline_conf import rewrite_conf
@@ -34,15 +34,17 @@ REPLICATION_KEYS = desired.REPLICATION_KEYS
 DATA_KINDS = (Kind.INIT, Kind.CLONE, Kind.RECLONE, Kind.REWIND, Kind.DEMOTE)  # on existing data: leave the container stopped
 
 
-def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, allow_data_loss: bool = False) -> Plan:
+def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, allow_data_loss: bool = False,
+         pull: PullPolicy = "never") -> Plan:
     """The actions that bring `obs` to what `topo` says, or the refusals that forbid trying.
     `prune_volumes`: also delete the data volumes of nodes removed from the file.
     `allow_data_loss`: the user consents to discarding WAL that no other node holds (a promotion
-    past a more advanced copy, rewinding a diverged writer); without it such plans are refused."""
+    past a more advanced copy, rewinding a diverged writer); without it such plans are refused.
+    `pull`: whether apply may pull the file's image (images.py); a missing image is refused under never."""
     sysid = cluster_system_identifier(topo, obs)
     promo = promotion(topo, obs, sysid, allow_data_loss)
     stopped_writers = {a.node for a in promo.actions if a.kind is Kind.FENCE}
-    refusals = _refusals(topo, obs) + list(promo.refusals) + capacity_refusals(topo, obs) + both_ways_refusals(topo, obs)
+    refusals = _refusals(topo, obs, pull) + list(promo.refusals) + capacity_refusals(topo, obs) + both_ways_refusals(topo, obs)
     if not promo.refusals:  # a promotion's refusal says better what to do about a writable replica
         refusals += _role_refusals(topo, obs, stopped_writers)
     if refusals:
@@ -64,8 +66,8 @@ def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, allow_data_
     actions, losses = _mark_losses(topo, obs, actions)
     if losses and not allow_data_loss:
         return Plan(refusals=tuple(losses))
-    ordered = proof.prove_first(topo, order_restarts(topo, obs, actions))
-    return Plan(actions=tuple(ordered), notes=tuple(notes), warnings=warnings(topo))
+    ordered = _pull(topo, obs) + proof.prove_first(topo, order_restarts(topo, obs, actions))
+    return Plan(actions=tuple(ordered), notes=tuple(notes), warnings=warnings(topo) + _pull_warnings(topo, obs, pull))
 
 
 def _mark_losses(topo: Topology, obs: Observed, actions: list[Action]) -> tuple[list[Action], list[str]]:
@@ -106,7 +108,27 @@ def cluster_system_identifier(topo: Topology, obs: Observed) -> int | None:
     return obs.system_identifier or obs.node(topo.primary).system_identifier
 
 
-def _refusals(topo: Topology, obs: Observed) -> list[str]:
+def _pull(topo: Topology, obs: Observed) -> list[Action]:
+    """A missing image is pulled before anything else (apply does it before it takes the lock, which
+    is a container of that image); plan() refuses it instead under --pull never."""
+    if obs.image_present:
+        return []
+    return [Action(Kind.PULL, "", f"{topo.image} is not in the Docker engine: pulled from its registry first",
+                   wave=Wave(), target=topo.image)]
+
+
+def _pull_warnings(topo: Topology, obs: Observed, pull: PullPolicy) -> tuple[str, ...]:
+    """What a reviewer of the plan cannot see in it: the image apply will run is the registry's."""
+    if not obs.image_present:
+        return (f"image {topo.image} is not in the Docker engine yet: the PostgreSQL major it runs is compared "
+                "with the data's once apply has pulled it",)
+    if pull == "always":
+        return (f"image {topo.image}: apply pulls it again first (--pull always); the containers it creates from "
+                "then on run what the registry has",)
+    return ()
+
+
+def _refusals(topo: Topology, obs: Observed, pull: PullPolicy) -> list[str]:
     refusals = [
         f"{name} exists but was not made by pgtopo for cluster {topo.cluster!r} (no pgtopo labels); "
         "pgtopo never touches it: rename or remove it, or choose another cluster name"
@@ -122,9 +144,9 @@ def _refusals(topo: Topology, obs: Observed) -> list[str]:
         "then apply again"
         for node, port, who in obs.ports_taken
     ]
-    if not obs.image_present:
-        refusals.append(f"image {topo.image} is not in the Docker engine; pgtopo never pulls: "
-                        f"`docker pull {topo.image}` or build it, then apply again")
+    if not obs.image_present and pull == "never":
+        refusals.append(f"image {topo.image} is not in the Docker engine, and --pull never forbids pulling it: "
+                        f"build it or `docker load` it, or apply with --pull missing")
     refusals += _major_refusals(topo, obs)
     primary = obs.node(topo.primary)
     holders = sorted(n.name for n in obs.nodes.values() if n.name != topo.primary and n.has_data)

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pgtopo import lock as cluster_lock, log, nodes, pg_ops, rollback, waits
-from pgtopo.actions import Action, Kind, Plan
+from pgtopo import images, lock as cluster_lock, log, nodes, pg_ops, rollback, waits
+from pgtopo.actions import Action, Kind, Plan, PullPolicy
 from pgtopo.context import Context, Progress
 from pgtopo.copies import wal_end_needed
 from pgtopo.errors import (
@@ -68,16 +68,17 @@ class Outcome:
 
 
 def diff(client: "docker.DockerClient", topo: Topology, prune_volumes: bool = False,
-         allow_data_loss: bool = False, known: "ClusterState | None" = None,
+         allow_data_loss: bool = False, pull: PullPolicy = "missing", known: "ClusterState | None" = None,
          base_dir: Path | None = None) -> tuple[Plan, Snapshot]:
-    """Observe and plan.  With `base_dir` (where the file's secret files are) the passwords the
-    file gives are compared with those in use, and used to connect should the server already
-    have the file's superuser password."""
+    """Observe and plan (never pulls: a missing image is a `+ pull` in the plan, or a refusal under
+    --pull never).  With `base_dir` (where the file's secret files are) the passwords the file
+    gives are compared with those in use, and used to connect should the server already have the
+    file's superuser password."""
     wanted, warning = _file_passwords(topo, base_dir)
     snapshot = observe(client, topo, known, wanted)
     # A promotion compares every copy of the WAL: read where the stopped ones end (only then).
     snapshot.observed = read_wal_ends(client, topo, snapshot.observed, wal_end_needed(topo, snapshot.observed))
-    p = plan(topo, snapshot.observed, prune_volumes, allow_data_loss)
+    p = plan(topo, snapshot.observed, prune_volumes, allow_data_loss, pull)
     log.observed(topo.cluster, snapshot.observed)
     log.planned(topo.cluster, p)
     return (replace(p, warnings=p.warnings + (warning,)) if warning else p), snapshot
@@ -99,17 +100,20 @@ def _file_passwords(topo: Topology, base_dir: Path | None) -> tuple[tuple[str | 
 
 def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, consent: Callable[[Plan], bool],
           lock_timeout: float, events: Events | None = None, prune_volumes: bool = False,
-          allow_data_loss: bool = False, journal: Journal | None = None) -> Outcome:
+          allow_data_loss: bool = False, pull: PullPolicy = "missing", journal: Journal | None = None) -> Outcome:
     """Make the cluster match `topo`; raises SafetyRefusal, NotConverged or another PgtopoError.
 
-    The lock comes first and the cluster is observed once, under it (terraform's order): a
-    change never acts on what another apply was in the middle of, and nothing is observed twice.
-    The lock is held until every replica streams, and the run is recorded in the cluster's
-    history (`journal`) before it is released."""
+    The image is pulled first when `pull` says so (the lock is a container of it).  Then the
+    lock, and the cluster is observed once, under it (terraform's order): a change never acts on
+    what another apply was in the middle of, and nothing is observed twice.  The lock is held
+    until every replica streams, and the run is recorded in the cluster's history (`journal`)
+    before it is released."""
     events = _journaled(events or Events(), journal)
     started = time.monotonic()
     outcome = Outcome()
-    options = (prune_volumes, allow_data_loss)
+    _pull_first(client, topo.image, pull, events, outcome)
+    rounds: PullPolicy = "never" if pull == "never" else "missing"  # pulled by now: a second pull is not wanted
+    options = (prune_volumes, allow_data_loss, rounds)
     with ExitStack() as stack:
         try:
             held = stack.enter_context(
@@ -128,16 +132,20 @@ def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, cons
 def apply_saved(client: "docker.DockerClient", topo: Topology, base_dir: Path, saved: Plan,
                 fingerprint: tuple[str, dict[str, Any]],
                 *, consent: Callable[[Plan], bool], lock_timeout: float, events: Events | None = None,
-                allow_data_loss: bool = False, journal: Journal | None = None) -> Outcome:
+                allow_data_loss: bool = False, pull: PullPolicy = "missing", journal: Journal | None = None) -> Outcome:
     """Carry out exactly a saved plan, after checking, under the lock, that the cluster is still
     in the state the plan was made from.  A cluster already as the file says (this plan, or the
-    same change, was applied) is `already_applied`; any other change raises StalePlan."""
+    same change, was applied) is `already_applied`; any other change raises StalePlan.  A plan made
+    while the engine lacked the image pulls it first, unless `pull` is never."""
     from pgtopo import documents
 
     events = _journaled(events or Events(), journal)
     started = time.monotonic()
     outcome = Outcome()
     _check(saved, consent, allow_data_loss=allow_data_loss)
+    if any(a.kind is Kind.PULL for a in saved.actions):  # the plan was made while the engine lacked the image
+        _pull_first(client, topo.image, "never" if pull == "never" else "missing", events, outcome)
+        saved = replace(saved, actions=tuple(a for a in saved.actions if a.kind is not Kind.PULL))
     with cluster_lock.cluster_lock(client, topo.cluster, topo.image, lock_timeout, events.info) as held:
         snapshot = observe(client, topo)
         digest, state = documents.fingerprint(snapshot.observed)
@@ -154,6 +162,31 @@ def apply_saved(client: "docker.DockerClient", topo: Topology, base_dir: Path, s
             wait_streaming(topo, snapshot, STREAM_TIMEOUT, events.progress)
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def _pull_first(client: "docker.DockerClient", image: str, policy: PullPolicy, events: Events,
+                outcome: Outcome) -> None:
+    """Pull the image when `policy` says so (images.py), shown as a `pull` action; a pull that
+    found the engine's image up to date is not counted as a change."""
+    action = Action(Kind.PULL, "", f"from its registry (--pull {policy})", target=image)
+    announced = False
+
+    def progress(text: str) -> None:
+        nonlocal announced
+        if not announced:
+            events.started(action)
+            announced = True
+        events.progress("", text)
+
+    pulled = images.ensure(client, image, policy, progress)
+    if pulled is None:
+        return
+    if not announced:
+        events.started(action)
+    events.progress("", "")
+    events.finished(action, pulled.seconds, None if pulled.newer else "the engine's image was up to date")
+    if pulled.newer:
+        outcome.done.append((action, pulled.seconds))
 
 
 def _stale_unless_applied(client: "docker.DockerClient", topo: Topology, base_dir: Path, before: dict[str, Any],
@@ -231,7 +264,7 @@ def _check(p: Plan, consent: Callable[[Plan], bool], done: int = 0, allow_data_l
 
 
 def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, consent: Callable[[Plan], bool],
-              events: Events, outcome: Outcome, options: tuple[bool, bool], held: cluster_lock.Held,
+              events: Events, outcome: Outcome, options: tuple[bool, bool, PullPolicy], held: cluster_lock.Held,
               journal: Journal | None = None) -> Snapshot:
     known = None  # the state, once this apply has read it under the lock
     for n in range(MAX_ROUNDS):

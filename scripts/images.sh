@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the PostgreSQL images the tests use exist: PGTOPO_TEST_IMAGE when set (never pulled),
-# else pgtopo-local/postgres:15, :17 and :18, built without a registry (in parallel, cached by tag).
+# else pgtopo-local/postgres:15, :17 and :18, built without a registry (in parallel, cached by tag);
+# and Debian's docker-registry, for the pull tests.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -22,6 +23,14 @@ if [[ $missing -eq 1 ]] && ! command -v debootstrap >/dev/null 2>&1 && [[ $(id -
         && command -v apt-get >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+fi
+
+# The registry the pull tests push to and pull from on 127.0.0.1 (tests/integration/test_pull.py):
+# Debian's docker-registry. Installed only; the tests start and stop their own.
+if ! command -v docker-registry >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null \
+        || { DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null; }
 fi
 
 pids=()

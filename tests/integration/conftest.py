@@ -59,7 +59,9 @@ PREFIX: list[str] = []
 
 def pgtopo(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
     """Run the real CLI as a user would, in a subprocess."""
-    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
+    # PGTOPO_PULL=never unless a test asks otherwise: no test may reach for a registry by mistake
+    # (test_pull.py runs its own on 127.0.0.1)
+    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "PGTOPO_PULL": "never", **(env or {})}
     proc = subprocess.run([*PREFIX, sys.executable, "-m", "pgtopo", *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout, stdin=subprocess.DEVNULL)
     return Result(proc.returncode, proc.stdout, proc.stderr)

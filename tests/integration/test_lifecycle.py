@@ -174,5 +174,5 @@ def test_missing_image_is_refused_before_anything(make_cluster, engine: docker.D
     c = make_cluster("pgtopo-local/does-not-exist:1")
     c.write("primary: solo\nnodes:\n  solo: {}\n")
     result = pgtopo("apply", str(c.path))
-    assert result.code == 1 and "pgtopo never pulls" in result.err, result
+    assert result.code == 1 and "--pull never forbids pulling it" in result.err, result
     assert objects(engine, c.name) == {"containers": [], "networks": [], "volumes": []}

@@ -377,9 +377,24 @@ def test_container_cut_off_its_network_is_reconnected() -> None:
     assert (action.kind, action.node) == (Kind.CONNECT, "replica") and "pg_stream" in action.reason
 
 
-def test_a_missing_image_is_refused_before_anything() -> None:
-    p = plan(T, replace(Observed(cluster="pg"), image_present=False))
-    assert p.actions == () and "pgtopo never pulls" in p.refusals[0]
+def test_a_missing_image_is_refused_before_anything_when_pulls_are_forbidden() -> None:
+    p = plan(T, replace(Observed(cluster="pg"), image_present=False), pull="never")
+    assert p.actions == () and "--pull never forbids pulling it" in p.refusals[0] and T.image in p.refusals[0]
+
+
+def test_a_missing_image_is_pulled_before_anything_else() -> None:
+    p = plan(T, replace(Observed(cluster="pg"), image_present=False), pull="missing")
+    assert not p.refusals and p.actions[0].kind is Kind.PULL and p.actions[0].target == T.image
+    assert [a for a in p.actions if a.kind is Kind.PULL] == [p.actions[0]]
+    assert p.waves()[0][0] is p.actions[0]  # the first wave runs first: the pull precedes the network, init, ...
+    assert any("once apply has pulled it" in warning for warning in p.warnings)
+    # an image of another major would be refused once it is there; until then the plan cannot know
+    assert plan(T, converged(T), pull="missing").actions == ()
+
+
+def test_pull_always_pulls_outside_the_plan_so_a_cluster_in_sync_stays_in_sync() -> None:
+    p = plan(T, converged(T), pull="always")
+    assert p.empty and any("--pull always" in warning for warning in p.warnings)
 
 
 def test_a_port_open_to_every_interface_is_allowed_with_a_warning() -> None:
