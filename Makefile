@@ -91,7 +91,7 @@ chaos: $(STAMP) images
 
 # pgtopo/catalog/settings-<major>.tsv, the settings `validate` checks parameters against, from the images.
 settings-catalog: images
-	bash scripts/settings-catalog.sh $(foreach m,$(or $(PGTOPO_TEST_MAJORS),15 17 18),pgtopo-local/postgres:$(m))
+	bash scripts/settings-catalog.sh $(foreach m,$(or $(PGTOPO_TEST_MAJORS),13 15 17 18),pgtopo-local/postgres:$(m))
 
 schema: $(STAMP)
 	for name in topology plan status history; do \

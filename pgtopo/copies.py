@@ -123,9 +123,31 @@ def wal_end_needed(topo: Topology, obs: Observed) -> tuple[str, ...]:
         name for name, facts in obs.nodes.items()
         if facts.pg is None and facts.data is not None and facts.data.has_pgdata and facts.data.wal_end is None
         and facts.volume is not None
-        and not (facts.container is not None and facts.container.running and not facts.container.crash_looping)
-        and (promoting or _may_be_behind(topo, obs, facts))
+        and (not (facts.container is not None and facts.container.running and not facts.container.crash_looping)
+             or _wal_removed(facts))
+        and (promoting or _may_be_behind(topo, obs, facts) or _wal_removed(facts))
     ))
+
+
+def _wal_removed(facts: NodeFacts) -> bool:
+    """Its WAL receiver was told its upstream removed the WAL it asked for (since it last started)."""
+    return facts.stream_error is not None and "has already been removed" in facts.stream_error
+
+
+def never_consistent(topo: Topology, obs: Observed, node: str) -> str | None:
+    """Why this standby can never open, or None: its server runs but refuses connections (it has
+    not replayed up to a consistent state) and its WAL receiver was told its upstream no longer has
+    the WAL it must replay first.  After a pg_rewind on PostgreSQL 13 the rewound copy lacks the
+    WAL from the last checkpoint the two shared onwards when the upstream had already removed it
+    (pg_rewind 13 deletes what the source does not have; 14 and later keep it).  A fresh copy is
+    the only way on; whether it discards anything is decided from its WAL end, read off the volume
+    (wal_end_needed), as for any re-clone."""
+    facts = obs.node(node)
+    upstream = topo.upstream_of(node) if node in topo.nodes else None
+    running = facts.container is not None and facts.container.running and not facts.container.crash_looping
+    if upstream is None or facts.pg is not None or not running or not _wal_removed(facts):
+        return None
+    return f"can never become consistent: {upstream} no longer has the WAL it must replay first ({facts.stream_error})"
 
 
 def _may_be_behind(topo: Topology, obs: Observed, facts: NodeFacts) -> bool:

@@ -125,11 +125,11 @@ def image_id(client: "docker.DockerClient", image: str) -> str | None:
     return str(found["Id"]) if found is not None else None
 
 
-def image_env(client: "docker.DockerClient", image: str) -> tuple[str, ...] | None:
-    """The environment an image sets (`Config.Env`, "NAME=value" each); None when the engine does
-    not have the image."""
+def image_env(client: "docker.DockerClient", image: str) -> tuple[str, tuple[str, ...]] | None:
+    """The id of an image and the environment it sets (`Config.Env`, "NAME=value" each); None when
+    the engine does not have the image."""
     found = _inspect_image(client, image)
-    return None if found is None else tuple((found.get("Config") or {}).get("Env") or ())
+    return None if found is None else (str(found["Id"]), tuple((found.get("Config") or {}).get("Env") or ()))
 
 
 def _inspect_image(client: "docker.DockerClient", image: str) -> dict[str, Any] | None:

@@ -180,7 +180,8 @@ def fingerprint(observed: Observed) -> tuple[str, dict[str, Any]]:
 def _node_state(facts: NodeFacts) -> dict[str, Any]:
     c, pg = facts.container, facts.pg
     return {
-        "container": None if c is None else {"id": c.id, "state": c.state, "config_hash": c.config_hash},
+        "container": None if c is None else {"id": c.id, "state": c.state, "config_hash": c.config_hash,
+                                             "image_id": c.image_id},
         "volume": facts.volume.name if facts.volume else None,
         "data": None if facts.data is None else [facts.data.has_pgdata, facts.data.system_identifier,
                                                  facts.data.interrupted],

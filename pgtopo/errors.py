@@ -10,7 +10,9 @@
     ├── NotConverged                 exit 1: apply ran but the cluster does not match the file
     ├── LockTimeout                  exit 1: another apply holds the cluster's lock
     ├── StalePlan                    exit 1: a saved plan no longer matches the file or the cluster
-    └── RolledBack                   exit 1: a switchover was undone; the old primary took writes again
+    ├── RolledBack                   exit 1: a switchover was undone; the old primary took writes again
+    └── Replan                       exit 1: an action found what its plan could not foresee; apply
+                                     plans again (a user sees it only when no round is left)
 
 Every error carries a `hint`: what the user should do next.  Library errors are translated at
 the boundary with `raise ... from exc`, so a user never sees a traceback.
@@ -81,6 +83,14 @@ class StalePlan(PgtopoError):
 class RolledBack(PgtopoError):
     """A switchover could not finish and was undone: the old primary runs as the primary again,
     nothing was promoted."""
+
+    exit_code = EXIT_CHANGES
+
+
+class Replan(PgtopoError):
+    """An action found the cluster in a state its plan could not foresee, and waiting cannot help
+    (a started standby whose upstream removed the WAL it needs): the round ends once the other
+    nodes of its wave are done, and apply plans again from what it observes."""
 
     exit_code = EXIT_CHANGES
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from pgtopo import desired, docker_ops, labels as L, log, pg_ops, state as cluster_state, waits
 from pgtopo.context import Context
-from pgtopo.errors import DockerError, NotConverged, PgtopoError, ServerDidNotStart
+from pgtopo.errors import DockerError, NotConverged, PgtopoError, Replan, ServerDidNotStart
 from pgtopo.timelines import lsn_text
 
 READY_TIMEOUT = 120.0
@@ -112,6 +112,23 @@ def await_replayed(ctx: Context, node: str, primary: str) -> None:
                                 "replay PostgreSQL paused is re-cloned")
 
 
+def _unless_wal_removed(ctx: Context, node: str, name: str, last: str) -> None:
+    """Raise Replan when the server refuses connections because it is still short of a consistent
+    state and its WAL receiver was told the upstream removed the WAL it needs: it would wait
+    forever (copies.never_consistent; the next round re-clones it)."""
+    from pgtopo.observe import last_stream_error, not_open_yet  # the same readings as observation's
+
+    if not not_open_yet(last):
+        return
+    try:
+        error = last_stream_error(docker_ops.last_lines(ctx.client, name, 200).splitlines())
+    except PgtopoError:
+        return
+    if error is not None and "has already been removed" in error:
+        raise Replan(f"{node}: its server cannot open: {error}; planning again",
+                     hint="run apply again: it re-clones the node from its upstream")
+
+
 def await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None = None) -> None:
     """Learn the published port of a started node, then wait until its server answers.
 
@@ -166,6 +183,7 @@ def await_server(ctx: Context, node: str, bootstrap: Callable[[], bool] | None =
                                                 hint=f"see `docker logs {name}`") from None
                     raise PgtopoError(message, hint=f"see `docker logs {name}`") from None
                 if bootstrap is None:  # a bootstrap reports its own progress (initdb, the clone)
+                    _unless_wal_removed(ctx, node, name, exc.message)
                     ctx.progress(node, f"waiting for its server to answer ({time.monotonic() - started:.0f} s)")
     finally:
         if bootstrap is None:

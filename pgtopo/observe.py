@@ -74,7 +74,7 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
         f_ports = pool.submit(docker_ops.published_ports, client) if _fixed_ports(topo) else None
         threading.Thread(target=_import_psycopg, name="pgtopo-import", daemon=True).start()
         containers, volumes, network = f_containers.result(), f_volumes.result(), f_network.result()
-        image_env = f_image.result()
+        image = f_image.result()
         published = f_ports.result() if f_ports is not None else {}
 
     parts = _classify(topo, names, [_container(c) for c in containers], volumes)
@@ -97,8 +97,9 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
         nodes=facts,
         foreign=tuple(sorted(parts.foreign)),
         leftovers=tuple(sorted(parts.helpers)),
-        image_present=image_env is not None,
-        image_major=_image_major(client, topo, image_env, facts),
+        image_present=image is not None,
+        image_id=image[0] if image is not None else None,
+        image_major=_image_major(client, topo, image[1] if image is not None else None, facts),
         ports_taken=_ports_taken(client, topo, names, published),
         password_drift=password_drift(wanted, state),
     )
@@ -174,6 +175,7 @@ def _container(raw: dict[str, Any]) -> ContainerFacts:
         name=raw["Names"][0].lstrip("/"),
         state=raw.get("State", "unknown"),
         image=raw.get("Image", ""),
+        image_id=raw.get("ImageID") or None,
         labels=raw.get("Labels") or {},
         host_port=port,
         networks=tuple(sorted(((raw.get("NetworkSettings") or {}).get("Networks") or {}).keys())),
@@ -301,8 +303,19 @@ def _probe_node(client: "docker.DockerClient", image: str, node: str, parts: _Pa
         tail = _log_tail(client, container.id)
         stream_error = last_stream_error(tail) if not _streams(pg) else None
         settings_pause = last_settings_pause(tail) if pg.replay_paused else None
+    elif container is not None and container.running and not_open_yet(pg_error):
+        # a standby still replaying up to a consistent state refuses connections; its receiver
+        # says in the log when its upstream no longer has the WAL it needs (copies.never_consistent)
+        stream_error = last_stream_error(_log_tail(client, container.id))
     return NodeFacts(name=node, container=container, volume=volume, data=data, pg=pg, pg_error=pg_error,
                      jobs=tuple(parts.jobs.get(node, [])), stream_error=stream_error, settings_pause=settings_pause)
+
+
+def not_open_yet(error: str | None) -> bool:
+    """The server refused a connection because it has not reached a consistent state yet (its words
+    up to PostgreSQL 13, and from 14 on)."""
+    return error is not None and ("the database system is starting up" in error
+                                  or "the database system is not yet accepting connections" in error)
 
 
 def _streams(pg: PgFacts) -> bool:

@@ -29,6 +29,7 @@ class ContainerFacts:
     name: str
     state: str  # created | running | restarting | paused | exited | dead
     image: str
+    image_id: str | None = None  # the id of the image it was created from (None: not observed)
     labels: Mapping[str, str] = field(default_factory=dict)
     host_port: int | None = None
     networks: tuple[str, ...] | None = None  # None: not observed (unit tests that do not care)
@@ -172,7 +173,8 @@ class NodeFacts:
     pg_error: str | None = None  # why the probe failed, when the container runs
     jobs: tuple[ContainerFacts, ...] = ()  # one-shot containers left by an interrupted apply
     # A standby that does not stream: its WAL receiver's last error since the server started
-    # (it has replayed all the WAL its own pg_wal holds: it waits for more from its upstream)
+    # (it has replayed all the WAL its own pg_wal holds: it waits for more from its upstream);
+    # also read for a running server that does not answer yet (still short of a consistent state)
     stream_error: str | None = None
     # A standby whose replay PostgreSQL paused: replaying a parameter change of its primary's
     # that its own settings are below (the server's DETAIL line)
@@ -210,6 +212,7 @@ class Observed:
     foreign: tuple[str, ...] = ()  # objects with pgtopo names but without pgtopo labels
     leftovers: tuple[str, ...] = ()  # helper containers a killed pgtopo left behind (never started)
     image_present: bool = True  # the file's image exists in the engine (else apply pulls it: images.py)
+    image_id: str | None = None  # the id of the image the file's image name now names; None: not known
     image_major: int | None = None  # the PostgreSQL major of the file's image; None: not known
     # auth fields whose value in the file differs from the password in use (never the values)
     password_drift: tuple[str, ...] = ()

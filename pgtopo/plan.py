@@ -17,7 +17,15 @@ from dataclasses import replace
 
 from pgtopo import conninfo, desired, labels as L, proof, rollback
 from pgtopo.actions import Action, Kind, Phase, Plan, PullPolicy, Wave
-from pgtopo.copies import ahead_of, behind_upstream, copies, copy_of, most_advanced, paused_for_settings
+from pgtopo.copies import (
+    ahead_of,
+    behind_upstream,
+    copies,
+    copy_of,
+    most_advanced,
+    never_consistent,
+    paused_for_settings,
+)
 from pgtopo.observed import NodeFacts, Observed
 from pgtopo.offline_conf import rewrite_conf
 from pgtopo.pgcontrol import STATE_NAMES
@@ -241,7 +249,7 @@ def _node_actions(topo: Topology, obs: Observed, node: str, fenced: set[str]) ->
     # A node without data gets a new container that initdbs or clones before its server starts
     # (execute._bootstrap): that action brings the container too.
     bootstrapped = data_rebuilt and not facts.has_data
-    container = None if bootstrapped else _container_action(topo, facts, wave, data_rebuilt)
+    container = None if bootstrapped else _container_action(topo, facts, wave, data_rebuilt, obs.image_id)
     rewrite = None if data_rebuilt else rewrite_conf(topo, obs, facts, wave)
     if rewrite is not None:
         actions.append(rewrite)
@@ -301,7 +309,7 @@ def _replica_data(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave) -
         destructive = True
     elif facts.data is not None and facts.data.interrupted:
         why, destructive = "a pg_rewind was interrupted, so its data cannot be trusted", True
-    elif (gone := behind_upstream(topo, obs, facts.name)) is not None:
+    elif (gone := behind_upstream(topo, obs, facts.name) or never_consistent(topo, obs, facts.name)) is not None:
         why, destructive = gone, True
     elif (paused := paused_for_settings(topo, obs, facts.name)) is not None:
         why, destructive = paused, True
@@ -317,6 +325,10 @@ def _replica_data(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave) -
     actions.append(Action(kind, facts.name, f"{why}: pg_basebackup from {upstream}{then}", wave=wave,
                           upstream=upstream, slot=L.slot_name(facts.name), destructive=destructive))
     return actions
+
+
+def _short_id(image_id: str | None) -> str:
+    return (image_id or "").removeprefix("sha256:")[:12]
 
 
 def _streaming(facts: NodeFacts) -> bool:
@@ -354,13 +366,19 @@ def _rejoin(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave) -> list
                    upstream=upstream, slot=slot, destructive=True)]
 
 
-def _container_action(topo: Topology, facts: NodeFacts, wave: Wave, data_rebuilt: bool) -> Action | None:
+def _container_action(topo: Topology, facts: NodeFacts, wave: Wave, data_rebuilt: bool,
+                      image_id: str | None = None) -> Action | None:
+    """`image_id`: what the file's image name names now; a container made from another image of
+    that name (before a pull or a build) is recreated, as docker compose does."""
     c, node = facts.container, facts.name
     if c is None:
         why = "no container; starting on the existing data volume" if facts.has_data else "no container"
         return Action(Kind.CREATE, node, why, wave=wave)
-    if c.config_hash != desired.node_hash(topo, node):
-        change = f"image {c.image} → {topo.image}" if c.image != topo.image else "container configuration changed"
+    renamed = c.image == topo.image and None not in (image_id, c.image_id) and c.image_id != image_id
+    if c.config_hash != desired.node_hash(topo, node) or renamed:
+        change = (f"image {c.image} → {topo.image}" if c.image != topo.image else
+                  f"{topo.image} now names another image ({_short_id(c.image_id)} → {_short_id(image_id)}; "
+                  "pulled or built since)" if renamed else "container configuration changed")
         rolling = c.running and not data_rebuilt
         when = Wave(Phase.ROLL, rolling_rank(topo, node)) if rolling else wave
         suffix = "; one node at a time, replicas first" if rolling else ""

@@ -10,6 +10,7 @@ started an action is recorded in the cluster's history before the lock is releas
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from pgtopo.errors import (
     DockerError,
     NotConverged,
     PgtopoError,
+    Replan,
     SafetyRefusal,
     ServerDidNotStart,
     SettingRejected,
@@ -286,7 +288,12 @@ def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, con
             for node in silent:  # the plan could not see them: wait, then observe again
                 nodes.await_server(ctx, node)
             continue
-        _run_waves(ctx, p, events, outcome)
+        try:
+            _run_waves(ctx, p, events, outcome)
+        except Replan as exc:  # the waves after it were not run; observe and plan again
+            if n == MAX_ROUNDS - 1:
+                raise
+            events.info(exc.message)
         known = ctx.snapshot.state
     p, snapshot = diff(client, topo, *options, known=known, base_dir=base_dir)
     if p.actions or not_answering(topo, snapshot):
@@ -314,7 +321,7 @@ def _run_waves(ctx: Context, p: Plan, events: Events, outcome: Outcome) -> None:
     try:
         for wave in p.waves():
             try:
-                outcome.done += _run_wave(ctx, wave, events)
+                _run_wave(ctx, wave, events, outcome.done)
             except ServerDidNotStart as exc:
                 _put_back(ctx, wave, [a for a, _ in outcome.done[first:]], exc, events, outcome)
                 raise
@@ -336,44 +343,44 @@ def _put_back(ctx: Context, wave: list[Action], done: list[Action], exc: ServerD
         return
     trouble = None
     try:
-        outcome.done += _run_wave(ctx, list(steps), events)
+        _run_wave(ctx, list(steps), events, outcome.done)
     except PgtopoError as again:
         trouble = again.message
     message = rollback.message(ctx.topo, obs, done, failed, exc.fatal, steps, trouble)
     raise SettingRejected(message, hint=rollback.hint(ctx.topo, obs, done, failed)) from exc
 
 
-def _run_wave(ctx: Context, wave: list[Action], events: Events) -> list[tuple[Action, float]]:
-    """Each node's actions in order; different nodes in parallel.  The first error is raised
-    after every other chain of the wave has finished, so nothing is left half-way unseen."""
+def _run_wave(ctx: Context, wave: list[Action], events: Events, done: list[tuple[Action, float]]) -> None:
+    """Each node's actions in order; different nodes in parallel; what finished is added to `done`
+    (also when an error is raised).  The first error is raised after every other chain of the wave
+    has finished, so nothing is left half-way unseen; a Replan only when no other error is."""
     chains: dict[str, list[Action]] = {}
     for action in wave:  # cluster-wide actions (no node) are independent of each other
         chains.setdefault(action.node or f"cluster:{action.kind.value}", []).append(action)
 
-    def run_chain(chain: list[Action]) -> list[tuple[Action, float]]:
-        done = []
+    finished = threading.Lock()
+
+    def run_chain(chain: list[Action]) -> None:
         for action in chain:
             events.started(action)
             t0 = time.monotonic()
             note = execute(ctx, action)
             seconds = time.monotonic() - t0
             events.finished(action, seconds, note)
-            done.append((action, seconds))
-        return done
+            with finished:
+                done.append((action, seconds))
 
-    results: list[tuple[Action, float]] = []
-    errors: list[BaseException] = []
+    errors: list[PgtopoError] = []
     # one thread per chain: clones are bounded per upstream in execute (free WAL senders)
     with ThreadPoolExecutor(max_workers=max(1, min(32, len(chains)))) as pool:
         futures = [pool.submit(run_chain, chain) for chain in chains.values()]
         for f in futures:
             try:
-                results += f.result()
+                f.result()
             except PgtopoError as exc:
                 errors.append(exc)
     if errors:
-        raise errors[0]
-    return results
+        raise min(errors, key=lambda e: isinstance(e, Replan))  # a real error first
 
 
 def all_streaming(topo: Topology, snapshot: Snapshot) -> bool:

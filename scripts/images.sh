@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure the PostgreSQL images the tests use exist: PGTOPO_TEST_IMAGE when set (never pulled),
-# else pgtopo-local/postgres:15, :17 and :18, built without a registry (in parallel, cached by tag);
+# else pgtopo-local/postgres:13, :15, :17 and :18, built without a registry (in parallel, cached by tag);
 # and Debian's docker-registry, for the pull tests.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,7 +16,7 @@ fi
 # The builds run in parallel: install debootstrap once first, so two apt-gets never race for
 # apt's lock on a fresh machine (one build failed that way).
 missing=0
-for major in ${PGTOPO_TEST_MAJORS:-15 17 18}; do
+for major in ${PGTOPO_TEST_MAJORS:-13 15 17 18}; do
     docker image inspect "pgtopo-local/postgres:$major" >/dev/null 2>&1 || missing=1
 done
 if [[ $missing -eq 1 ]] && ! command -v debootstrap >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] \
@@ -34,7 +34,7 @@ if ! command -v docker-registry >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && comma
 fi
 
 pids=()
-for major in ${PGTOPO_TEST_MAJORS:-15 17 18}; do
+for major in ${PGTOPO_TEST_MAJORS:-13 15 17 18}; do
     bash "$here/build-image.sh" "$major" &
     pids+=($!)
 done

@@ -22,12 +22,14 @@ import pytest
 from pgtopo import labels as L
 
 IMAGES = [os.environ["PGTOPO_TEST_IMAGE"]] if os.environ.get("PGTOPO_TEST_IMAGE") else [
+    "pgtopo-local/postgres:13",
     "pgtopo-local/postgres:15",
     "pgtopo-local/postgres:17",
     "pgtopo-local/postgres:18",
 ]
 
 IMAGE = IMAGES[-1]  # the newest image, for tests that need one image only (test_seed covers each)
+OLDEST = IMAGES[0]  # the oldest, for tests of what differs there (pg_rewind 13 deletes WAL the source lacks)
 
 # Small topologies the tests share (written after the version/cluster/image header).
 SOLO = "primary: primary\nnodes:\n  primary: {}\n"

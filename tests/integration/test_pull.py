@@ -1,8 +1,9 @@
 """--pull missing|never|always against a real registry on 127.0.0.1 (Debian's docker-registry, with
 password authentication), as docker compose pulls: a missing image is pulled with the user's
 `docker login` credentials, `diff` only shows the pull, `--pull never` refuses, `--pull always` gets
-what the registry has even when the engine has an image of that name, and a failed pull is one
-clear error with nothing in the cluster changed.
+what the registry has even when the engine has an image of that name (and the nodes are rolled onto
+it, as compose recreates containers whose image changed), and a failed pull is one clear error with
+nothing in the cluster changed.
 
 The registry holds one image: the test image with one small layer added (a file the containers
 can be asked for), so a pull downloads a layer for real and the containers show which image they
@@ -29,7 +30,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.integration.conftest import IMAGE, SOLO, objects, pgtopo
+from tests.integration.conftest import IMAGE, PAIR, SOLO, actions, objects, pgtopo, psql
 
 with warnings.catch_warnings():  # bcrypt for the registry's htpasswd: deprecated since 3.11, there until 3.13
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -187,23 +188,26 @@ def test_pull_never_refuses_a_missing_image_before_anything(
     assert pgtopo("diff", str(c.path), "--pull", "never", env=_env(registry)).code == 1
 
 
-def test_pull_always_gets_the_registry_s_image_where_missing_keeps_the_engine_s(
+def test_pull_always_gets_the_registry_s_image_and_rolls_the_cluster_onto_it(
         make_cluster, engine: docker.DockerClient, registry: Registry) -> None:
     # the engine has an image of that name, but not the registry's: the plain test image
     _forget(engine, registry.image)
     engine.images.get(IMAGE).tag(registry.image)
-    kept = make_cluster(registry.image)
-    kept.write(SOLO)
-    assert pgtopo("apply", str(kept.path), env=_env(registry)).code == 0
-    assert not _has_mark(kept.container("primary")), "--pull missing pulled an image the engine had"
-
     c = make_cluster(registry.image)
-    c.write(SOLO)
+    c.write(PAIR)
+    assert pgtopo("apply", str(c.path), env=_env(registry)).code == 0
+    assert not _has_mark(c.container("primary")), "--pull missing pulled an image the engine had"
+
     shown = pgtopo("diff", str(c.path), "--pull", "always", env=_env(registry))
-    assert "apply pulls it again first (--pull always)" in shown.out, shown
+    assert shown.code == 0 and "apply pulls it again first (--pull always)" in shown.out, shown
     applied = pgtopo("apply", str(c.path), "--pull", "always", env=_env(registry))
     assert applied.code == 0 and "+ pull" in applied.out, applied
-    assert _has_mark(c.container("primary")), "--pull always did not get the registry's image"
+    # the name now names the registry's image: both nodes recreated on it, one at a time, replicas first
+    done = actions(applied.out)
+    assert done.index(("recreate", "replica")) < done.index(("recreate", "primary")), applied.out
+    assert "now names another image" in applied.out, applied.out
+    assert _has_mark(c.container("primary")) and _has_mark(c.container("replica"))
+    assert psql(c.container("replica"), "SELECT status FROM pg_stat_wal_receiver") == "streaming"
 
     again = pgtopo("apply", str(c.path), "--pull", "always", env=_env(registry))
     assert again.code == 0 and "up to date" in again.out and "nothing to do" in again.out, again

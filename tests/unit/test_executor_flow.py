@@ -15,7 +15,7 @@ from docker.errors import APIError
 
 from pgtopo import docker_ops, pg_ops, reconcile
 from pgtopo.actions import Action, Kind, Phase, Plan, Wave
-from pgtopo.errors import DockerError, PgtopoError, PostgresError, ServerDidNotStart, SettingRejected
+from pgtopo.errors import DockerError, PgtopoError, PostgresError, Replan, ServerDidNotStart, SettingRejected
 from pgtopo.plan import plan
 
 from .flow_fakes import World, context
@@ -188,3 +188,62 @@ def test_when_putting_it_back_fails_too_apply_says_both(monkeypatch: pytest.Monk
     assert isinstance(error, SettingRejected)
     assert "but putting replica2 back failed too:\npg-replica2-conf failed (exit 1): no space left on device" in error.message
     assert {node for node, s in world.altered if s.get("work_mem") == "4MB"} == {"primary", "replica"}
+
+
+def test_a_replan_ends_the_round_after_its_wave_with_what_finished_counted(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node found unable to go on (its upstream removed the WAL it needs) ends the round once the
+    other nodes of its wave are done; a real error in the same wave is the one raised."""
+    stuck = Action(Kind.START, "replica", "start it", wave=FIRST)
+    other = Action(Kind.DROP_SLOT, "replica2", "unused slot", wave=FIRST, slot="pgtopo_old")
+    later = Action(Kind.RESTART, "primary", "a later wave", wave=SECOND)
+
+    def execute(ctx, action: Action) -> None:
+        world.journal.append((action.kind.value, action.node))
+        if action is stuck:
+            raise Replan("replica: its server cannot open; planning again")
+
+    monkeypatch.setattr(reconcile, "execute", execute)
+    outcome = reconcile.Outcome()
+    ctx = context(T, converged(T), world.journal)
+    with pytest.raises(Replan):
+        reconcile._run_waves(ctx, Plan(actions=(later, stuck, other)), reconcile.Events(), outcome)
+    assert [a for a, _ in outcome.done] == [other] and ("restart", "primary") not in world.journal
+
+    failing = Action(Kind.CONFIGURE, "replica2", "work_mem", wave=FIRST)
+
+    def execute_both(ctx, action: Action) -> None:
+        if action is stuck:
+            raise Replan("replica: planning again")
+        raise PostgresError("replica2: the server refused ALTER SYSTEM")
+
+    monkeypatch.setattr(reconcile, "execute", execute_both)
+    with pytest.raises(PostgresError, match="refused ALTER SYSTEM"):
+        reconcile._run_waves(ctx, Plan(actions=(stuck, failing)), reconcile.Events(), reconcile.Outcome())
+
+
+def test_apply_plans_again_after_a_replan_and_converges(monkeypatch: pytest.MonkeyPatch) -> None:
+    rounds: list[int] = []
+    first = Plan(actions=(Action(Kind.REWIND, "replica", "diverged", wave=FIRST),))
+    then = Plan(actions=(Action(Kind.RECLONE, "replica", "can never become consistent", wave=FIRST),))
+    plans = iter([first, then, Plan()])
+    snapshot = reconcile.Snapshot(observed=converged(T), state=None, endpoints={})
+
+    def diff(*args, **kw):
+        rounds.append(1)
+        return next(plans), snapshot
+
+    def run_waves(ctx, p: Plan, events, outcome) -> None:
+        outcome.done.append((p.actions[0], 1.0))
+        if p is first:
+            raise Replan("replica: its server cannot open; planning again")
+
+    monkeypatch.setattr(reconcile, "diff", diff)
+    monkeypatch.setattr(reconcile, "_run_waves", run_waves)
+    told: list[str] = []
+    held = SimpleNamespace(arm=lambda: None, confirm=lambda: None)
+    outcome = reconcile.Outcome()
+    reconcile._converge(create_autospec(docker.DockerClient, instance=True), T, None,  # type: ignore[arg-type]
+                        lambda p: True, reconcile.Events(info=told.append), outcome, (False, False, "never"), held)
+    assert len(rounds) == 3 and [a.kind for a, _ in outcome.done] == [Kind.REWIND, Kind.RECLONE]
+    assert told == ["replica: its server cannot open; planning again"]

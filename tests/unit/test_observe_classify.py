@@ -198,3 +198,30 @@ def test_a_running_node_without_an_endpoint_says_why(monkeypatch) -> None:
     parts = observe._Parts(containers={"replica": facts("replica", port=None)})
     node = observe._probe_node(client(), "img", "replica", parts, None, None)
     assert node.pg is None and node.pg_error == "no published port or no password known" and node.data is None
+
+
+def test_a_running_server_short_of_a_consistent_state_has_its_receivers_complaint_read(monkeypatch) -> None:
+    files_in(monkeypatch, {f"{L.PGDATA}/global/pg_control": control()})
+    said = {"error": "the database system is starting up"}
+
+    def refused(ep: pg_ops.Endpoint) -> None:
+        raise PostgresError(f"{ep.node}: cannot connect on 127.0.0.1:{ep.port}: FATAL:  {said['error']}")
+
+    log = ("LOG:  started streaming WAL from primary at 0/2000000 on timeline 2\n"
+           "FATAL:  could not receive data from WAL stream: ERROR:  requested WAL segment "
+           "000000020000000000000002 has already been removed\n"
+           "FATAL:  the database system is starting up")
+    monkeypatch.setattr(probe, "probe", refused)
+    monkeypatch.setattr(docker_ops, "inspect_container", lambda client, cid: {"RestartCount": 0})
+    monkeypatch.setattr(docker_ops, "last_lines", lambda client, cid, lines=8: log)
+    parts = observe._Parts(containers={"replica": facts("replica")},
+                           volumes={"replica": VolumeFacts("pg-replica-data", ours("node", "replica"))})
+    node = observe._probe_node(client(), "img", "replica", parts, pg_ops.Endpoint("replica", 40000, "su"), None)
+    assert node.stream_error == ("could not receive data from WAL stream: requested WAL segment "
+                                 "000000020000000000000002 has already been removed")
+    said["error"] = "the database system is not yet accepting connections"  # its words from PostgreSQL 14 on
+    node = observe._probe_node(client(), "img", "replica", parts, pg_ops.Endpoint("replica", 40000, "su"), None)
+    assert node.stream_error is not None
+    said["error"] = "password authentication failed"  # not a server still recovering: nothing read
+    node = observe._probe_node(client(), "img", "replica", parts, pg_ops.Endpoint("replica", 40000, "su"), None)
+    assert node.stream_error is None

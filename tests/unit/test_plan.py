@@ -485,3 +485,20 @@ def test_an_image_of_another_major_than_the_data_is_refused_before_anything() ->
     assert "data of PostgreSQL 18: a server never starts on data of a newer major" in downgrade
     assert plan(t18, replace(converged(T), image_major=None)).refusals == ()  # unknown: nothing to say
     assert plan(T, replace(converged(T), image_major=17)).refusals == ()
+
+
+def test_a_container_made_from_another_image_of_the_file_s_image_name_is_rolled_onto_the_new_one() -> None:
+    """After `--pull always` (or a build) the file's image name names a newer image: the containers
+    made from the old one are recreated one node a wave, replicas first, as docker compose does."""
+    old, new = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    made = {n: replace(container(T, n), image_id=old) for n in T.nodes}
+    base = converged(T)
+    at_rest = replace(base, image_id=old, nodes={n: replace(f, container=made[n]) for n, f in base.nodes.items()})
+    assert plan(T, at_rest).actions == ()
+    pulled = replace(at_rest, image_id=new)
+    p = plan(T, pulled)
+    assert {a.kind for a in p.actions} == {Kind.RECREATE} and p.actions[-1].node == T.primary  # the primary last
+    assert sorted(a.node for a in p.actions) == sorted(T.nodes)
+    assert all(f"{T.image} now names another image (aaaaaaaaaaaa → bbbbbbbbbbbb" in a.reason for a in p.actions)
+    assert [len(w) for w in p.waves()] == [1] * len(T.nodes)  # one node at a time
+    assert plan(T, replace(pulled, image_id=None)).actions == ()  # the image's id unknown: nothing on a guess

@@ -151,3 +151,49 @@ def test_a_node_gone_from_the_file_never_needs_its_wal_end_read_to_stream() -> N
                       data=DataFacts(True, SYSID, state=SHUT_DOWN_IN_RECOVERY, checkpoint=3 * SEGMENT, timeline=1))
     obs = observed(stopped(end=OLDEST))
     assert wal_end_needed(T, replace(obs, nodes={**obs.nodes, "old": stray})) == ()
+
+
+# A rewound copy short of its consistent point (PostgreSQL 13: pg_rewind deleted the WAL from the
+# last shared checkpoint on, which the new primary had removed): its server runs, refuses every
+# connection, and its receiver keeps asking for WAL the upstream no longer has.
+REMOVED_TL2 = ("could not receive data from WAL stream: ERROR:  requested WAL segment 000000020000000000000002 "
+               "has already been removed")
+STARTING = "replica: cannot connect on 127.0.0.1:40000: FATAL:  the database system is starting up"
+
+
+def not_open(end: int | None, stream_error: str | None = REMOVED_TL2, running: bool = True) -> NodeFacts:
+    data = DataFacts(True, SYSID, state=SHUT_DOWN_IN_RECOVERY, checkpoint=2 * SEGMENT, timeline=1,
+                     wal_end=end, wal_timeline=1 if end is not None else None)
+    return NodeFacts("replica", container=container(T, "replica", state="running" if running else "exited"),
+                     volume=volume(T, "replica"), data=data, pg_error=STARTING, stream_error=stream_error)
+
+
+def test_a_standby_that_can_never_open_is_recloned_without_loss_when_its_wal_is_on_the_upstreams() -> None:
+    p = plan(T, observed(not_open(end=OLDEST + 4096)), allow_data_loss=False)
+    assert not p.refusals, p.refusals
+    clone = next(a for a in p.actions if a.node == "replica")
+    assert clone.kind is Kind.RECLONE and clone.destructive and not clone.data_loss
+    assert clone.reason.startswith("can never become consistent: primary no longer has the WAL it must replay first")
+    assert "000000020000000000000002" in clone.reason
+
+
+def test_one_whose_wal_end_is_unknown_is_recloned_only_with_consent() -> None:
+    """Without its WAL end read, its copy may hold writes the primary lacks: discarding it is a loss
+    the user must allow (copies.ahead_of's rule for an inexact copy)."""
+    p = plan(T, observed(not_open(end=None)), allow_data_loss=False)
+    assert p.actions == () and "--allow-data-loss" in p.refusals[0] and p.refusals[0].startswith("replica:")
+    allowed = plan(T, observed(not_open(end=None)), allow_data_loss=True)
+    assert next(a for a in allowed.actions if a.node == "replica").data_loss
+
+
+def test_a_standby_that_does_not_open_yet_for_another_reason_is_waited_for() -> None:
+    assert actions(not_open(end=OLDEST + 4096, stream_error=None)) == []
+    assert actions(not_open(end=OLDEST + 4096, stream_error=REMOVED_TL2.replace("has already been removed",
+                                                                                "was not found"))) == []
+
+
+def test_its_wal_end_is_read_although_its_container_runs() -> None:
+    stuck = observed(not_open(end=None))
+    assert "replica" in wal_end_needed(T, stuck)
+    waiting = observed(not_open(end=None, stream_error=None))
+    assert "replica" not in wal_end_needed(T, waiting)  # a healthy cluster with a starting standby reads nothing
