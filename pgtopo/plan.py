@@ -374,11 +374,14 @@ def _container_action(topo: Topology, facts: NodeFacts, wave: Wave, data_rebuilt
     if c is None:
         why = "no container; starting on the existing data volume" if facts.has_data else "no container"
         return Action(Kind.CREATE, node, why, wave=wave)
-    renamed = c.image == topo.image and None not in (image_id, c.image_id) and c.image_id != image_id
-    if c.config_hash != desired.node_hash(topo, node) or renamed:
-        change = (f"image {c.image} → {topo.image}" if c.image != topo.image else
+    hash_changed = c.config_hash != desired.node_hash(topo, node)
+    other_image = None not in (image_id, c.image_id) and c.image_id != image_id
+    if hash_changed or other_image:
+        # Docker lists a container by its image's id once its image's name names another image
+        renamed = hash_changed and c.image != topo.image and not c.image.startswith("sha256:")
+        change = (f"image {c.image} → {topo.image}" if renamed else
                   f"{topo.image} now names another image ({_short_id(c.image_id)} → {_short_id(image_id)}; "
-                  "pulled or built since)" if renamed else "container configuration changed")
+                  "pulled or built since)" if other_image else "container configuration changed")
         rolling = c.running and not data_rebuilt
         when = Wave(Phase.ROLL, rolling_rank(topo, node)) if rolling else wave
         suffix = "; one node at a time, replicas first" if rolling else ""

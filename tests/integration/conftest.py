@@ -7,6 +7,7 @@ when the test fails.  Nothing here mocks Docker or Postgres.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -42,6 +43,21 @@ def engine() -> docker.DockerClient:
     client = docker.from_env(timeout=120)
     client.ping()
     return client
+
+
+def dangling(client: docker.DockerClient) -> set[str]:
+    """Anonymous volumes no container uses (Docker names them by a random 64-digit hex id)."""
+    return {v.name for v in client.volumes.list(filters={"dangling": True}) if re.fullmatch(r"[0-9a-f]{64}", v.name)}
+
+
+@pytest.fixture(autouse=True)
+def no_anonymous_volume_left(engine: docker.DockerClient) -> Iterator[None]:
+    """Every test, its clusters removed, leaves no anonymous volume behind: an image that declares
+    VOLUME (the official ones) would fill a user's disk with them, one per container pgtopo runs."""
+    before = dangling(engine)
+    yield
+    left = dangling(engine) - before
+    assert not left, f"the test left {len(left)} anonymous volume(s): {sorted(left)}"
 
 
 @dataclass
@@ -186,8 +202,6 @@ def remove_strays(client: docker.DockerClient, cluster: str) -> list[str]:
 
 def actions(out: str) -> list[tuple[str, str]]:
     """(kind, node) of each action line apply printed: `+ clone   <reason>  replica · 0.70 s`."""
-    import re
-
     found = []
     for line in out.splitlines():
         m = re.match(r"^[+~!-] (\S+)\s.*\s(\S+) · [\d.]+ s$", line)

@@ -11,7 +11,6 @@ VOLUME and PGDATA, on the same PostgreSQL.
 
 from __future__ import annotations
 
-import re
 import subprocess
 
 import docker
@@ -19,7 +18,7 @@ import pytest
 
 from pgtopo import labels as L
 
-from .conftest import IMAGE, PAIR, pgtopo, psql
+from .conftest import IMAGE, PAIR, dangling, pgtopo, psql
 
 SHAPES = {
     "volume-data": "VOLUME /var/lib/postgresql/data\n",  # postgres:13 … postgres:17
@@ -33,11 +32,6 @@ def stand_in(shape: str) -> str:
     subprocess.run(["docker", "build", "-q", "-t", tag, "-"], input=dockerfile, text=True, check=True,
                    capture_output=True, timeout=300)
     return tag
-
-
-def dangling(engine: docker.DockerClient) -> set[str]:
-    """Anonymous volumes no container uses (Docker names them by a random 64-digit hex id)."""
-    return {v.name for v in engine.volumes.list(filters={"dangling": True}) if re.fullmatch(r"[0-9a-f]{64}", v.name)}
 
 
 def anonymous_mounts(engine: docker.DockerClient, cluster: str) -> list[str]:

@@ -502,3 +502,7 @@ def test_a_container_made_from_another_image_of_the_file_s_image_name_is_rolled_
     assert all(f"{T.image} now names another image (aaaaaaaaaaaa → bbbbbbbbbbbb" in a.reason for a in p.actions)
     assert [len(w) for w in p.waves()] == [1] * len(T.nodes)  # one node at a time
     assert plan(T, replace(pulled, image_id=None)).actions == ()  # the image's id unknown: nothing on a guess
+    # Docker lists such a container by its image's id, the name having moved on
+    listed = {n: replace(f, container=replace(f.container, image=old)) for n, f in pulled.nodes.items()}
+    again = plan(T, replace(pulled, nodes=listed))
+    assert [a.reason for a in again.actions] == [a.reason for a in p.actions]
