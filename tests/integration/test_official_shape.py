@@ -16,7 +16,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from .conftest import PAIR, pgtopo, psql
+from .conftest import PAIR, actions, pgtopo, psql
 from .test_image_volumes import anonymous_mounts, dangling
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("PGTOPO_TEST_IMAGE")), reason="built from the 17 and 18 images")
@@ -91,3 +91,33 @@ def test_a_cluster_on_an_official_shaped_image(make_cluster, engine: docker.Dock
         refused = pgtopo("diff", str(c.path))
         said = refused.out + refused.err
         assert refused.code == 1 and "is PostgreSQL 18, and primary, replica hold data of PostgreSQL 17" in said, said
+
+
+@pytest.mark.parametrize("major", [17, 18])
+def test_drift_on_an_official_shaped_image_is_repaired_as_on_any_other(make_cluster, tmp_path: Path,
+                                                                       major: int) -> None:
+    """The drift cases users meet first (how-apply-decides 1 to 3), on the official images' shape:
+    a removed container comes back on its volume without a clone, a removed volume is cloned again,
+    a stopped primary is started; the data survives each."""
+    c = make_cluster(official_shape(major, tmp_path / "image"))
+    c.write(PAIR)
+    assert pgtopo("apply", str(c.path)).code == 0
+    psql(c.container("primary"), "CREATE TABLE t AS SELECT 1 AS i")
+
+    subprocess.run(["docker", "rm", "-f", c.container("replica")], check=True, capture_output=True)
+    again = pgtopo("apply", str(c.path))
+    assert again.code == 0 and ("create", "replica") in actions(again.out), again
+    assert not any(kind in ("clone", "re-clone") for kind, _ in actions(again.out)), again.out
+    assert psql(c.container("replica"), "SELECT count(*) FROM t") == "1"
+
+    subprocess.run(["docker", "rm", "-f", c.container("replica")], check=True, capture_output=True)
+    subprocess.run(["docker", "volume", "rm", f"{c.name}-replica-data"], check=True, capture_output=True)
+    cloned = pgtopo("apply", str(c.path))
+    assert cloned.code == 0 and ("clone", "replica") in actions(cloned.out), cloned
+    assert psql(c.container("replica"), "SELECT status FROM pg_stat_wal_receiver") == "streaming"
+
+    subprocess.run(["docker", "stop", c.container("primary")], check=True, capture_output=True)
+    started = pgtopo("apply", str(c.path))
+    assert started.code == 0 and ("start", "primary") in actions(started.out), started
+    assert psql(c.container("primary"), "SELECT count(*) FROM t") == "1"
+    assert pgtopo("diff", str(c.path)).code == 0
