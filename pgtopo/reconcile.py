@@ -160,7 +160,12 @@ def apply_saved(client: "docker.DockerClient", topo: Topology, base_dir: Path, s
         ctx = Context(client=client, topo=topo, snapshot=snapshot, base_dir=base_dir, progress=events.progress,
                       confirm_lock=held.confirm)
         with _recorded(client, topo, base_dir, journal, events):
-            _run_waves(ctx, saved, events, outcome)
+            try:
+                _run_waves(ctx, saved, events, outcome)
+            except Replan as exc:  # a saved plan runs as it is: what it did not foresee ends it
+                raise _unfinished(exc, "the saved plan did not foresee this",
+                                  "make a new plan with `pgtopo diff FILE --out plan.json`: it re-clones the node") \
+                    from exc
             wait_streaming(topo, snapshot, STREAM_TIMEOUT, events.progress)
     outcome.seconds = time.monotonic() - started
     return outcome
@@ -281,18 +286,18 @@ def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, con
         _check(p, consent, len(outcome.done))
         ctx = Context(client=client, topo=topo, snapshot=snapshot, base_dir=base_dir, progress=events.progress,
                       confirm_lock=held.confirm)
-        if not p.actions:
-            silent = not_answering(topo, snapshot)
-            if not silent:
-                return snapshot
-            for node in silent:  # the plan could not see them: wait, then observe again
-                nodes.await_server(ctx, node)
-            continue
         try:
+            if not p.actions:
+                silent = not_answering(topo, snapshot)
+                if not silent:
+                    return snapshot
+                for node in silent:  # the plan could not see them: wait, then observe again
+                    nodes.await_server(ctx, node)
+                continue
             _run_waves(ctx, p, events, outcome)
-        except Replan as exc:  # the waves after it were not run; observe and plan again
+        except Replan as exc:  # the waves after it were not run: observe and plan again
             if n == MAX_ROUNDS - 1:
-                raise
+                raise _unfinished(exc, f"after {MAX_ROUNDS} rounds") from exc
             events.info(exc.message)
         known = ctx.snapshot.state
     p, snapshot = diff(client, topo, *options, known=known, base_dir=base_dir)
@@ -302,6 +307,11 @@ def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, con
         raise NotConverged(f"still not in sync after {MAX_ROUNDS} rounds:\n{pending}",
                            hint="see the errors above and `pgtopo status`")
     return snapshot
+
+
+def _unfinished(exc: Replan, when: str, hint: str | None = None) -> NotConverged:
+    """A Replan with no round left to plan again in: the cluster does not match the file yet."""
+    return NotConverged(f"{exc.message.removesuffix('; planning again')} ({when})", hint=hint or exc.hint)
 
 
 def not_answering(topo: Topology, snapshot: Snapshot) -> list[str]:

@@ -15,7 +15,15 @@ from docker.errors import APIError
 
 from pgtopo import docker_ops, pg_ops, reconcile
 from pgtopo.actions import Action, Kind, Phase, Plan, Wave
-from pgtopo.errors import DockerError, PgtopoError, PostgresError, Replan, ServerDidNotStart, SettingRejected
+from pgtopo.errors import (
+    DockerError,
+    NotConverged,
+    PgtopoError,
+    PostgresError,
+    Replan,
+    ServerDidNotStart,
+    SettingRejected,
+)
 from pgtopo.plan import plan
 
 from .flow_fakes import World, context
@@ -247,3 +255,20 @@ def test_apply_plans_again_after_a_replan_and_converges(monkeypatch: pytest.Monk
                         lambda p: True, reconcile.Events(info=told.append), outcome, (False, False, "never"), held)
     assert len(rounds) == 3 and [a.kind for a, _ in outcome.done] == [Kind.REWIND, Kind.RECLONE]
     assert told == ["replica: its server cannot open; planning again"]
+
+
+def test_a_replan_with_no_round_left_is_not_converged(monkeypatch: pytest.MonkeyPatch) -> None:
+    stuck = Plan(actions=(Action(Kind.START, "replica", "start it", wave=FIRST),))
+    snapshot = reconcile.Snapshot(observed=converged(T), state=None, endpoints={})
+    monkeypatch.setattr(reconcile, "diff", lambda *a, **kw: (stuck, snapshot))
+
+    def run_waves(ctx, p: Plan, events, outcome) -> None:
+        raise Replan("replica: its server cannot open: WAL removed; planning again", hint="run apply again")
+
+    monkeypatch.setattr(reconcile, "_run_waves", run_waves)
+    held = SimpleNamespace(arm=lambda: None, confirm=lambda: None)
+    with pytest.raises(NotConverged) as caught:
+        reconcile._converge(create_autospec(docker.DockerClient, instance=True), T, None,  # type: ignore[arg-type]
+                            lambda p: True, reconcile.Events(), reconcile.Outcome(), (False, False, "never"), held)
+    assert caught.value.message == f"replica: its server cannot open: WAL removed (after {reconcile.MAX_ROUNDS} rounds)"
+    assert caught.value.exit_code == 1 and caught.value.hint == "run apply again"
