@@ -321,11 +321,11 @@ REWIND_SCRIPT = r"""
 set -eu
 """ + AUTO_CONF + r"""
 data="$1"; auto="$2"; source="$3"; marker="$4"
-touch "$marker"
 # A source promoted moments ago names its old timeline in pg_control until its first checkpoint;
 # pg_rewind would then mark the copy as needing WAL on that old timeline, and it would never start
 # (on PostgreSQL 13: "requested timeline 2 does not contain minimum recovery point ... on timeline 1").
 psql "$source" -qAtc CHECKPOINT >/dev/null
+touch "$marker"
 pg_rewind -D "$data" --source-server="$source"
 auto_conf "$auto" > "$data/postgresql.auto.conf"
 touch "$data/standby.signal"
