@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from pgtopo import __version__
-from pgtopo.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, PgtopoError, RolledBack, SafetyRefusal
+from pgtopo.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, PgtopoError, PullFailed, RolledBack, SafetyRefusal
 
 if TYPE_CHECKING:
     import docker
@@ -493,10 +493,11 @@ def switchover(file: Path, verbose: bool, log_format: str | None, node: str, yes
     try:
         _run_apply(file, verbose, log_format, yes, lock_timeout, False, allow_data_loss, retired_force, pull,
                    switchover=True)
-    except (SafetyRefusal, RolledBack) as exc:
-        # Put the file back only when no promotion happened: a refusal before any change, or a
-        # switchover undone with the old primary taking writes again.
-        if (isinstance(exc, RolledBack) or "nothing was changed" in exc.message) and updated != original:
+    except (SafetyRefusal, RolledBack, PullFailed) as exc:
+        # Put the file back only when no promotion happened: a refusal before any change, a pull
+        # that failed (before any change), or a switchover undone with the old primary taking
+        # writes again.
+        if (isinstance(exc, (RolledBack, PullFailed)) or "nothing was changed" in exc.message) and updated != original:
             file.write_text(original)
             exc.message += f"\n{file} was put back as it was (primary: {before.primary})"
         raise

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NewType
 
 from pgtopo import waits
 from pgtopo.containers import ContainerSpec, Mount
-from pgtopo.errors import DockerError
+from pgtopo.errors import DockerError, PullFailed
 
 if TYPE_CHECKING:
     import docker
@@ -168,7 +168,7 @@ def pull_image(client: "docker.DockerClient", image: str, progress: Callable[[st
                 raise DockerError(f"Docker failed to pull image {image}: {str(exc.explanation).strip()[:300]}") \
                     from exc
     except DockerError as exc:
-        raise DockerError(exc.message, hint=pull_hint(image, exc.message)) from exc
+        raise PullFailed(exc.message, hint=pull_hint(image, exc.message)) from exc
     return newer
 
 

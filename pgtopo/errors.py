@@ -3,6 +3,7 @@
     PgtopoError                      exit 2 unless a subclass says otherwise
     ├── SpecError                    the topology file or a saved plan is wrong (FILE:LINE:COL lines)
     ├── DockerError                  the engine is unreachable or refused a call
+    │   └── PullFailed               the file's image could not be pulled; nothing was changed
     ├── PostgresError                a server refused a command or could not be reached
     ├── ServerDidNotStart            a server stopped right after its start (Docker restarted it)
     ├── SettingRejected              a restart with the file's settings failed; the node was put back
@@ -50,6 +51,11 @@ class SpecError(PgtopoError):
 
 class DockerError(PgtopoError):
     """The Docker engine could not be reached or refused an operation."""
+
+
+class PullFailed(DockerError):
+    """The registry or the engine refused to pull the file's image (apply pulls before it changes
+    anything: nothing was changed)."""
 
 
 class PostgresError(PgtopoError):

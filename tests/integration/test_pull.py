@@ -166,6 +166,11 @@ def test_a_failed_pull_is_one_clear_error_and_nothing_is_created(
     assert f"hint: log in to the registry (`docker login {registry.address}`)" in denied.err, denied
     assert "Traceback" not in denied.err
     assert objects(engine, c.name) == {"containers": [], "networks": [], "volumes": []}
+    # a switchover whose pull fails changed nothing: its file is put back
+    before = c.write(PAIR).read_text()
+    switched = pgtopo("switchover", str(c.path), "--to", "replica", "--yes", env=_env(registry, registry.anonymous))
+    assert switched.code == 2 and "no basic auth credentials" in switched.err, switched
+    assert "was put back as it was (primary: primary)" in switched.err and c.path.read_text() == before, switched
 
     unknown = make_cluster(registry.image.rsplit(":", 1)[0] + ":no-such-tag")
     unknown.write(SOLO)

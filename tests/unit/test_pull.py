@@ -17,7 +17,7 @@ from docker.errors import APIError, NotFound
 
 from pgtopo import docker_ops, images, reconcile
 from pgtopo.actions import Kind
-from pgtopo.errors import DockerError
+from pgtopo.errors import PullFailed
 
 STREAM = [json.loads(line) for line in (Path(__file__).parent / "data" / "pull-stream.jsonl").read_text().splitlines()]
 UP_TO_DATE = [STREAM[0], STREAM[-2], {"status": "Status: Image is up to date for 127.0.0.1:5999/test/postgres:18"}]
@@ -67,7 +67,7 @@ def test_a_pull_that_finds_the_image_up_to_date_says_so() -> None:
 ])
 def test_a_failed_pull_is_one_message_with_the_engine_s_words_and_what_to_do(
         failure: Any, said: str, hint: str) -> None:
-    with pytest.raises(DockerError) as caught:
+    with pytest.raises(PullFailed) as caught:  # a DockerError, exit 2; a switchover puts its file back
         docker_ops.pull_image(engine(failure), IMAGE, lambda text: None)
     assert caught.value.message.startswith(f"Docker failed to pull image {IMAGE}: ") and said in caught.value.message
     assert "http+docker" not in caught.value.message  # the engine's words, not the HTTP request around them
