@@ -3,7 +3,8 @@
     missing  (the default) pull the image when the engine does not have it
     never    use only what the engine has; a missing image is refused by the plan (air-gapped
              hosts, CI that loads its images beforehand)
-    always   pull every time; containers apply creates from then on run what the registry has
+    always   pull every time; a new image under the same name rolls the nodes onto it (the plan
+             compares each container's image id with the name's: plan._container_action)
 
 Called by reconcile.py before the cluster's lock (the lock is a container of this image, so the
 image must be there first), and by image_catalog.py (a file whose parameters only the image's own

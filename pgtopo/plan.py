@@ -131,8 +131,8 @@ def _pull_warnings(topo: Topology, obs: Observed, pull: PullPolicy) -> tuple[str
         return (f"image {topo.image} is not in the Docker engine yet: the PostgreSQL major it runs is compared "
                 "with the data's once apply has pulled it",)
     if pull == "always":
-        return (f"image {topo.image}: apply pulls it again first (--pull always); the containers it creates from "
-                "then on run what the registry has",)
+        return (f"image {topo.image}: apply pulls it again first (--pull always); should the registry have a newer "
+                "image under that name, the nodes are recreated on it one at a time",)
     return ()
 
 
