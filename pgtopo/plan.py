@@ -464,8 +464,10 @@ def _replication_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: 
     slot = L.slot_name(node)
     want = desired.replication_settings(topo, node, pg.server_version)
     have = {k: pg.auto_conf.get(k) for k in REPLICATION_KEYS}
-    if not _same_source(have, want):
-        now = pg.receiver.upstream if pg.receiver else None
+    now = pg.receiver.upstream if pg.receiver else None
+    if not _same_source(have, want) or (now is not None and now != upstream):
+        # the second: postgresql.auto.conf says the file's upstream but the receiver streams from
+        # another (a repoint killed between its ALTER SYSTEM and its reload); a repoint reloads
         why = (f"streams from {now}; the file says {upstream}" if now and now != upstream
                else "primary_conninfo / primary_slot_name differ from the file")
         return [Action(Kind.REPOINT, node, why, wave=wave, upstream=upstream, slot=slot)]

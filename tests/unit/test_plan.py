@@ -278,6 +278,21 @@ def test_wrong_upstream_is_repointed_and_old_slot_dropped() -> None:
     assert ("replica", "drop-slot") in kinds(p)
 
 
+def test_a_standby_whose_settings_name_the_file_s_upstream_but_streams_from_another_is_repointed() -> None:
+    """A repoint killed between its ALTER SYSTEM and its reload: postgresql.auto.conf already says
+    the new upstream, the receiver still streams from the old one, whose slot for it is about to be
+    dropped as unused; without a reload it would never stream again."""
+    t = topo(nodes={"primary": {}, "replica": {}, "replica2": {}})  # replica2 now straight from the primary
+    settled = converged(t)
+    facts = settled.node("replica2")
+    assert facts.pg is not None and facts.pg.receiver is not None
+    old_stream = replace(facts.pg, receiver=replace(facts.pg.receiver, upstream="replica"))
+    p = plan(t, converged(t, replica2=replace(facts, pg=old_stream)))
+    repoint = next(a for a in p.actions if a.node == "replica2")
+    assert repoint.kind is Kind.REPOINT and repoint.upstream == "primary" and "streams from replica" in repoint.reason
+    assert plan(t, settled).actions == ()
+
+
 def test_node_removed_from_file_is_removed_and_its_volume_kept() -> None:
     t = topo(nodes={"primary": {}, "replica": {}})
     p = plan(t, converged(T))
