@@ -233,3 +233,68 @@ def test_a_refused_failover_names_the_most_advanced_copy_of_this_cluster_not_ano
     obs = replace(obs, nodes={**obs.nodes, "other": foreign})
     [refusal] = plan(TO_REPLICA, obs).refusals
     assert "name primary as the primary in the file instead (primary: primary): it holds the newest WAL" in refusal
+
+
+def test_a_refused_failover_lists_every_copy_ahead_then_the_one_to_name() -> None:
+    assert plan(TO_REPLICA, lost_write()).refusals == (
+        "replica: refusing to make it the primary: primary: holds 512 bytes of WAL on timeline 1 that replica does "
+        "not have (it is ahead of replica on the same timeline 1 (0/3000200 > 0/3000000); pg_rewind cannot undo "
+        "that); replica2: holds 256 bytes of WAL on timeline 1 that replica does not have (it is ahead of replica on "
+        "the same timeline 1 (0/3000100 > 0/3000000); pg_rewind cannot undo that). name primary as the primary in "
+        "the file instead (primary: primary): it holds the newest WAL; or apply with --allow-data-loss to promote "
+        "replica anyway and discard that WAL",)
+
+
+def test_a_switchover_past_a_copy_of_another_cluster_is_not_held_back_by_it() -> None:
+    foreign = NodeFacts("other", volume=volume(FLAT, "other"),
+                        data=DataFacts(True, OTHER, state=SHUT_DOWN, checkpoint=0x9000000, timeline=1,
+                                       wal_end=0x9000000, wal_timeline=1))
+    p = plan(TO_REPLICA, steady(other=foreign))
+    assert not p.refusals and p.actions[0].kind is Kind.SWITCHOVER and not p.actions[0].data_loss
+
+
+def test_a_refused_switchover_names_the_most_advanced_copy_of_this_cluster_not_another_s() -> None:
+    foreign = NodeFacts("other", volume=volume(FLAT, "other"),
+                        data=DataFacts(True, OTHER, state=SHUT_DOWN, checkpoint=0x9000000, timeline=1,
+                                       wal_end=0x9000000, wal_timeline=1))
+    [refusal] = plan(TO_REPLICA, steady(replica2=standby(FLAT, "replica2", WRITER_AT + 0x100), other=foreign)).refusals
+    assert "name replica2 as the primary in the file instead (primary: replica2): it holds the newest WAL" in refusal
+
+
+def test_a_copy_whose_server_does_not_answer_and_is_already_ahead_says_to_stop_its_container() -> None:
+    """replica2's container runs but its server does not answer; its last checkpoint alone is past
+    the candidate.  replica3 (stopped, WAL not read) sorts after it and is named too."""
+    t = topo(primary="replica", nodes={"primary": {}, "replica": {}, "replica2": {}, "replica3": {}})
+    unanswering = NodeFacts("replica2", container=container(t, "replica2"), volume=volume(t, "replica2"),
+                            data=DataFacts(True, SYSID, state=SHUT_DOWN_IN_RECOVERY, checkpoint=0x3100000, timeline=1),
+                            pg_error="cannot connect")
+    obs = converged(t, primary=stopped(t, "primary", SHUT_DOWN, 0x3000000), replica=standby(t, "replica", 0x3000000),
+                    replica2=unanswering, replica3=stopped(t, "replica3", SHUT_DOWN_IN_RECOVERY, None, fenced=True))
+    assert plan(t, obs).refusals == (
+        "replica: refusing to make it the primary: replica2: holds 1048576 bytes of WAL on timeline 1 that replica "
+        "does not have (it is ahead of replica on the same timeline 1 (0/3100000 > 0/3000000); pg_rewind cannot undo "
+        "that). bring those nodes up and apply again; or apply with --allow-data-loss to promote replica anyway and "
+        "discard that WAL",
+        "replica2: its server does not answer (cannot connect), and its WAL reaches at least that far. Stop its "
+        "container so its volume can be read (`docker stop pg-replica2`), or bring its server back (reconnect or "
+        "restart it), then apply again",
+        "replica3: cannot tell whether it holds WAL replica lacks (its WAL was not read), so replica is not made the "
+        "primary. Fix what keeps its volume from being read, then apply again; or apply with --allow-data-loss to "
+        "promote replica anyway",
+    )
+
+
+def test_a_file_s_primary_holding_another_cluster_s_data_is_refused_as_such() -> None:
+    """The file names replica, whose server runs another cluster's data, while a stopped copy of
+    this cluster is ahead of it: the plan says the data is another cluster's (no traceback)."""
+    alien = NodeFacts("replica", container=container(TO_REPLICA, "replica"), volume=volume(TO_REPLICA, "replica"),
+                      pg=pg_replica(TO_REPLICA, "replica", lsn=0x3000000, receive_lsn=0x3000000, receiver=None,
+                                    system_identifier=OTHER))
+    unread = NodeFacts("replica2", container=container(TO_REPLICA, "replica2", "exited"),
+                       volume=volume(TO_REPLICA, "replica2"),
+                       data=DataFacts(True, SYSID, state=SHUT_DOWN_IN_RECOVERY, checkpoint=0x3100000, timeline=1))
+    obs = lost_write(primary=stopped(TO_REPLICA, "primary", SHUT_DOWN, 0x3000000), replica=alien, replica2=unread)
+    refusals = plan(TO_REPLICA, obs).refusals
+    assert refusals[0] == (f"replica: its data belongs to another cluster (system identifier {OTHER}, this cluster "
+                           f"is {SYSID}); move that volume away or fix the file")
+    assert not plan(TO_REPLICA, obs, allow_data_loss=True).actions
