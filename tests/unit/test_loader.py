@@ -505,3 +505,10 @@ def test_the_replacement_of_a_set_variable_is_expanded_and_checked() -> None:
     with pytest.raises(InterpolationError) as info:
         interpolate("${SET:+${ALSO_UNSET}}", ENV)
     assert str(info.value) == "variable ALSO_UNSET is not set and has no default"
+
+
+def test_a_primary_with_an_upstream_is_refused_at_that_key() -> None:
+    text = "version: 1\ncluster: pg\nimage: postgres:17\nprimary: main\nnodes:\n  main: {upstream: r1}\n  r1: {}\n"
+    with pytest.raises(SpecError) as info:
+        parse_topology(text, "t.yaml", {})
+    assert info.value.problems == ["t.yaml:6:10: nodes.main.upstream: the primary 'main' cannot have an upstream"]
