@@ -365,3 +365,23 @@ def test_a_fenced_old_primary_with_the_newest_wal_is_unfenced_in_its_own_wave() 
     assert (unfence.kind, unfence.node, unfence.wave) == (Kind.UNFENCE, "primary", Wave(Phase.BUILD, 1))
     assert unfence.reason == ("a fenced old primary holds the newest WAL and no node accepts writes: remove its "
                               "standby.signal so it starts as the primary again (no promotion, no new timeline)")
+
+
+@pytest.mark.parametrize(("slots", "refused"), [(2, False), (1, True)])
+def test_an_upstream_without_room_for_its_standbys_slots_is_refused_word_for_word(slots: int, refused: bool) -> None:
+    """primary serves replica and replica2 (FLAT): two slots; exactly two is enough."""
+    primary = replace(converged(FLAT).node("primary"),
+                      pg=pg_primary(FLAT, slots=(), limits={"max_replication_slots": slots, "max_wal_senders": 10}))
+    refusals = plan(FLAT, converged(FLAT, primary=primary)).refusals
+    assert refusals == ((
+        "primary: needs 2 replication slots (2 for its standbys in the file, 0 others it holds) but "
+        "max_replication_slots is 1; raise it on primary (parameters: max_replication_slots: 2; it takes a restart) "
+        "and apply that before this change",) if refused else ())
+
+
+@pytest.mark.parametrize(("senders", "refused"), [(2, False), (1, True)])
+def test_an_upstream_without_enough_wal_senders_for_its_standbys_is_refused(senders: int, refused: bool) -> None:
+    primary = replace(converged(FLAT).node("primary"), pg=pg_primary(FLAT, limits={"max_wal_senders": senders}))
+    refusals = plan(FLAT, converged(FLAT, primary=primary)).refusals
+    assert refusals == (("primary: needs 2 WAL senders for its standbys but max_wal_senders is 1; raise it on "
+                         "primary (it takes a restart) and apply that before this change",) if refused else ())
