@@ -41,3 +41,22 @@ def test_text_libpq_refuses_is_refused(text: str) -> None:
         conninfo_to_dict(text)
     with pytest.raises(ValueError):
         conninfo.parse(text)
+
+
+@pytest.mark.parametrize("text", ["host=", "host=a ", "host=a\\b", "host='a'port=1", "host='a b'  port=1\t"])
+def test_empty_values_escapes_and_spacing_read_as_libpq_does(text: str) -> None:
+    assert conninfo.parse(text) == conninfo_to_dict(text)
+
+
+@pytest.mark.parametrize("text", ["host='a\\", "host='a\\'"])
+def test_a_quoted_value_whose_closing_quote_is_escaped_or_missing_is_refused(text: str) -> None:
+    with pytest.raises(Exception):  # noqa: B017 - psycopg's own error type
+        conninfo_to_dict(text)
+    with pytest.raises(ValueError):
+        conninfo.parse(text)
+
+
+def test_a_value_ending_in_a_backslash_is_read_without_an_error() -> None:
+    """libpq drops a trailing backslash (`host=a\\` is host `a`); pgtopo never writes one (make()
+    quotes any value with a backslash) and must not fail reading a hand-written one."""
+    assert set(conninfo.parse("host=a\\")) == {"host"}

@@ -206,3 +206,15 @@ def test_the_job_is_a_labelled_helper_with_no_network_and_no_volume() -> None:
     assert job.labels[L.CLUSTER] == "pg" and job.labels[L.ROLE] == "helper" and job.labels[f"{L.PREFIX}.job"] == "catalog"
     assert job.mounts == () and job.network is None and job.publish is None
     assert job.command[4:] == [pg_settings.CATALOG_BEGIN, desired.CATALOG_QUERY, pg_settings.CATALOG_END]
+
+
+def test_a_server_of_a_major_pgtopo_ships_no_catalog_for_is_checked_by_its_own() -> None:
+    """PostgreSQL 19's server answers with its own settings: an unknown name is refused by them."""
+    def lookup(topo: Topology) -> pg_settings.Catalog:
+        return pg_settings.parse_server_catalog(SAMPLE.replace("major 17", "major 19"))
+
+    with pytest.raises(SpecError) as info:
+        parse_topology(doc(image="postgres:19", parameters="  max_conections: 50\n"), "t.yaml", {}, catalog=lookup)
+    assert info.value.problems == [
+        "t.yaml:6:3: parameters.max_conections: parameter 'max_conections' is not a setting of PostgreSQL 19: "
+        "did you mean 'max_connections'?"]

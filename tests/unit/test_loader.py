@@ -485,3 +485,30 @@ def test_any_text_gives_a_topology_or_a_spec_error(text: str) -> None:
 def test_interpolate_returns_text_or_raises_interpolation_error(text: str) -> None:
     with contextlib.suppress(InterpolationError):
         assert isinstance(interpolate(text, {"A": "x", "B": ""}), str)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("${A:-" * 10 + "deep" + "}" * 10, "deep"),  # ten levels are allowed; eleven are not (above)
+        ("${UNSET:-d}!", "d!"),
+        ("${SET:+r}!", "r!"),
+        ("${SET:+r}${SET}", "rvalue"),
+        ("${UNSET:+${ALSO_UNSET}}", ""),  # not taken: the unset variable inside is never read
+    ],
+)
+def test_interpolation_goes_on_right_after_each_closing_brace(text: str, expected: str) -> None:
+    assert interpolate(text, ENV) == expected
+
+
+def test_the_replacement_of_a_set_variable_is_expanded_and_checked() -> None:
+    with pytest.raises(InterpolationError) as info:
+        interpolate("${SET:+${ALSO_UNSET}}", ENV)
+    assert str(info.value) == "variable ALSO_UNSET is not set and has no default"
+
+
+def test_a_primary_with_an_upstream_is_refused_at_that_key() -> None:
+    text = "version: 1\ncluster: pg\nimage: postgres:17\nprimary: main\nnodes:\n  main: {upstream: r1}\n  r1: {}\n"
+    with pytest.raises(SpecError) as info:
+        parse_topology(text, "t.yaml", {})
+    assert info.value.problems == ["t.yaml:6:10: nodes.main.upstream: the primary 'main' cannot have an upstream"]

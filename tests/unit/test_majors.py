@@ -25,3 +25,16 @@ def test_a_major_from_postgres_v_a_pg_version_file_and_a_server_version() -> Non
     assert majors.of_pg_version_file(b"9.6\n") == 9
     assert majors.of_pg_version_file(b"") is None and majors.of_pg_version_file(None) is None
     assert majors.of_server_version(180001) == 18 and majors.of_server_version(130022) == 13
+
+
+def test_an_environment_value_holding_an_equals_sign_is_read_whole() -> None:
+    """Docker keeps `KEY=VALUE` with the value as given: options such as `--auth=scram-sha-256`
+    hold `=` too, and neither they nor a PATH with one must hide the major."""
+    env = ("POSTGRES_INITDB_ARGS=--auth=scram-sha-256 --data-checksums", "PATH=/opt/a=b/bin:/usr/lib/postgresql/16/bin")
+    assert majors.of_image_env(env) == 16
+    assert majors.of_image_env((*env, "PG_MAJOR=17")) == 17
+
+
+def test_a_pg_version_file_that_is_not_text_gives_no_major() -> None:
+    """A damaged volume's PG_VERSION: no major, and no error either (observation goes on)."""
+    assert majors.of_pg_version_file(b"\xff\xfe1\x00") is None

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from pgtopo.actions import Kind
 from pgtopo.copies import wal_end_needed
-from pgtopo.observed import DataFacts, NodeFacts, WalReceiver
+from pgtopo.observed import DataFacts, NodeFacts, Observed, WalReceiver
 from pgtopo.pgcontrol import SHUT_DOWN_IN_RECOVERY
 from pgtopo.plan import plan
 from tests.unit.test_plan import SYSID, T, container, converged, pg_primary, pg_replica, volume
@@ -117,7 +117,8 @@ def test_a_standby_paused_at_an_older_parameter_change_is_recloned() -> None:
     p = plan(T, observed(paused(OLDEST + 100, PAUSE)))
     clone = next(a for a in p.actions if a.node == "replica")
     assert clone.kind is Kind.RECLONE and clone.destructive and not clone.data_loss
-    assert "paused its replay at an older parameter change (max_wal_senders = 40" in clone.reason
+    assert clone.reason == (f"PostgreSQL paused its replay at an older parameter change ({PAUSE}): it cannot go on "
+                            "with the settings it runs with: pg_basebackup from primary")
 
 
 def test_a_replay_paused_by_hand_is_left_alone() -> None:
@@ -197,3 +198,50 @@ def test_its_wal_end_is_read_although_its_container_runs() -> None:
     assert "replica" in wal_end_needed(T, stuck)
     waiting = observed(not_open(end=None, stream_error=None))
     assert "replica" not in wal_end_needed(T, waiting)  # a healthy cluster with a starting standby reads nothing
+
+
+def cascaded(replica2: NodeFacts, upstream_pg) -> Observed:
+    """T's cascade: replica2 streams from replica, whose server is `upstream_pg` (None: not running)."""
+    obs = converged(T, replica2=replica2)
+    replica = replace(obs.node("replica"), pg=upstream_pg)
+    return replace(obs, nodes={**obs.nodes, "replica": replica})
+
+
+def test_a_paused_standby_whose_upstream_is_down_waits_for_it() -> None:
+    """Whether a fresh copy would lose anything is decided against the upstream: with its server
+    down, nothing is decided (and nothing could be copied from it anyway)."""
+    pg = pg_replica(T, "replica2", lsn=OLDEST, receiver=WalReceiver("waiting", None, None), replay_paused=True)
+    replica2 = NodeFacts("replica2", container=container(T, "replica2"), volume=volume(T, "replica2"), pg=pg,
+                         settings_pause=PAUSE)
+    p = plan(T, cascaded(replica2, None))
+    assert not p.refusals and [a for a in p.actions if a.node == "replica2"] == []
+
+
+def test_a_paused_standby_is_not_recloned_while_its_upstream_reports_no_wal_position() -> None:
+    """A cascading upstream that has replayed nothing yet reports no position: the paused standby
+    cannot be compared with it and is left alone this round."""
+    pg = pg_replica(T, "replica2", lsn=OLDEST, receiver=WalReceiver("waiting", None, None), replay_paused=True)
+    replica2 = NodeFacts("replica2", container=container(T, "replica2"), volume=volume(T, "replica2"), pg=pg,
+                         settings_pause=PAUSE)
+    p = plan(T, cascaded(replica2, pg_replica(T, "replica", lsn=None, oldest_wal=OLDEST)))
+    assert not p.refusals and [a for a in p.actions if a.node == "replica2"] == []
+
+
+def test_a_kept_volume_is_not_recloned_while_its_upstream_reports_no_wal_position() -> None:
+    data = DataFacts(True, SYSID, state=SHUT_DOWN_IN_RECOVERY, checkpoint=3 * SEGMENT, timeline=1, fenced=True,
+                     wal_end=3 * SEGMENT + 4096, wal_timeline=1)
+    kept = NodeFacts("replica2", container=None, volume=volume(T, "replica2"), data=data)
+    p = plan(T, cascaded(kept, pg_replica(T, "replica", lsn=None, oldest_wal=OLDEST)))
+    assert not p.refusals and [a.kind for a in p.actions if a.node == "replica2"] == [Kind.CREATE]
+
+
+def test_a_paused_standby_on_the_timeline_its_upstream_left_is_recloned() -> None:
+    """The primary was promoted since (timeline 2; timeline 1 ended past the standby's position):
+    the standby is on its history, so a fresh copy loses nothing."""
+    obs = observed(paused(OLDEST + 100, PAUSE))
+    promoted = replace(obs.node("primary"), pg=pg_primary(T, lsn=60 * SEGMENT, oldest_wal=OLDEST, timeline=2,
+                                                          history=((1, 50 * SEGMENT),)))
+    p = plan(T, replace(obs, nodes={**obs.nodes, "primary": promoted}))
+    clone = next(a for a in p.actions if a.node == "replica")
+    assert clone.kind is Kind.RECLONE and not clone.data_loss
+    assert clone.reason.startswith("PostgreSQL paused its replay at an older parameter change")

@@ -12,7 +12,7 @@ from pgtopo.observed import DataFacts, NodeFacts, WalReceiver
 from pgtopo.pgcontrol import IN_PRODUCTION, SHUT_DOWN, SHUT_DOWN_IN_RECOVERY
 from pgtopo.plan import plan
 
-from .test_plan import OTHER, SYSID, container, converged, pg_primary, pg_replica, topo, volume
+from .test_plan import OTHER, SYSID, container, converged, kinds, pg_primary, pg_replica, topo, volume
 from .test_promotion import FLAT, TO_REPLICA, lost_write, standby, stopped
 
 WRITER_AT = 0x4000000  # where converged()'s primary stands
@@ -233,3 +233,155 @@ def test_a_refused_failover_names_the_most_advanced_copy_of_this_cluster_not_ano
     obs = replace(obs, nodes={**obs.nodes, "other": foreign})
     [refusal] = plan(TO_REPLICA, obs).refusals
     assert "name primary as the primary in the file instead (primary: primary): it holds the newest WAL" in refusal
+
+
+def test_a_refused_failover_lists_every_copy_ahead_then_the_one_to_name() -> None:
+    assert plan(TO_REPLICA, lost_write()).refusals == (
+        "replica: refusing to make it the primary: primary: holds 512 bytes of WAL on timeline 1 that replica does "
+        "not have (it is ahead of replica on the same timeline 1 (0/3000200 > 0/3000000); pg_rewind cannot undo "
+        "that); replica2: holds 256 bytes of WAL on timeline 1 that replica does not have (it is ahead of replica on "
+        "the same timeline 1 (0/3000100 > 0/3000000); pg_rewind cannot undo that). name primary as the primary in "
+        "the file instead (primary: primary): it holds the newest WAL; or apply with --allow-data-loss to promote "
+        "replica anyway and discard that WAL",)
+
+
+def test_a_switchover_past_a_copy_of_another_cluster_is_not_held_back_by_it() -> None:
+    foreign = NodeFacts("other", volume=volume(FLAT, "other"),
+                        data=DataFacts(True, OTHER, state=SHUT_DOWN, checkpoint=0x9000000, timeline=1,
+                                       wal_end=0x9000000, wal_timeline=1))
+    p = plan(TO_REPLICA, steady(other=foreign))
+    assert not p.refusals and p.actions[0].kind is Kind.SWITCHOVER and not p.actions[0].data_loss
+
+
+def test_a_refused_switchover_names_the_most_advanced_copy_of_this_cluster_not_another_s() -> None:
+    foreign = NodeFacts("other", volume=volume(FLAT, "other"),
+                        data=DataFacts(True, OTHER, state=SHUT_DOWN, checkpoint=0x9000000, timeline=1,
+                                       wal_end=0x9000000, wal_timeline=1))
+    [refusal] = plan(TO_REPLICA, steady(replica2=standby(FLAT, "replica2", WRITER_AT + 0x100), other=foreign)).refusals
+    assert "name replica2 as the primary in the file instead (primary: replica2): it holds the newest WAL" in refusal
+
+
+def test_a_copy_whose_server_does_not_answer_and_is_already_ahead_says_to_stop_its_container() -> None:
+    """replica2's container runs but its server does not answer; its last checkpoint alone is past
+    the candidate.  replica3 (stopped, WAL not read) sorts after it and is named too."""
+    t = topo(primary="replica", nodes={"primary": {}, "replica": {}, "replica2": {}, "replica3": {}})
+    unanswering = NodeFacts("replica2", container=container(t, "replica2"), volume=volume(t, "replica2"),
+                            data=DataFacts(True, SYSID, state=SHUT_DOWN_IN_RECOVERY, checkpoint=0x3100000, timeline=1),
+                            pg_error="cannot connect")
+    obs = converged(t, primary=stopped(t, "primary", SHUT_DOWN, 0x3000000), replica=standby(t, "replica", 0x3000000),
+                    replica2=unanswering, replica3=stopped(t, "replica3", SHUT_DOWN_IN_RECOVERY, None, fenced=True))
+    assert plan(t, obs).refusals == (
+        "replica: refusing to make it the primary: replica2: holds 1048576 bytes of WAL on timeline 1 that replica "
+        "does not have (it is ahead of replica on the same timeline 1 (0/3100000 > 0/3000000); pg_rewind cannot undo "
+        "that). bring those nodes up and apply again; or apply with --allow-data-loss to promote replica anyway and "
+        "discard that WAL",
+        "replica2: its server does not answer (cannot connect), and its WAL reaches at least that far. Stop its "
+        "container so its volume can be read (`docker stop pg-replica2`), or bring its server back (reconnect or "
+        "restart it), then apply again",
+        "replica3: cannot tell whether it holds WAL replica lacks (its WAL was not read), so replica is not made the "
+        "primary. Fix what keeps its volume from being read, then apply again; or apply with --allow-data-loss to "
+        "promote replica anyway",
+    )
+
+
+def test_a_file_s_primary_holding_another_cluster_s_data_is_refused_as_such() -> None:
+    """The file names replica, whose server runs another cluster's data, while a stopped copy of
+    this cluster is ahead of it: the plan says the data is another cluster's (no traceback)."""
+    alien = NodeFacts("replica", container=container(TO_REPLICA, "replica"), volume=volume(TO_REPLICA, "replica"),
+                      pg=pg_replica(TO_REPLICA, "replica", lsn=0x3000000, receive_lsn=0x3000000, receiver=None,
+                                    system_identifier=OTHER))
+    unread = NodeFacts("replica2", container=container(TO_REPLICA, "replica2", "exited"),
+                       volume=volume(TO_REPLICA, "replica2"),
+                       data=DataFacts(True, SYSID, state=SHUT_DOWN_IN_RECOVERY, checkpoint=0x3100000, timeline=1))
+    obs = lost_write(primary=stopped(TO_REPLICA, "primary", SHUT_DOWN, 0x3000000), replica=alien, replica2=unread)
+    refusals = plan(TO_REPLICA, obs).refusals
+    assert refusals[0] == (f"replica: its data belongs to another cluster (system identifier {OTHER}, this cluster "
+                           f"is {SYSID}); move that volume away or fix the file")
+    assert not plan(TO_REPLICA, obs, allow_data_loss=True).actions
+
+
+def newer_lineage():
+    """The file's primary stopped on timeline 1; replica, stopped too, went on as a primary on timeline 2."""
+    newer = stopped(FLAT, "replica", IN_PRODUCTION, 0x5000000, timeline=2, history=((1, 0x3000148),))
+    return converged(FLAT, primary=stopped(FLAT, "primary", SHUT_DOWN, 0x3000148), replica=newer)
+
+
+def test_a_stopped_primary_behind_a_newer_copy_is_refused_word_for_word_unless_allowed() -> None:
+    assert plan(FLAT, newer_lineage()).refusals == (
+        "primary: refusing to make it the primary: replica: holds 33554104 bytes of WAL on timeline 2 that primary "
+        "does not have (timeline 2 diverged from primary at 0/3000148). name replica as the primary in the file "
+        "instead (primary: replica): it holds the newest WAL; or apply with --allow-data-loss to promote primary "
+        "anyway and discard that WAL",)
+    allowed = plan(FLAT, newer_lineage(), allow_data_loss=True)
+    assert not allowed.refusals and kinds(allowed)[0] == ("primary", "start")
+
+
+def foreign_ahead(timeline: int = 1, history=()):
+    return NodeFacts("other", volume=volume(FLAT, "other"),
+                     data=DataFacts(True, OTHER, state=SHUT_DOWN, checkpoint=0x9000000, timeline=timeline,
+                                    wal_end=0x9000000, wal_timeline=timeline, history=history))
+
+
+def test_a_stopped_primary_is_not_held_back_by_a_copy_of_another_cluster() -> None:
+    obs = converged(FLAT, primary=stopped(FLAT, "primary", SHUT_DOWN, 0x3000148), other=foreign_ahead())
+    p = plan(FLAT, obs)
+    assert not p.refusals and kinds(p)[0] == ("primary", "start")
+
+
+def test_a_refused_restart_names_the_newest_copy_of_this_cluster_not_another_s() -> None:
+    """other, another cluster's volume, would hold every copy's WAL were it of this cluster."""
+    other = foreign_ahead(2, ((1, 0x3000148),))
+    [refusal] = plan(FLAT, replace(newer_lineage(), nodes={**newer_lineage().nodes, "other": other})).refusals
+    assert "name replica as the primary in the file instead (primary: replica)" in refusal
+
+
+def test_with_allow_data_loss_the_other_writer_is_fenced_first_and_apply_asks() -> None:
+    promoted = NodeFacts("replica", container=container(FLAT, "replica"), volume=volume(FLAT, "replica"),
+                         pg=pg_replica(FLAT, "replica", in_recovery=False, receiver=None, timeline=2, lsn=0x5000000,
+                                       history=((1, 0x3000148),)))
+    obs = converged(FLAT, primary=stopped(FLAT, "primary", SHUT_DOWN, 0x3000148), replica=promoted)
+    fence = plan(FLAT, obs, allow_data_loss=True).actions[0]
+    assert (fence.kind, fence.node, fence.wave, fence.destructive, fence.data_loss) == (
+        Kind.FENCE, "replica", Wave(), True, True)
+    assert fence.reason == ("--allow-data-loss: replica accepts writes but the file makes primary the primary: stop "
+                            "and fence it before primary starts")
+
+
+def test_a_stopped_primary_whose_wal_cannot_be_read_is_refused_with_why() -> None:
+    unread = stopped(FLAT, "primary", SHUT_DOWN, None)
+    assert unread.data is not None
+    unread = replace(unread, data=replace(unread.data, wal_error="pg_waldump found no valid record (start 0/3000000)"))
+    assert plan(FLAT, converged(FLAT, primary=unread)).refusals == (
+        "primary: the file's primary runs no server and how far its WAL goes is unknown (its WAL could not be read: "
+        "pg_waldump found no valid record (start 0/3000000)); pgtopo cannot check that no other node holds newer WAL. "
+        "See the errors above or `docker logs`, fix what keeps its volume from being read and apply again, or apply "
+        "with --allow-data-loss",)
+
+
+def test_a_fenced_old_primary_with_the_newest_wal_is_unfenced_in_its_own_wave() -> None:
+    old = stopped(FLAT, "primary", SHUT_DOWN, 0x3000148, fenced=True)
+    unfence = plan(FLAT, converged(FLAT, primary=old, replica=standby(FLAT, "replica", 0x3000148),
+                                   replica2=standby(FLAT, "replica2", 0x3000148))).actions[0]
+    assert (unfence.kind, unfence.node, unfence.wave) == (Kind.UNFENCE, "primary", Wave(Phase.BUILD, 1))
+    assert unfence.reason == ("a fenced old primary holds the newest WAL and no node accepts writes: remove its "
+                              "standby.signal so it starts as the primary again (no promotion, no new timeline)")
+
+
+@pytest.mark.parametrize(("slots", "refused"), [(2, False), (1, True)])
+def test_an_upstream_without_room_for_its_standbys_slots_is_refused_word_for_word(slots: int, refused: bool) -> None:
+    """primary serves replica and replica2 (FLAT): two slots; exactly two is enough."""
+    primary = replace(converged(FLAT).node("primary"),
+                      pg=pg_primary(FLAT, slots=(), limits={"max_replication_slots": slots, "max_wal_senders": 10}))
+    refusals = plan(FLAT, converged(FLAT, primary=primary)).refusals
+    assert refusals == ((
+        "primary: needs 2 replication slots (2 for its standbys in the file, 0 others it holds) but "
+        "max_replication_slots is 1; raise it on primary (parameters: max_replication_slots: 2; it takes a restart) "
+        "and apply that before this change",) if refused else ())
+
+
+@pytest.mark.parametrize(("senders", "refused"), [(2, False), (1, True)])
+def test_an_upstream_without_enough_wal_senders_for_its_standbys_is_refused(senders: int, refused: bool) -> None:
+    primary = replace(converged(FLAT).node("primary"), pg=pg_primary(FLAT, limits={"max_wal_senders": senders}))
+    refusals = plan(FLAT, converged(FLAT, primary=primary)).refusals
+    assert refusals == (("primary: needs 2 WAL senders for its standbys but max_wal_senders is 1; raise it on "
+                         "primary (it takes a restart) and apply that before this change",) if refused else ())

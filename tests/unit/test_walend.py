@@ -110,3 +110,15 @@ def test_a_system_identifier_with_its_top_bit_set_reads_as_postgresql_prints_it(
     raw[0:8] = (2**63 + 5).to_bytes(8, "little")
     control = pgcontrol.parse(bytes(raw))
     assert control is not None and control.system_identifier == 2**63 + 5
+
+
+def test_why_no_end_quotes_the_end_of_what_the_job_said() -> None:
+    assert walend.why_no_end("") == "the job printed no timeline: (no output)"
+    assert walend.why_no_end("one\ntwo\nthree\n") == "the job printed no timeline: two three"
+    long = "x" * 150
+    assert walend.why_no_end(f"{long}a\n{long}b\n") == f"the job printed no timeline: {(long + 'a ' + long + 'b')[-200:]}"
+    assert walend.why_no_end("timeline 3\nstart 0/5A000000\n") == (
+        "pg_waldump found no valid record (start 0/5A000000; it said: (nothing))")
+    said = "e" * 300
+    assert walend.why_no_end(f"timeline 3\nstart 0/5A000000\nstopped {said}\n") == (
+        f"pg_waldump found no valid record (start 0/5A000000; it said: {said[-200:]})")
