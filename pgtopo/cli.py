@@ -131,6 +131,7 @@ def _retired(force: bool) -> None:
         raise PgtopoError("--force is gone: a promotion past a more advanced copy discards committed writes",
                           hint="read what `pgtopo diff` says would be discarded, then pass --allow-data-loss")
 PULL = click.option(
+    # actions.PullPolicy's values, written out: importing actions would slow every start-up (--help)
     "--pull", type=click.Choice(["missing", "never", "always"]), default="missing", show_default=True,
     envvar="PGTOPO_PULL", show_envvar=True,
     help="Pull the file's image from its registry when the engine lacks it (missing), never, or every time "

@@ -131,7 +131,12 @@ def wal_end_needed(topo: Topology, obs: Observed) -> tuple[str, ...]:
 
 def _wal_removed(facts: NodeFacts) -> bool:
     """Its WAL receiver was told its upstream removed the WAL it asked for (since it last started)."""
-    return facts.stream_error is not None and "has already been removed" in facts.stream_error
+    return wal_removed(facts.stream_error)
+
+
+def wal_removed(stream_error: str | None) -> bool:
+    """A WAL receiver's complaint (observe.last_stream_error) says its upstream removed the WAL it asked for."""
+    return stream_error is not None and "has already been removed" in stream_error
 
 
 def never_consistent(topo: Topology, obs: Observed, node: str) -> str | None:

@@ -201,9 +201,11 @@ def pull_progress(image: str, layers: dict[str, Layer]) -> str:
 
 def pull_hint(image: str, message: str) -> str:
     """What to do about a pull the registry or the engine refused."""
+    from docker.auth import resolve_repository_name
+    from docker.utils import parse_repository_tag
+
     text = message.lower()
-    first = image.split("/", 1)[0]
-    registry = first if "/" in image and (first == "localhost" or any(c in first for c in ".:")) else "docker.io"
+    registry, _ = resolve_repository_name(parse_repository_tag(image)[0])  # docker.io for Docker Hub
     if any(word in text for word in ("unauthorized", "authentication required", "no basic auth", "denied")):
         return (f"log in to the registry (`docker login {registry}`): pgtopo pulls with the credentials of your "
                 "Docker configuration; or load the image yourself and apply with --pull never")

@@ -19,16 +19,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, get_args
+from typing import TYPE_CHECKING
 
 from pgtopo import docker_ops
 from pgtopo.actions import PullPolicy
 
 if TYPE_CHECKING:
     import docker
-
-POLICIES: tuple[str, ...] = get_args(PullPolicy)
-
 
 @dataclass(frozen=True)
 class Pulled:

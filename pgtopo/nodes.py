@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from pgtopo import desired, docker_ops, labels as L, log, pg_ops, state as cluster_state, waits
 from pgtopo.context import Context
+from pgtopo.copies import wal_removed
 from pgtopo.errors import DockerError, NotConverged, PgtopoError, Replan, ServerDidNotStart
 from pgtopo.timelines import lsn_text
 
@@ -124,7 +125,7 @@ def _unless_wal_removed(ctx: Context, node: str, name: str, last: str) -> None:
         error = last_stream_error(docker_ops.last_lines(ctx.client, name, 200).splitlines())
     except PgtopoError:
         return
-    if error is not None and "has already been removed" in error:
+    if wal_removed(error):
         raise Replan(f"{node}: its server cannot open: {error}; planning again",
                      hint="run apply again: it re-clones the node from its upstream")
 

@@ -113,3 +113,16 @@ def test_apply_shows_the_pull_and_counts_it_only_when_it_brought_a_new_image() -
     shown.clear()
     reconcile._pull_first(engine(STREAM, present=True), "third:1", "missing", events, reconcile.Outcome())
     assert shown == []
+
+
+def test_the_cli_offers_exactly_the_pull_policies_the_code_knows() -> None:
+    from typing import get_args
+
+    import click
+
+    from pgtopo.actions import PullPolicy
+    from pgtopo.cli import cli
+
+    for command in ("apply", "diff", "switchover"):
+        option = next(p for p in cli.commands[command].params if p.name == "pull")
+        assert isinstance(option.type, click.Choice) and tuple(option.type.choices) == get_args(PullPolicy)
