@@ -26,6 +26,7 @@ class Kind(enum.Enum):
     RECLONE = "re-clone"  # over existing data: a job replaces it with a fresh copy of the upstream's
     REWIND = "rewind"
     DEMOTE = "demote"
+    UPGRADE = "major-upgrade"  # the primary's data to the file's image's major (upgrade.py)
     FENCE = "fence"
     UNFENCE = "unfence"
     CREATE = "create"

@@ -167,6 +167,18 @@ hba() {
 """
 
 
+# pgtopo's initdb, for a new primary (with the stored superuser password) and for the new cluster
+# of a major upgrade (whose restore brings the password): data checksums, trust on the local
+# socket only, scram-sha-256 over TCP.
+INITDB = r"""
+initdb_cluster() {  # DIR [more initdb options]
+  d="$1"; shift
+  initdb -D "$d" --data-checksums --auth-local=trust --auth-host=scram-sha-256 --username=postgres \
+         --encoding=UTF8 --locale=C.UTF-8 --no-sync "$@" >/dev/null
+}
+"""
+
+
 # A node container's command: this script, then the server's argv.  With data in place it just
 # execs the server (PID 1 again, so SIGINT still means a fast shutdown).  A container that pgtopo
 # creates for a node without data also carries a bootstrap request in its environment: initdb, or
@@ -181,14 +193,12 @@ hba() {
 # coming back as a second writer.
 NODE_SCRIPT = r"""
 set -eu
-""" + FLUSHING + AUTO_CONF + HBA + r"""
+""" + FLUSHING + AUTO_CONF + HBA + INITDB + r"""
 mark="${PGDATA%/*}/bootstrapped"
 init_data() {
   tmp="$PGDATA.tmp"
   rm -rf "$tmp"
-  initdb -D "$tmp" --data-checksums --auth-local=trust --auth-host=scram-sha-256 \
-         --username=postgres --pwfile=/run/pgtopo/superuser_password --encoding=UTF8 --locale=C.UTF-8 \
-         --no-sync >/dev/null
+  initdb_cluster "$tmp" --pwfile=/run/pgtopo/superuser_password
   auto_conf "$PGTOPO_AUTO_CONF" > "$tmp/postgresql.auto.conf"
   printf '%s' "$PGTOPO_DEFAULTS" >> "$tmp/postgresql.conf"
   sync
@@ -210,6 +220,11 @@ clone_data() {
   made
 }
 if [ -n "${PGTOPO_BOOTSTRAP:-}" ] && [ ! -e "$PGDATA" ]; then
+  if [ -e "${PGDATA%/*}/upgrade.swap" ]; then
+    echo "pgtopo: a major upgrade of this volume was interrupted half-way through its swap; not running" \
+         "$PGTOPO_BOOTSTRAP: run pgtopo apply, which finishes it" >&2
+    exit 5
+  fi
   if [ "$(cat "$mark" 2>/dev/null || true)" = "$PGTOPO_NONCE" ]; then
     echo "pgtopo: $PGDATA is gone although this container made it; not running $PGTOPO_BOOTSTRAP again: run pgtopo apply" >&2
     exit 3
@@ -358,7 +373,7 @@ sync
 REQUIRE_SCRAM = {"PGREQUIREAUTH": "scram-sha-256"}
 
 
-def _job(topo: Topology, node: str, job: str, argv: list[str], network: bool, read_only: bool = False) -> ContainerSpec:
+def job(topo: Topology, node: str, job: str, argv: list[str], network: bool, read_only: bool = False) -> ContainerSpec:
     n = names(topo)
     return ContainerSpec(
         name=n.job(node, job),
@@ -417,7 +432,7 @@ def proof_job(topo: Topology, node: str, started: str, refused: str) -> Containe
 def clone_job(topo: Topology, node: str) -> ContainerSpec:
     argv = ["sh", "-c", CLONE_SCRIPT, "pgtopo-clone", L.PGDATA, auto_conf(topo, node), clone_source(topo, node),
             L.slot_name(node)]
-    return _job(topo, node, "clone", argv, network=True)
+    return job(topo, node, "clone", argv, network=True)
 
 
 def rewind_job(topo: Topology, node: str) -> ContainerSpec:
@@ -428,13 +443,13 @@ def rewind_job(topo: Topology, node: str) -> ContainerSpec:
     source = conninfo_text.make(host=names(topo).container(upstream), port=L.PG_PORT, user="postgres",
                                 dbname="postgres", application_name=f"{node}-rewind")
     argv = ["sh", "-c", REWIND_SCRIPT, "pgtopo-rewind", L.PGDATA, auto_conf(topo, node), source, L.REWIND_MARKER]
-    return _job(topo, node, "rewind", argv, network=True)
+    return job(topo, node, "rewind", argv, network=True)
 
 
 def demote_job(topo: Topology, node: str) -> ContainerSpec:
     """Make a cleanly stopped node a standby of its upstream (no rewind needed)."""
     argv = ["sh", "-c", DEMOTE_SCRIPT, "pgtopo-demote", L.PGDATA, auto_conf(topo, node)]
-    return _job(topo, node, "demote", argv, network=False)
+    return job(topo, node, "demote", argv, network=False)
 
 
 FENCE_SCRIPT = r"""
@@ -467,20 +482,20 @@ def restore_conf_job(topo: Topology, node: str, entries: Mapping[str, str]) -> C
 
 def _conf_job(topo: Topology, node: str, text: str) -> ContainerSpec:
     argv = ["sh", "-c", CONF_SCRIPT, "pgtopo-conf", L.PGDATA, text]
-    return _job(topo, node, "conf", argv, network=False)
+    return job(topo, node, "conf", argv, network=False)
 
 
 def fence_job(topo: Topology, node: str) -> ContainerSpec:
     """Make sure a stopped old primary can only ever start as a standby (standby.signal)."""
     argv = ["sh", "-c", FENCE_SCRIPT, "pgtopo-fence", L.PGDATA]
-    return _job(topo, node, "fence", argv, network=False)
+    return job(topo, node, "fence", argv, network=False)
 
 
 def unfence_job(topo: Topology, node: str) -> ContainerSpec:
     """Let a stopped, fenced old primary start as the primary again (only when the plan proved
     it holds the newest WAL and no node accepts writes)."""
     argv = ["sh", "-c", UNFENCE_SCRIPT, "pgtopo-unfence", L.PGDATA]
-    return _job(topo, node, "unfence", argv, network=False)
+    return job(topo, node, "unfence", argv, network=False)
 
 
 # Where a stopped node's WAL ends: pg_waldump from its last checkpoint (or from the start of a
@@ -522,7 +537,7 @@ def waldump_job(topo: Topology, node: str, timeline: int, start: str) -> Contain
     import secrets
 
     argv = ["sh", "-c", WALDUMP_SCRIPT, "pgtopo-waldump", L.PGDATA, str(timeline), start]
-    spec = _job(topo, node, "waldump", argv, network=False, read_only=True)
+    spec = job(topo, node, "waldump", argv, network=False, read_only=True)
     return replace(spec, name=f"{spec.name}-{secrets.token_hex(3)}")
 
 

@@ -240,10 +240,10 @@ def create_container(client: "docker.DockerClient", spec: ContainerSpec) -> str:
             mounts=mounts_for(client, spec.image, spec.mounts),
             port_bindings={spec.publish: (spec.bind, spec.host_port)} if spec.publish else None,
             restart_policy={"Name": "unless-stopped"} if spec.restart else None,
-            network_mode=spec.network or "none",
+            network_mode=spec.network or "none",  # "container:ID": that container's network namespace
         )
         networking = None
-        if spec.network:
+        if spec.network and not spec.network.startswith("container:"):
             networking = api.create_networking_config(
                 # types-docker wants one EndpointConfig; docker-py takes {network name: EndpointConfig}
                 {spec.network: api.create_endpoint_config(aliases=list(spec.aliases) or None)}  # type: ignore[arg-type]
@@ -364,14 +364,17 @@ def last_lines(client: "docker.DockerClient", container: str, lines: int = 8) ->
 
 
 def run_job(client: "docker.DockerClient", spec: ContainerSpec, timeout: float | None = None,
-            progress: Callable[[], bool] | None = None) -> str:
+            progress: Callable[[], bool] | None = None, prepare: Callable[[str], None] | None = None) -> str:
     """Run a one-shot container to completion; return its output, raise DockerError on failure.
 
     No fixed cap: a clone or rewind of a large cluster takes as long as it takes.  `timeout`
     (seconds) sets one; `progress`, asked every waits.JOB_POLL seconds, ends the job when it says the
-    job no longer makes progress."""
+    job no longer makes progress; `prepare` is given the created container's id before it starts
+    (to write files into it)."""
     cid = create_container(client, spec)
     try:
+        if prepare is not None:
+            prepare(cid)
         start(client, cid)
         result = _wait(client, cid, spec.name, timeout, progress)
         with translated(f"read the output of {spec.name}"):

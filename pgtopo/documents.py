@@ -184,7 +184,9 @@ def _node_state(facts: NodeFacts) -> dict[str, Any]:
                                              "image_id": c.image_id},
         "volume": facts.volume.name if facts.volume else None,
         "data": None if facts.data is None else [facts.data.has_pgdata, facts.data.system_identifier,
-                                                 facts.data.interrupted],
+                                                 facts.data.interrupted]
+        # a major upgrade's traces, only when there are some (older saved plans keep their digest)
+        + [x for x in (facts.data.swap_from, facts.data.upgraded_from) if x is not None],
         "jobs": sorted(j.name for j in facts.jobs),
         "server": None if pg is None else {
             "system_identifier": pg.system_identifier,

@@ -15,7 +15,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from pgtopo import desired, docker_ops, images, labels as L, nodes, pg_ops, probe, proof, state as cluster_state, switch
+from pgtopo import (
+    desired,
+    docker_ops,
+    images,
+    labels as L,
+    nodes,
+    pg_ops,
+    probe,
+    proof,
+    state as cluster_state,
+    switch,
+    upgrade,
+)
 from pgtopo.actions import Action, Kind, Phase
 from pgtopo.context import Context
 from pgtopo.errors import DockerError, PgtopoError, SafetyRefusal, SettingRejected
@@ -42,6 +54,8 @@ def execute(ctx: Context, action: Action) -> str | None:
             _ensure_slot(ctx, action)
             nodes.stop(ctx, node)
             docker_ops.run_job(ctx.client, desired.demote_job(ctx.topo, node))
+        case Kind.UPGRADE:
+            upgrade.run(ctx, action)
         case Kind.PULL:  # apply pulls before it takes the lock; this is for an image gone since
             images.ensure(ctx.client, action.target or ctx.topo.image, "missing", lambda text: ctx.progress("", text))
         case Kind.CREATE_NETWORK:
@@ -232,6 +246,11 @@ def _clone(ctx: Context, action: Action) -> None:
     _check_source(ctx, action.node, upstream, "clone")
     _ensure_slot(ctx, action)
     nodes.stop(ctx, action.node)
+    observed = ctx.snapshot.observed
+    major = observed.node(action.node).major
+    if observed.image_major is not None and major is not None and major < observed.image_major:
+        # data of an older major, made by the old image's postgres user: the new image's takes it over first
+        docker_ops.run_job(ctx.client, upgrade.adopt_job(ctx.topo, action.node))
     with _clone_slot(ctx, upstream), _clone_progress(ctx, action.node, upstream):
         docker_ops.run_job(ctx.client, desired.clone_job(ctx.topo, action.node),
                            progress=nodes.source_alive(ctx, upstream))

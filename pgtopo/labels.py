@@ -23,6 +23,13 @@ JOB = f"{PREFIX}.job"  # for role=job: init | clone | rewind
 DATA_MOUNT = "/var/lib/postgresql/data"
 PGDATA = f"{DATA_MOUNT}/pgdata"
 REWIND_MARKER = f"{DATA_MOUNT}/rewind.incomplete"
+# A major upgrade (upgrade.py) builds the new cluster in UPGRADE_NEXT beside PGDATA, then swaps:
+# PGDATA becomes kept_data(old major) and UPGRADE_NEXT becomes PGDATA.  UPGRADE_SWAP (the old
+# major) exists while the swap is under way; UPGRADED_FROM keeps the old cluster's system
+# identifier, so the new one is known as this cluster's until the state volume records it.
+UPGRADE_NEXT = f"{DATA_MOUNT}/pgdata.next"
+UPGRADE_SWAP = f"{DATA_MOUNT}/upgrade.swap"
+UPGRADED_FROM = f"{DATA_MOUNT}/upgraded-from"
 STATE_MOUNT = "/run/pgtopo"
 PASSFILE = f"{STATE_MOUNT}/pgpass"
 PG_PORT = 5432
@@ -57,6 +64,11 @@ class Names:
     @property
     def lock(self) -> str:
         return f"{self.cluster}-pgtopo-lock"
+
+
+def kept_data(major: int) -> str:
+    """Where a major upgrade keeps the old cluster's data, in the node's own volume."""
+    return f"{DATA_MOUNT}/pgdata.{major}"
 
 
 def node_of_host(host: str | None, cluster: str) -> str | None:

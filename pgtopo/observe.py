@@ -384,8 +384,11 @@ def _read_data(client: "docker.DockerClient", image: str, volume: VolumeFacts) -
 
 def _data_facts(client: "docker.DockerClient", container: docker_ops.HelperId) -> DataFacts:
     control = pgcontrol.parse(docker_ops.read_file(client, container, f"{L.PGDATA}/global/pg_control") or b"")
+    before = (docker_ops.read_file(client, container, L.UPGRADED_FROM) or b"").strip()
+    upgraded_from = int(before) if before.isdigit() else None
     if control is None:
-        return DataFacts(has_pgdata=False)
+        swap = majors.of_pg_version_file(docker_ops.read_file(client, container, L.UPGRADE_SWAP))
+        return DataFacts(has_pgdata=False, swap_from=swap, upgraded_from=upgraded_from)
     interrupted = docker_ops.read_file(client, container, L.REWIND_MARKER) is not None
     fenced = any(docker_ops.read_file(client, container, f"{L.PGDATA}/{signal}") is not None
                  for signal in ("standby.signal", "recovery.signal"))
@@ -393,7 +396,8 @@ def _data_facts(client: "docker.DockerClient", container: docker_ops.HelperId) -
     return DataFacts(has_pgdata=True, system_identifier=control.system_identifier, interrupted=interrupted,
                      state=control.state, checkpoint=control.checkpoint, timeline=control.timeline, fenced=fenced,
                      limits=control.limits, auto_conf=autoconf.parse(conf.decode(errors="replace")) if conf else None,
-                     major=majors.of_pg_version_file(docker_ops.read_file(client, container, f"{L.PGDATA}/PG_VERSION")))
+                     major=majors.of_pg_version_file(docker_ops.read_file(client, container, f"{L.PGDATA}/PG_VERSION")),
+                     upgraded_from=upgraded_from)
 
 
 def read_wal_ends(client: "docker.DockerClient", topo: Topology, observed: Observed,
@@ -404,16 +408,22 @@ def read_wal_ends(client: "docker.DockerClient", topo: Topology, observed: Obser
     if not nodes:
         return observed
     with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
-        found = dict(zip(nodes, pool.map(lambda n: _wal_end(client, topo, observed.node(n)), nodes), strict=True))
+        found = dict(zip(nodes, pool.map(lambda n: _wal_end(client, topo, observed.node(n), observed.image_major),
+                                          nodes), strict=True))
     updated = {name: replace(facts, data=found.get(name) or facts.data) for name, facts in observed.nodes.items()}
     return replace(observed, nodes=updated)
 
 
-def _wal_end(client: "docker.DockerClient", topo: Topology, facts: NodeFacts) -> DataFacts | None:
+def _wal_end(client: "docker.DockerClient", topo: Topology, facts: NodeFacts,
+             image_major: int | None) -> DataFacts | None:
     data = facts.data
     if data is None or data.timeline is None or data.checkpoint is None:
         return None
     job = desired.waldump_job(topo, facts.name, data.timeline, lsn_text(data.checkpoint))
+    if data.major != image_major and facts.container is not None and facts.container.image_id is not None:
+        # WAL of another major (an upgrade under way) is read by the node's own container's image,
+        # whose pg_waldump knows that WAL's format
+        job = replace(job, image=facts.container.image_id)
     try:
         output = docker_ops.run_job(client, job)
     except PgtopoError as exc:

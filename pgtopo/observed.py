@@ -95,6 +95,10 @@ class DataFacts:
     # a line pgtopo cannot read (autoconf.parse)
     auto_conf: Mapping[str, str] | None = None
     major: int | None = None  # the PostgreSQL major that made it (PG_VERSION); None: not read
+    # a major upgrade's swap of this volume was interrupted (labels.UPGRADE_SWAP): the old major, and
+    # PGDATA may be missing for a moment that must never be taken for an empty volume
+    swap_from: int | None = None
+    upgraded_from: int | None = None  # the system identifier of the cluster its data was upgraded from
 
     @property
     def was_primary(self) -> bool:

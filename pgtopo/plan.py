@@ -39,7 +39,7 @@ REMOVE_VOLUME_WAVE = Wave(Phase.REMOVE, 1)  # after the containers that used the
 SLOT_WAVE = Wave(Phase.SLOTS, 0)
 
 REPLICATION_KEYS = desired.REPLICATION_KEYS
-DATA_KINDS = (Kind.INIT, Kind.CLONE, Kind.RECLONE, Kind.REWIND, Kind.DEMOTE)  # on existing data: leave the container stopped
+DATA_KINDS = (Kind.INIT, Kind.CLONE, Kind.RECLONE, Kind.REWIND, Kind.DEMOTE, Kind.UPGRADE)  # on existing data: leave the container stopped
 
 
 def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, allow_data_loss: bool = False,
@@ -52,7 +52,8 @@ def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, allow_data_
     sysid = cluster_system_identifier(topo, obs)
     promo = promotion(topo, obs, sysid, allow_data_loss)
     stopped_writers = {a.node for a in promo.actions if a.kind is Kind.FENCE}
-    refusals = _refusals(topo, obs, pull) + list(promo.refusals) + capacity_refusals(topo, obs) + both_ways_refusals(topo, obs)
+    refusals = (_refusals(topo, obs, pull, promoting=bool(promo.actions)) + list(promo.refusals)
+                + capacity_refusals(topo, obs) + both_ways_refusals(topo, obs))
     if not promo.refusals:  # a promotion's refusal says better what to do about a writable replica
         refusals += _role_refusals(topo, obs, stopped_writers)
     if refusals:
@@ -112,8 +113,20 @@ def warnings(topo: Topology) -> tuple[str, ...]:
 
 
 def cluster_system_identifier(topo: Topology, obs: Observed) -> int | None:
-    """The cluster's identity: recorded at initdb, else the primary's data."""
-    return obs.system_identifier or obs.node(topo.primary).system_identifier
+    """The cluster's identity: recorded at initdb, else the primary's data.  A major upgrade makes
+    a new one (a new initdb), which its volume says it was upgraded from the recorded one until the
+    state volume records it (upgrade.py)."""
+    recorded, primary = obs.system_identifier, obs.node(topo.primary)
+    if recorded is not None and primary.data is not None and primary.data.upgraded_from == recorded:
+        return primary.system_identifier or recorded
+    return recorded or primary.system_identifier
+
+
+def upgrading(topo: Topology, obs: Observed) -> bool:
+    """The primary's data is of an older major than the file's image, or its upgrade is under way."""
+    primary, image = obs.node(topo.primary), obs.image_major
+    swapping = primary.data is not None and primary.data.swap_from is not None and not primary.has_data
+    return swapping or (image is not None and primary.major is not None and primary.major < image)
 
 
 def _pull(topo: Topology, obs: Observed) -> list[Action]:
@@ -136,7 +149,7 @@ def _pull_warnings(topo: Topology, obs: Observed, pull: PullPolicy) -> tuple[str
     return ()
 
 
-def _refusals(topo: Topology, obs: Observed, pull: PullPolicy) -> list[str]:
+def _refusals(topo: Topology, obs: Observed, pull: PullPolicy, promoting: bool = False) -> list[str]:
     refusals = [
         f"{name} exists but was not made by pgtopo for cluster {topo.cluster!r} (no pgtopo labels); "
         "pgtopo never touches it: rename or remove it, or choose another cluster name"
@@ -155,17 +168,18 @@ def _refusals(topo: Topology, obs: Observed, pull: PullPolicy) -> list[str]:
     if not obs.image_present and pull == "never":
         refusals.append(f"image {topo.image} is not in the Docker engine, and --pull never forbids pulling it: "
                         f"build it or `docker load` it, or apply with --pull missing")
-    refusals += _major_refusals(topo, obs)
+    refusals += _major_refusals(topo, obs, promoting)
     primary = obs.node(topo.primary)
     holders = sorted(n.name for n in obs.nodes.values() if n.name != topo.primary and n.has_data)
-    if not primary.has_data and holders:
+    swapping = primary.data is not None and primary.data.swap_from is not None
+    if not primary.has_data and holders and not swapping:
         best = most_advanced(copies(obs, obs.system_identifier)) or holders[0]
         refusals.append(
             f"{topo.primary}: the primary has no data but {', '.join(holders)} still hold this cluster's data; "
             f"pgtopo never initdbs a new primary while the cluster's data exists. Make one of them the primary "
             f"in the file (primary: {best}) and apply again"
         )
-    expected = obs.system_identifier
+    expected = cluster_system_identifier(topo, obs)
     if expected and primary.system_identifier and primary.system_identifier != expected:
         refusals.append(
             f"{topo.primary}: its data belongs to another cluster (system identifier {primary.system_identifier}, "
@@ -184,27 +198,40 @@ def _refusals(topo: Topology, obs: Observed, pull: PullPolicy) -> list[str]:
     return refusals
 
 
-def _major_refusals(topo: Topology, obs: Observed) -> list[str]:
-    """A server refuses data of another major, and its container would restart forever: the file's
-    image must be of the major the data was made by (majors.py).  One line per major found."""
+def _major_refusals(topo: Topology, obs: Observed, promoting: bool = False) -> list[str]:
+    """A server refuses data of another major, and its container would restart forever: data of a
+    newer major than the file's image is refused; the primary's of an older one is upgraded
+    (upgrade.py) when its old image is known, and the replicas are copied again from it."""
     image = obs.image_major
     if image is None:
         return []
-    found: dict[int, list[str]] = {}
+    newer: dict[int, list[str]] = {}
     for name in sorted(topo.nodes):
         major = obs.node(name).major
-        if major is not None and major != image:
-            found.setdefault(major, []).append(name)
+        if major is not None and major > image:
+            newer.setdefault(major, []).append(name)
     out = []
-    for major, nodes in sorted(found.items()):
+    for major, nodes in sorted(newer.items()):
         held = f"{', '.join(nodes)} {'hold' if len(nodes) > 1 else 'holds'} data of PostgreSQL {major}"
-        if major > image:
-            out.append(f"image: {topo.image} is PostgreSQL {image}, and {held}: a server never starts on data of "
-                       f"a newer major. Put back an image of PostgreSQL {major} in the file and apply again")
-        else:
-            out.append(f"image: {topo.image} is PostgreSQL {image}, and {held}: PostgreSQL {image} does not start "
-                       f"on it, and pgtopo does not run major upgrades yet (pg_upgrade). Keep an image of "
-                       f"PostgreSQL {major} in the file; to move to {image}, dump and restore into a new cluster")
+        out.append(f"image: {topo.image} is PostgreSQL {image}, and {held}: a server never starts on data of a "
+                   f"newer major, and pgtopo never downgrades. Put back an image of PostgreSQL {major} in the file "
+                   "and apply again")
+    primary = obs.node(topo.primary)
+    if out or primary.major is None or primary.major >= image:
+        return out
+    p, old = topo.primary, primary.major
+    again = f"Put back the image of PostgreSQL {old} in the file and apply, then change image: again"
+    if promoting:
+        out.append(f"{p} is to be promoted (it is not the primary now) and the image's PostgreSQL major changes too; "
+                   f"one at a time. {again}")
+    elif primary.container is None or primary.container.image_id is None:
+        out.append(f"{p} holds data of PostgreSQL {old} and has no container left to tell which image runs "
+                   f"PostgreSQL {old}: the upgrade to {image} dumps the data with its own server. {again}")
+    elif (primary.pg is not None and primary.pg.in_recovery) or (primary.data is not None and primary.data.fenced):
+        out.append(f"{p} is a standby (its data holds standby.signal): an upgrade starts from a primary. {again}")
+    elif obs.system_identifier is None:
+        out.append(f"the state volume records no system identifier for this cluster, which an upgrade checks the "
+                   f"new cluster's copies against. {again}")
     return out
 
 
@@ -242,13 +269,13 @@ def _node_actions(topo: Topology, obs: Observed, node: str, fenced: set[str]) ->
         for job in facts.jobs
     ]
     if node == topo.primary:
-        actions += _primary_data(topo, facts, wave)
+        actions += _primary_data(topo, obs, facts, wave)
     else:
         actions += _replica_data(topo, obs, facts, wave)
     data_rebuilt = any(a.kind in DATA_KINDS for a in actions)
     # A node without data gets a new container that initdbs or clones before its server starts
     # (execute._bootstrap): that action brings the container too.
-    bootstrapped = data_rebuilt and not facts.has_data
+    bootstrapped = any(a.kind in (Kind.INIT, Kind.CLONE) for a in actions)
     container = None if bootstrapped else _container_action(topo, facts, wave, data_rebuilt, obs.image_id)
     rewrite = None if data_rebuilt else rewrite_conf(topo, obs, facts, wave)
     if rewrite is not None:
@@ -288,7 +315,10 @@ def _state_name(state: int | None) -> str:
     return STATE_NAMES.get(state or 0, "unknown state")
 
 
-def _primary_data(topo: Topology, facts: NodeFacts, wave: Wave) -> list[Action]:
+def _primary_data(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave) -> list[Action]:
+    upgrade = _upgrade(topo, obs, facts, wave)
+    if upgrade is not None:
+        return [upgrade]
     if facts.has_data:
         return []
     actions = []
@@ -299,11 +329,40 @@ def _primary_data(topo: Topology, facts: NodeFacts, wave: Wave) -> list[Action]:
     return actions
 
 
+def _upgrade(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave) -> Action | None:
+    """The primary's major upgrade (upgrade.py), or what an interrupted one left to do."""
+    data, image, name = facts.data, obs.image_major, facts.name
+    volume = desired.names(topo).volume(name)
+    if data is not None and data.swap_from is not None and not facts.has_data:
+        return Action(Kind.UPGRADE, name, f"the upgrade from PostgreSQL {data.swap_from} was interrupted in its swap: "
+                      f"finish it (the new cluster is built; the old data is kept as pgdata.{data.swap_from} in "
+                      f"volume {volume})", wave=wave, destructive=True)
+    if (image is not None and facts.major is not None and facts.major < image and facts.container is not None
+            and facts.container.image_id is not None):
+        old = facts.major
+        return Action(Kind.UPGRADE, name, f"{old} → {image}: its data is of PostgreSQL {old} and the file's image runs "
+                      f"{image}. Writes stop; a server of its current image on the old data, reachable by no client, "
+                      f"is dumped (pg_dumpall of {image}) and restored into a new cluster beside it in volume "
+                      f"{volume}, analyzed, and swapped in; the old data is kept there as pgdata.{old}. Dump and "
+                      "restore, not pg_upgrade: it needs no binaries of the old image in the new one. The replicas "
+                      "are copied again from it", wave=wave, target=facts.container.image_id, destructive=True)
+    recorded = obs.system_identifier
+    if (data is not None and recorded is not None and data.upgraded_from == recorded
+            and facts.system_identifier not in (None, recorded)):
+        return Action(Kind.UPGRADE, name, f"upgraded from cluster {recorded} to {facts.system_identifier}, which the "
+                      "state volume does not record yet: record it before its server starts", wave=wave)
+    return None
+
+
 def _replica_data(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave) -> list[Action]:
     upstream = topo.upstream_of(facts.name)
     expected = cluster_system_identifier(topo, obs)
     if not facts.has_data:
         why, destructive = ("volume holds no data" if facts.volume else "no data volume"), False
+    elif obs.image_major is not None and facts.major is not None and facts.major < obs.image_major:
+        why = (f"its data is of PostgreSQL {facts.major} and the file's image runs {obs.image_major}: copied again "
+               "from its upgraded upstream")
+        destructive = True
     elif expected and facts.system_identifier and facts.system_identifier != expected:
         why = f"its data belongs to another cluster (system identifier {facts.system_identifier}, this cluster is {expected})"
         destructive = True

@@ -58,11 +58,15 @@ def _pgpass_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace(":", "\\:")
 
 
+def pgpass_line(host: str, user: str, password: str) -> str:
+    return f"{_pgpass_escape(host)}:{L.PG_PORT}:*:{user}:{_pgpass_escape(password)}\n"
+
+
 def encode(state: ClusterState, replication_user: str) -> dict[str, bytes]:
     """The files of the state volume.  pgpass names each host, so libpq offers a password only
     to this cluster's nodes."""
     pgpass = "".join(
-        f"{_pgpass_escape(host)}:{L.PG_PORT}:*:{user}:{_pgpass_escape(password)}\n"
+        pgpass_line(host, user, password)
         for host in state.hosts or ("*",)
         for user, password in (("postgres", state.superuser_password), (replication_user, state.replication_password))
     )
@@ -122,7 +126,7 @@ def write(client: "docker.DockerClient", image: str, volume: str, cluster: str,
     """Write the state files (0600, owned by the image's postgres user) into the state volume."""
     mounts = (Mount(volume, L.STATE_MOUNT),)
     with docker_ops.helper(client, image, mounts, L.labels(cluster, "helper"), L.Names(cluster).helper()) as cid:
-        uid, gid = _postgres_ids(client, cid, image)
+        uid, gid = postgres_ids(client, cid, image)
         docker_ops.write_files(client, cid, L.STATE_MOUNT, encode(state, replication_user), uid, gid)
 
 
@@ -147,7 +151,8 @@ def write_history(client: "docker.DockerClient", image: str, volume: str, cluste
         docker_ops.write_files(client, cid, L.STATE_MOUNT, {HISTORY_FILE: content}, 0, 0)
 
 
-def _postgres_ids(client: "docker.DockerClient", container: docker_ops.HelperId, image: str) -> tuple[int, int]:
+def postgres_ids(client: "docker.DockerClient", container: docker_ops.HelperId, image: str) -> tuple[int, int]:
+    """The uid and gid of the image's postgres user, from the /etc/passwd of a created container."""
     passwd = docker_ops.read_file(client, container, "/etc/passwd") or b""
     for line in passwd.decode(errors="replace").splitlines():
         fields = line.split(":")

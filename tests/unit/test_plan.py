@@ -482,26 +482,6 @@ def test_a_primary_conninfo_with_the_file_s_values_in_another_order_is_not_repoi
     assert kinds(plan(T, converged(T, replica=replace(converged(T).node("replica"), pg=pg)))) == [("replica", "repoint")]
 
 
-def test_an_image_of_another_major_than_the_data_is_refused_before_anything() -> None:
-    """The file moves a 17 cluster to an 18 image (an upgrade pgtopo does not run) or an 18 cluster
-    to a 17 image (a downgrade no server allows): refused, naming the nodes and what to do, not a
-    recreate whose container would restart forever on data its server refuses."""
-    t18 = topo(image="pgtopo-local/postgres:18")
-    stopped = replace(converged(T).node("replica2"), pg=None, container=container(T, "replica2", "exited"),
-                      data=DataFacts(has_pgdata=True, system_identifier=SYSID, major=17))
-    upgrade = plan(t18, replace(converged(T, replica2=stopped), image_major=18))
-    assert upgrade.actions == ()
-    [refusal] = upgrade.refusals
-    assert refusal.startswith("image: pgtopo-local/postgres:18 is PostgreSQL 18, and primary, replica, replica2 hold "
-                              "data of PostgreSQL 17") and "does not run major upgrades yet" in refusal
-    on18 = replace(converged(T), image_major=17)  # the file names a 17 image; its servers run 18:
-    on18 = replace(on18, nodes={n: replace(f, pg=replace(f.pg, server_version=180001)) for n, f in on18.nodes.items()})
-    [downgrade] = plan(T, on18).refusals
-    assert "data of PostgreSQL 18: a server never starts on data of a newer major" in downgrade
-    assert plan(t18, replace(converged(T), image_major=None)).refusals == ()  # unknown: nothing to say
-    assert plan(T, replace(converged(T), image_major=17)).refusals == ()
-
-
 def test_a_container_made_from_another_image_of_the_file_s_image_name_is_rolled_onto_the_new_one() -> None:
     """After `--pull always` (or a build) the file's image name names a newer image: the containers
     made from the old one are recreated one node a wave, replicas first, as docker compose does."""
