@@ -1,6 +1,7 @@
 """A major upgrade declared by changing `image:` from PostgreSQL 17 to 18 (upgrade.py): every row
 on every node afterwards, the replicas streaming from the upgraded primary, the old data kept in
-the primary's volume, a downgrade refused; pgtopo killed with SIGKILL during the upgrade leaves
+the primary's volume, a downgrade refused (on the Debian images and on stand-ins of the official
+ones); pgtopo killed with SIGKILL during the upgrade leaves
 the old cluster intact, so the next apply either finishes the upgrade or, with the file put back,
 brings the old cluster back as it was; and a swap killed between its two renames is finished, never
 taken for an empty volume.
@@ -55,15 +56,16 @@ def streams(c: Cluster, node: str) -> bool:
     return psql(c.container(node), "SELECT status FROM pg_stat_wal_receiver") == "streaming"
 
 
-def test_changing_image_from_17_to_18_upgrades_the_cluster_and_loses_nothing(make_cluster, engine) -> None:
-    c = make_cluster(OLD)
+@pytest.mark.parametrize(("old", "new"), [(OLD, NEW), (f"{OLD}-official-shape", f"{NEW}-official-shape")],
+                         ids=["debian", "official-shape"])
+def test_changing_image_from_17_to_18_upgrades_the_cluster_and_loses_nothing(make_cluster, engine, old, new) -> None:
+    c = make_cluster(old)
     c.write(TRIO)
     assert pgtopo("apply", str(c.path)).code == 0
     before = fill(c)
     old_sysid = psql(c.container("primary"), "SELECT system_identifier FROM pg_control_system()")
 
-    new = dataclasses.replace(c, image=NEW)
-    new.write(TRIO)
+    dataclasses.replace(c, image=new).write(TRIO)
     diff = pgtopo("diff", str(c.path))
     assert diff.code == 1, diff
     assert "major-upgrade" in diff.out and "17 → 18" in diff.out and "pgdata.17" in diff.out, diff
