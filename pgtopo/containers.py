@@ -35,3 +35,4 @@ class ContainerSpec:
     bind: str = "127.0.0.1"  # host address the port is published on
     restart: bool = False
     stop_signal: str = "SIGINT"
+    stdin: bool = False  # an open stdin (StdinOnce): tethered to whoever attaches to it (docker_ops.tether)

@@ -12,7 +12,7 @@ import io
 import tarfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, NamedTuple, NewType
 
 from pgtopo import waits
@@ -259,6 +259,7 @@ def create_container(client: "docker.DockerClient", spec: ContainerSpec) -> str:
             host_config=host_config,
             networking_config=networking,
             stop_signal=spec.stop_signal,
+            stdin_open=spec.stdin,
             stop_timeout=120,  # a fast shutdown of a busy primary may take longer than Docker's 10 s
         )
     cid: str = created["Id"]
@@ -355,6 +356,21 @@ def host_port(client: "docker.DockerClient", container: str, port: int) -> int |
         if binding.get("HostPort"):
             return int(binding["HostPort"])
     return None
+
+
+@contextmanager
+def tether(client: "docker.DockerClient", container: str) -> Iterator[None]:
+    """Start a container created with an open stdin while this process holds that stdin: when the
+    block ends, or this process dies however it dies (kill -9 included), the engine closes it, and
+    a command that waits for its end (`cat`) sees it.  The lock is made the same way (lock.py)."""
+    with translated(f"start container {container}"):
+        sock = client.api.attach_socket(container, params={"stdin": 1, "stream": 1})
+        client.api.start(container)
+    try:
+        yield
+    finally:
+        with suppress(OSError):
+            getattr(sock, "_sock", sock).close()
 
 
 def last_lines(client: "docker.DockerClient", container: str, lines: int = 8) -> str:

@@ -55,7 +55,7 @@ def execute(ctx: Context, action: Action) -> str | None:
             nodes.stop(ctx, node)
             docker_ops.run_job(ctx.client, desired.demote_job(ctx.topo, node))
         case Kind.UPGRADE:
-            upgrade.run(ctx, action)
+            return upgrade.run(ctx, action)
         case Kind.PULL:  # apply pulls before it takes the lock; this is for an image gone since
             images.ensure(ctx.client, action.target or ctx.topo.image, "missing", lambda text: ctx.progress("", text))
         case Kind.CREATE_NETWORK:

@@ -274,8 +274,9 @@ def _node_actions(topo: Topology, obs: Observed, node: str, fenced: set[str]) ->
         actions += _replica_data(topo, obs, facts, wave)
     data_rebuilt = any(a.kind in DATA_KINDS for a in actions)
     # A node without data gets a new container that initdbs or clones before its server starts
-    # (execute._bootstrap): that action brings the container too.
-    bootstrapped = any(a.kind in (Kind.INIT, Kind.CLONE) for a in actions)
+    # (execute._bootstrap), and an upgrade ends with the new image's container running (upgrade.py):
+    # that action brings the container too.
+    bootstrapped = any(a.kind in (Kind.INIT, Kind.CLONE, Kind.UPGRADE) for a in actions)
     container = None if bootstrapped else _container_action(topo, facts, wave, data_rebuilt, obs.image_id)
     rewrite = None if data_rebuilt else rewrite_conf(topo, obs, facts, wave)
     if rewrite is not None:

@@ -17,6 +17,8 @@ Called by execute.py for Kind.UPGRADE.  The steps, each safe to kill:
    under way, so an interrupted swap is finished, never taken for an empty volume.
 5. The new cluster's system identifier goes into the state volume before the server starts (the
    volume also says which cluster it was upgraded from, so a kill just before this step is known).
+6. The node's container is made again, of the file's image, and its server answers: the write
+   downtime ends there, and apply prints it.
 
 pg_upgrade is not used: it needs the old major's binaries inside the new image, which two
 unrelated images (a Debian package's and an official image's, or an Alpine one) cannot promise;
@@ -25,6 +27,7 @@ dump and restore works between any two images.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 from pgtopo import desired, docker_ops, labels as L, nodes, pgcontrol, state as cluster_state
@@ -120,11 +123,26 @@ def swap_job(topo: Topology, node: str, from_major: int, before: int) -> Contain
                      L.kept_data(from_major), str(from_major), str(before))
 
 
+# The old server lives only as long as pgtopo holds the container's stdin (docker_ops.tether):
+# pgtopo killed, `cat` ends and the server shuts down (fast), so no old server is left running on
+# the old data for the node's own container to be started beside, by hand, as a second postmaster.
+# `docker stop` (SIGINT) shuts it down too.
+SOURCE_SCRIPT = r"""
+exec 3<&0  # a background list's stdin is /dev/null: the tether goes to it as fd 3
+postgres -D "$0" "$@" & pg=$!
+( cat <&3 >/dev/null; kill -INT "$pg" 2>/dev/null ) &
+trap 'kill -INT "$pg" 2>/dev/null' INT TERM
+wait "$pg"; rc=$?
+wait "$pg" 2>/dev/null
+exit "$rc"
+"""
+
+
 def source_container(topo: Topology, node: str, image: str) -> ContainerSpec:
-    """The old image's server on the node's old data (step 2): a job by its labels, so one that a
-    killed pgtopo left is removed by the next apply before anything else is done on the node."""
-    argv = ["sh", "-c", 'exec postgres -D "$0" "$@"', L.PGDATA, *SOURCE_ARGS]
-    return replace(desired.job(topo, node, "upgrade-source", argv, network=False), image=image)
+    """The old image's server on the node's old data (step 2), tethered to pgtopo: a job by its
+    labels, so one left behind is removed by the next apply before anything else is done on the node."""
+    argv = ["sh", "-c", SOURCE_SCRIPT, L.PGDATA, *SOURCE_ARGS]
+    return replace(desired.job(topo, node, "upgrade-source", argv, network=False), image=image, stdin=True)
 
 
 def build_job(topo: Topology, node: str, from_major: int, source: str) -> ContainerSpec:
@@ -136,10 +154,10 @@ def build_job(topo: Topology, node: str, from_major: int, source: str) -> Contai
                    env={"PGDATA": L.PGDATA})
 
 
-def run(ctx: Context, action: Action) -> None:
-    """Steps 1-5 for `action.node`.  `action.target` names the old image when the new cluster is
-    still to be built; without it only what is left is done (an interrupted swap, or a new
-    identity not yet recorded)."""
+def run(ctx: Context, action: Action) -> str:
+    """Steps 1-6 for `action.node`; returns the note apply prints: the write downtime.
+    `action.target` names the old image when the new cluster is still to be built; without it only
+    what is left is done (an interrupted swap, or a new identity not yet recorded)."""
     node, observed, state = action.node, ctx.snapshot.observed, ctx.snapshot.state
     facts = observed.node(node)
     data = facts.data
@@ -150,6 +168,7 @@ def run(ctx: Context, action: Action) -> None:
         raise SafetyRefusal(f"{node}: its upgrade to {ctx.topo.image} cannot start: the cluster's identity is not "
                             "recorded, or no image of its data's major is known",
                             hint="run diff: it says what to do first")
+    stopped = time.monotonic()
     nodes.stop(ctx, node)
     if from_major is not None and (swapping or action.target is not None):
         if action.target is not None and not swapping:
@@ -158,30 +177,47 @@ def run(ctx: Context, action: Action) -> None:
         docker_ops.run_job(ctx.client, swap_job(ctx.topo, node, from_major, state.system_identifier))
         ctx.progress(node, "")
     _record(ctx, node)
+    if facts.container is not None:
+        docker_ops.remove_container(ctx.client, ctx.names.container(node))
+    nodes.create(ctx, node)
+    return (f"write downtime {time.monotonic() - stopped:.2f} s (shutdown of the old server until {ctx.topo.image}'s "
+            "accepted connections)")
 
 
 def _build(ctx: Context, node: str, from_major: int, old_image: str, password: str) -> None:
     docker_ops.run_job(ctx.client, open_job(ctx.topo, node))
     cid = docker_ops.create_container(ctx.client, source_container(ctx.topo, node, old_image))
     try:
-        docker_ops.start(ctx.client, cid)
-
-        def source_runs() -> bool:
-            if not docker_ops.inspect_container(ctx.client, cid)["State"].get("Running"):
-                raise DockerError(f"{node}: the PostgreSQL {from_major} server of the old image did not run on the old "
-                                  f"data:\n{docker_ops.last_lines(ctx.client, cid)}",
-                                  hint="fix the cause shown above (the old data is untouched), then apply again")
-            return True
-
-        def pgpass(job: str) -> None:
-            uid, gid = cluster_state.postgres_ids(ctx.client, docker_ops.HelperId(job), ctx.topo.image)
-            line = cluster_state.pgpass_line("127.0.0.1", "postgres", password).encode()
-            docker_ops.write_files(ctx.client, job, PGPASS.rsplit("/", 1)[0], {PGPASS.rsplit("/", 1)[1]: line}, uid, gid)
-
-        docker_ops.run_job(ctx.client, build_job(ctx.topo, node, from_major, cid), progress=source_runs, prepare=pgpass)
-        docker_ops.stop(ctx.client, cid, timeout=3600)  # a fast shutdown: the old data stays clean
+        with docker_ops.tether(ctx.client, cid):
+            _dump_and_restore(ctx, node, from_major, password, cid)
+            docker_ops.stop(ctx.client, cid, timeout=3600)  # a fast shutdown: the old data stays clean
     finally:
         docker_ops.remove_container(ctx.client, cid)
+
+
+def _dump_and_restore(ctx: Context, node: str, from_major: int, password: str, source: str) -> None:
+    """Step 3: the build job, in the old server's network namespace, with the superuser's password
+    in a pgpass file written into it before it starts (never in its environment)."""
+
+    def source_runs() -> bool:
+        if not docker_ops.inspect_container(ctx.client, source)["State"].get("Running"):
+            raise DockerError(f"{node}: the PostgreSQL {from_major} server of the old image did not run on the old "
+                              f"data:\n{docker_ops.last_lines(ctx.client, source)}",
+                              hint="fix the cause shown above (the old data is untouched), then apply again")
+        return True
+
+    # the image's postgres user, read through a helper that mounts nothing (files are only ever
+    # copied out of helpers: docker_ops.HelperId)
+    with docker_ops.helper(ctx.client, ctx.topo.image, (), L.labels(ctx.topo.cluster, "helper"),
+                           ctx.names.helper()) as helper:
+        uid, gid = cluster_state.postgres_ids(ctx.client, helper, ctx.topo.image)
+
+    def pgpass(job: str) -> None:
+        directory, name = PGPASS.rsplit("/", 1)
+        line = cluster_state.pgpass_line("127.0.0.1", "postgres", password).encode()
+        docker_ops.write_files(ctx.client, job, directory, {name: line}, uid, gid)
+
+    docker_ops.run_job(ctx.client, build_job(ctx.topo, node, from_major, source), progress=source_runs, prepare=pgpass)
 
 
 def _record(ctx: Context, node: str) -> None:

@@ -72,6 +72,7 @@ def test_changing_image_from_17_to_18_upgrades_the_cluster_and_loses_nothing(mak
     assert diff.out.count("re-clone") == 2, diff
     upgraded = pgtopo("apply", str(c.path), "--yes")
     assert upgraded.code == 0, upgraded
+    assert "write downtime" in upgraded.out, upgraded
 
     for node in ("primary", "replica", "replica2"):
         assert psql(c.container(node), "SHOW server_version_num").startswith("18"), node
@@ -109,6 +110,11 @@ def test_an_upgrade_killed_half_way_is_finished_or_rolled_back_by_the_next_apply
                      on_docker=lambda e: "the build started" if e.get("Action") == "start"
                      and e.get("Actor", {}).get("Attributes", {}).get("name") == build else None)
     assert killed.why == "the build started" and killed.code == -9, killed
+    # the old server dies with pgtopo (tethered to it), cleanly: nobody can start the node's own
+    # container beside it as a second postmaster on the same data
+    source = engine.containers.get(f"{c.name}-primary-upgrade-source")
+    assert wait_for(lambda: source.reload() or source.status == "exited"), source.status
+    assert "database system is shut down" in source.logs().decode()
     c.write(PAIR)
     back = pgtopo("apply", str(c.path), "--yes")
     assert back.code == 0, back
