@@ -59,8 +59,10 @@ def _value(text: str, pos: int) -> tuple[str, int]:
         return "".join(chars), pos + 1
     chars = []
     while pos < len(text) and not text[pos].isspace():
-        if text[pos] == "\\" and pos + 1 < len(text):
+        if text[pos] == "\\":
             pos += 1
+            if pos == len(text):  # a trailing backslash escapes nothing: libpq drops it
+                break
         chars.append(text[pos])
         pos += 1
     return "".join(chars), pos

@@ -59,4 +59,5 @@ def test_a_quoted_value_whose_closing_quote_is_escaped_or_missing_is_refused(tex
 def test_a_value_ending_in_a_backslash_is_read_without_an_error() -> None:
     """libpq drops a trailing backslash (`host=a\\` is host `a`); pgtopo never writes one (make()
     quotes any value with a backslash) and must not fail reading a hand-written one."""
-    assert set(conninfo.parse("host=a\\")) == {"host"}
+    assert conninfo.parse("host=a\\") == {"host": "a"} == conninfo_to_dict("host=a\\")
+    assert conninfo.parse("host=a\\\\") == {"host": "a\\"} == conninfo_to_dict("host=a\\\\")
