@@ -180,8 +180,8 @@ def run(ctx: Context, action: Action) -> str:
     if facts.container is not None:
         docker_ops.remove_container(ctx.client, ctx.names.container(node))
     nodes.create(ctx, node)
-    return (f"write downtime {time.monotonic() - stopped:.2f} s (shutdown of the old server until {ctx.topo.image}'s "
-            "accepted connections)")
+    return (f"write downtime {time.monotonic() - stopped:.2f} s (from the old server's shutdown until the server of "
+            f"{ctx.topo.image} accepted connections)")
 
 
 def _build(ctx: Context, node: str, from_major: int, old_image: str, password: str) -> None:
