@@ -122,13 +122,6 @@ def cluster_system_identifier(topo: Topology, obs: Observed) -> int | None:
     return recorded or primary.system_identifier
 
 
-def upgrading(topo: Topology, obs: Observed) -> bool:
-    """The primary's data is of an older major than the file's image, or its upgrade is under way."""
-    primary, image = obs.node(topo.primary), obs.image_major
-    swapping = primary.data is not None and primary.data.swap_from is not None and not primary.has_data
-    return swapping or (image is not None and primary.major is not None and primary.major < image)
-
-
 def _pull(topo: Topology, obs: Observed) -> list[Action]:
     """A missing image is pulled before anything else (apply does it before it takes the lock, which
     is a container of that image); plan() refuses it instead under --pull never."""
