@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the PostgreSQL images the tests use exist: PGTOPO_TEST_IMAGE when set (never pulled),
 # else pgtopo-local/postgres:13, :15, :17 and :18, built without a registry (in parallel, cached by tag);
+# pgtopo-local/pgbouncer:1 unless PGTOPO_POOLER_IMAGE names one;
 # and Debian's docker-registry, for the pull tests.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,6 +39,11 @@ for major in ${PGTOPO_TEST_MAJORS:-13 15 17 18}; do
     bash "$here/build-image.sh" "$major" &
     pids+=($!)
 done
+# The pooler's image (PgBouncer from Debian trixie), unless the tests are given one
+if [[ -z ${PGTOPO_POOLER_IMAGE:-} ]]; then
+    bash "$here/build-pooler-image.sh" &
+    pids+=($!)
+fi
 status=0
 for pid in "${pids[@]}"; do
     wait "$pid" || status=1
