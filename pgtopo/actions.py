@@ -48,14 +48,21 @@ class Kind(enum.Enum):
     DROP_SLOT = "drop-slot"
     REMOVE = "remove"
     REMOVE_VOLUME = "remove-volume"
+    # the pooler (pgtopo/pooler/): its container, where it points, a pause a killed pgtopo left
+    CREATE_POOLER = "create-pooler"
+    RECREATE_POOLER = "recreate-pooler"
+    START_POOLER = "start-pooler"
+    REPOINT_POOLER = "repoint-pooler"
+    RESUME_POOLER = "resume-pooler"
+    REMOVE_POOLER = "remove-pooler"
 
     @property
     def symbol(self) -> Literal["+", "~", "-"]:
         """+ create, ~ change, - remove (destructive actions get '!' from the action itself)."""
-        if self in (Kind.REMOVE, Kind.REMOVE_VOLUME, Kind.DROP_SLOT, Kind.REMOVE_JOB):
+        if self in (Kind.REMOVE, Kind.REMOVE_VOLUME, Kind.DROP_SLOT, Kind.REMOVE_JOB, Kind.REMOVE_POOLER):
             return "-"
         if self in (Kind.PULL, Kind.CREATE_NETWORK, Kind.CREATE_STATE, Kind.CREATE_VOLUME, Kind.INIT, Kind.CLONE,
-                    Kind.CREATE, Kind.CREATE_ROLE, Kind.CREATE_SLOT):
+                    Kind.CREATE, Kind.CREATE_ROLE, Kind.CREATE_SLOT, Kind.CREATE_POOLER):
             return "+"
         return "~"
 
@@ -70,6 +77,7 @@ class Phase(enum.IntEnum):
     SLOTS = 4  # replication slots nobody uses any more
     JOIN = 5  # when the primary lowers a hot-standby setting: nodes whose data is copied from an
     # upstream, at 1 + their depth, once every restart is done (standby_settings.py)
+    POOLER = 6  # the pooler, once the primary takes writes (pooler/planning.py)
 
 
 WAVE_STRIDE = 1_000_000  # a wave's number in a plan document: phase * WAVE_STRIDE + rank
@@ -110,11 +118,13 @@ class Action:
     # restart: first wait until the node has replayed this node's WAL as far as it is flushed (the
     # primary's parameter-change record, when the restart lowers a hot-standby setting)
     replay_past: str | None = None
+    pause_pooler: bool = False  # the pooler is paused around it, and pointed at the file's primary after it
 
     def describe(self) -> str:
         """`replica2: clone — <reason>`, the line diff and apply print."""
         who = self.node or "cluster"
-        return f"{who}: {self.kind.value} — {self.reason}"
+        paused = " (pooler paused around it)" if self.pause_pooler else ""
+        return f"{who}: {self.kind.value} — {self.reason}{paused}"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from pgtopo import __version__
-from pgtopo.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, PgtopoError, PullFailed, RolledBack, SafetyRefusal
+from pgtopo.errors import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    PgtopoError,
+    PoolerBusy,
+    PullFailed,
+    RolledBack,
+    SafetyRefusal,
+)
 
 if TYPE_CHECKING:
     import docker
@@ -494,11 +503,11 @@ def switchover(file: Path, verbose: bool, log_format: str | None, node: str, yes
     try:
         _run_apply(file, verbose, log_format, yes, lock_timeout, False, allow_data_loss, retired_force, pull,
                    switchover=True)
-    except (SafetyRefusal, RolledBack, PullFailed) as exc:
+    except (SafetyRefusal, RolledBack, PullFailed, PoolerBusy) as exc:
         # Put the file back only when no promotion happened: a refusal before any change, a pull
-        # that failed (before any change), or a switchover undone with the old primary taking
-        # writes again.
-        if (isinstance(exc, (RolledBack, PullFailed)) or "nothing was changed" in exc.message) and updated != original:
+        # that failed (before any change), a pooler that could not pause (before the switchover
+        # started), or a switchover undone with the old primary taking writes again.
+        if (isinstance(exc, (RolledBack, PullFailed, PoolerBusy)) or "nothing was changed" in exc.message) and updated != original:
             file.write_text(original)
             exc.message += f"\n{file} was put back as it was (primary: {before.primary})"
         raise

@@ -132,6 +132,13 @@ def image_env(client: "docker.DockerClient", image: str) -> tuple[str, tuple[str
     return None if found is None else (str(found["Id"]), tuple((found.get("Config") or {}).get("Env") or ()))
 
 
+def image_user(client: "docker.DockerClient", image: str) -> str | None:
+    """The user an image's containers run as (`Config.User`, "" for root); None when the engine
+    does not have the image."""
+    found = _inspect_image(client, image)
+    return None if found is None else str((found.get("Config") or {}).get("User") or "")
+
+
 def _inspect_image(client: "docker.DockerClient", image: str) -> dict[str, Any] | None:
     from docker.errors import ImageNotFound, NotFound
 

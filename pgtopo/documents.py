@@ -66,6 +66,8 @@ class ActionDocument(_Document):
     settings: dict[str, str | None] = Field(description="configure: name -> value (null: RESET).")
     replay_past: str | None = Field(default=None, description="restart: first wait until the node has replayed "
                                     "this node's WAL as far as it is flushed (its parameter change).")
+    pause_pooler: bool = Field(default=False, description="The pooler is paused around it, and pointed at the "
+                               "file's primary before it resumes.")
 
     @classmethod
     def of(cls, action: Action) -> ActionDocument:
@@ -73,13 +75,13 @@ class ActionDocument(_Document):
                    symbol="!" if action.destructive else action.kind.symbol, destructive=action.destructive,
                    data_loss=action.data_loss, fence=action.fence, upstream=action.upstream, slot=action.slot,
                    target=action.target, settings=dict(action.settings),
-                   replay_past=action.replay_past)
+                   replay_past=action.replay_past, pause_pooler=action.pause_pooler)
 
     def action(self) -> Action:
         return Action(kind=self.kind, node=self.node or "", reason=self.reason, wave=Wave.from_number(self.wave),
                       upstream=self.upstream, settings=tuple(self.settings.items()), slot=self.slot,
                       target=self.target, destructive=self.destructive, data_loss=self.data_loss,
-                      fence=self.fence, replay_past=self.replay_past)
+                      fence=self.fence, replay_past=self.replay_past, pause_pooler=self.pause_pooler)
 
 
 class SourceFile(_Document):
@@ -165,7 +167,7 @@ def _count_kinds(plan: Plan) -> dict[str, int]:
 def fingerprint(observed: Observed) -> tuple[str, dict[str, Any]]:
     """A digest of everything the plan was decided from, without what moves on its own (WAL
     positions, lag): a saved plan is stale when this differs at apply time."""
-    state = {
+    state: dict[str, Any] = {
         "network": observed.network.name if observed.network else None,
         "state_volume": observed.state_volume is not None,
         "credentials": observed.credentials,
@@ -173,6 +175,11 @@ def fingerprint(observed: Observed) -> tuple[str, dict[str, Any]]:
         "foreign": list(observed.foreign),
         "nodes": {name: _node_state(facts) for name, facts in sorted(observed.nodes.items())},
     }
+    pooler = observed.pooler
+    if pooler.container is not None:  # only when there is one (older saved plans keep their digest)
+        state["pooler"] = {"id": pooler.container.id, "state": pooler.container.state,
+                           "config_hash": pooler.container.config_hash, "target": pooler.target,
+                           "paused": pooler.paused}
     blob = json.dumps(state, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest(), state
 

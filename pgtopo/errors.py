@@ -12,6 +12,7 @@
     ├── LockTimeout                  exit 1: another apply holds the cluster's lock
     ├── StalePlan                    exit 1: a saved plan no longer matches the file or the cluster
     ├── RolledBack                   exit 1: a switchover was undone; the old primary took writes again
+    ├── PoolerBusy                   exit 1: the pooler did not pause in time; it was resumed, the step not run
     └── Replan                       exit 1: an action found what its plan could not foresee; apply
                                      plans again (a user sees it only when no round is left)
 
@@ -89,6 +90,13 @@ class StalePlan(PgtopoError):
 class RolledBack(PgtopoError):
     """A switchover could not finish and was undone: the old primary runs as the primary again,
     nothing was promoted."""
+
+    exit_code = EXIT_CHANGES
+
+
+class PoolerBusy(PgtopoError):
+    """The pooler could not pause within `pooler.pause_timeout_seconds` (a transaction ran on): it
+    was resumed at once, and the step it was to hide (a switchover, a restart) was not run."""
 
     exit_code = EXIT_CHANGES
 

@@ -31,19 +31,32 @@ from pgtopo import (
 from pgtopo.actions import Action, Kind, Phase
 from pgtopo.context import Context
 from pgtopo.errors import DockerError, PgtopoError, SafetyRefusal, SettingRejected
+from pgtopo.pooler import run as pooler
 
 PROOF_TIMEOUT = 120.0  # initdb and a start of a throw-away server (2-3 s), on a slow machine
 
 
 def execute(ctx: Context, action: Action) -> str | None:
     """Run one action; returns a note when it had to deviate (a failed rewind re-cloned);
-    raises a PgtopoError subclass when it cannot be done."""
+    raises a PgtopoError subclass when it cannot be done.  An action the plan marked is run with
+    the pooler paused around it (pooler/run.py)."""
+    if action.pause_pooler:
+        with pooler.paused(ctx, action.kind.value) as release:
+            return _execute(ctx, action, release)
+    return _execute(ctx, action)
+
+
+def _no_pooler() -> None:
+    pass
+
+
+def _execute(ctx: Context, action: Action, release_pooler: Callable[[], None] = _no_pooler) -> str | None:
     node = action.node
     match action.kind:
         case Kind.REWIND:
             return _rewind(ctx, action)
         case Kind.SWITCHOVER:
-            return switch.switchover(ctx, action)
+            return switch.switchover(ctx, action, promoted=release_pooler)
         case Kind.FAILOVER:
             return switch.failover(ctx, action)
         case Kind.FENCE:
@@ -125,6 +138,18 @@ def execute(ctx: Context, action: Action) -> str | None:
             _ensure_slot(ctx, action)
         case Kind.DROP_SLOT:
             pg_ops.drop_slot(ctx.endpoint(node), action.slot or "")
+        case Kind.CREATE_POOLER:
+            pooler.create(ctx)
+        case Kind.RECREATE_POOLER:
+            pooler.recreate(ctx)
+        case Kind.START_POOLER:
+            pooler.start(ctx)
+        case Kind.REPOINT_POOLER:
+            pooler.configure(ctx)
+        case Kind.RESUME_POOLER:
+            pooler.resume(ctx)
+        case Kind.REMOVE_POOLER:
+            docker_ops.remove_container(ctx.client, action.target or "")
     return None
 
 

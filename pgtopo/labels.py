@@ -15,7 +15,7 @@ from pgtopo import __version__
 PREFIX = "io.pgtopo"
 CLUSTER = f"{PREFIX}.cluster"
 NODE = f"{PREFIX}.node"
-ROLE = f"{PREFIX}.role"  # node | job | lock | state | helper
+ROLE = f"{PREFIX}.role"  # node | job | lock | state | helper | pooler
 VERSION = f"{PREFIX}.version"
 CONFIG_HASH = f"{PREFIX}.config-hash"
 JOB = f"{PREFIX}.job"  # for role=job: init | clone | rewind
@@ -33,6 +33,7 @@ UPGRADED_FROM = f"{DATA_MOUNT}/upgraded-from"
 STATE_MOUNT = "/run/pgtopo"
 PASSFILE = f"{STATE_MOUNT}/pgpass"
 PG_PORT = 5432
+POOLER_PORT = 6432  # PgBouncer's, inside the pooler's container
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,17 @@ from pgtopo import (
 )
 from pgtopo.containers import Mount
 from pgtopo.errors import PgtopoError
-from pgtopo.observed import ContainerFacts, DataFacts, NetworkFacts, NodeFacts, Observed, PgFacts, VolumeFacts
+from pgtopo.observed import (
+    ContainerFacts,
+    DataFacts,
+    NetworkFacts,
+    NodeFacts,
+    Observed,
+    PgFacts,
+    PoolerFacts,
+    VolumeFacts,
+)
+from pgtopo.pooler import admin, config as pooler_config
 from pgtopo.spec import Topology
 from pgtopo.timelines import lsn_text
 
@@ -87,7 +97,9 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
         endpoints = _endpoints(parts.containers, state, fallback, topo.cluster)
         futures = {n: pool.submit(_probe_node, client, topo.image, n, parts, endpoints.get(n), stopped.get(n))
                    for n in every}
+        f_pooler = pool.submit(probe_pooler, topo.cluster, parts.pooler, state)
         facts = {n: f.result() for n, f in futures.items()}
+        pooler = f_pooler.result()
     observed = Observed(
         cluster=topo.cluster,
         network=_network(network),
@@ -102,6 +114,7 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
         image_major=_image_major(client, topo, image[1] if image is not None else None, facts),
         ports_taken=_ports_taken(client, topo, names, published),
         password_drift=password_drift(wanted, state),
+        pooler=pooler,
     )
     return Snapshot(observed=observed, state=state, endpoints=endpoints)
 
@@ -163,12 +176,13 @@ class _Parts:
     state_volume: VolumeFacts | None = None
     foreign: list[str] = field(default_factory=list)
     helpers: list[str] = field(default_factory=list)  # helper containers a killed pgtopo left behind
+    pooler: ContainerFacts | None = None
 
 
 def _container(raw: dict[str, Any]) -> ContainerFacts:
     port = None
     for p in raw.get("Ports") or []:
-        if p.get("PrivatePort") == L.PG_PORT and p.get("PublicPort") and p.get("IP") in ("127.0.0.1", "0.0.0.0", None):
+        if p.get("PrivatePort") in (L.PG_PORT, L.POOLER_PORT) and p.get("PublicPort") and p.get("IP") in ("127.0.0.1", "0.0.0.0", None):
             port = int(p["PublicPort"])
     return ContainerFacts(
         id=raw["Id"],
@@ -189,7 +203,8 @@ def _classify(topo: Topology, names: L.Names, containers: list[ContainerFacts], 
         ours = c.labels.get(L.CLUSTER) == topo.cluster
         role, node = c.labels.get(L.ROLE), c.labels.get(L.NODE)
         if not ours:
-            if c.name in wanted_containers or c.name == names.lock:
+            if c.name in wanted_containers or c.name == names.lock or (
+                    topo.pooler is not None and c.name == pooler_config.container_name(topo.cluster)):
                 parts.foreign.append(f"container {c.name}")
         elif role == "node" and node:
             parts.containers[node] = c
@@ -197,6 +212,8 @@ def _classify(topo: Topology, names: L.Names, containers: list[ContainerFacts], 
             parts.jobs.setdefault(node, []).append(c)
         elif role == "helper" and not c.running:
             parts.helpers.append(c.name)
+        elif role == "pooler":
+            parts.pooler = c
     wanted_volumes = {names.volume(n): n for n in topo.nodes}
     for raw in volumes:
         vol = VolumeFacts(name=raw["Name"], labels=raw.get("Labels") or {})
@@ -275,6 +292,18 @@ def _endpoints(containers: dict[str, ContainerFacts], state: "ClusterState | Non
         for node, c in containers.items()
         if c.running and c.host_port
     }
+
+
+def probe_pooler(cluster: str, container: ContainerFacts | None, state: "ClusterState | None") -> PoolerFacts:
+    """The pooler's container, and what its admin console says when it runs."""
+    if container is None or not container.running or container.host_port is None or state is None:
+        return PoolerFacts(container=container)
+    try:
+        said = admin.state(admin.Console(container.host_port, pooler_config.password(state.superuser_password)))
+    except PgtopoError as exc:
+        return PoolerFacts(container=container, error=exc.message)
+    return PoolerFacts(container=container, target=pooler_config.target(said.host, cluster), paused=said.paused,
+                       clients=said.clients, servers=said.servers)
 
 
 def _runs(container: ContainerFacts | None) -> bool:

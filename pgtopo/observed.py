@@ -204,6 +204,22 @@ class NodeFacts:
 
 
 @dataclass(frozen=True)
+class PoolerFacts:
+    """The pooler's container and what its admin console says (docs/pooler.md)."""
+
+    container: ContainerFacts | None = None
+    target: str | None = None  # the node its pools point at; None: not known
+    paused: bool | None = None  # paused or pausing; None: not known
+    clients: int | None = None
+    servers: int | None = None
+    error: str | None = None  # why its console did not answer, when its container runs
+
+    @property
+    def answers(self) -> bool:
+        return self.paused is not None
+
+
+@dataclass(frozen=True)
 class Observed:
     """The whole observed state of one cluster."""
 
@@ -222,6 +238,7 @@ class Observed:
     password_drift: tuple[str, ...] = ()
     # (node, host port, who holds it) for fixed ports of the file that something else holds
     ports_taken: tuple[tuple[str, int, str], ...] = ()
+    pooler: PoolerFacts = PoolerFacts()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", MappingProxyType(dict(self.nodes)))

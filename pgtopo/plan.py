@@ -29,6 +29,7 @@ from pgtopo.copies import (
 from pgtopo.observed import NodeFacts, Observed
 from pgtopo.offline_conf import rewrite_conf
 from pgtopo.pgcontrol import STATE_NAMES
+from pgtopo.pooler import planning as pooler_planning
 from pgtopo.promotion import LOSS_FLAG, capacity_refusals, promotion
 from pgtopo.spec import Topology
 from pgtopo.standby_settings import both_ways_refusals, copies_after_restarts, order_restarts, rolling_rank
@@ -75,7 +76,7 @@ def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, allow_data_
     actions, losses = _mark_losses(topo, obs, actions)
     if losses and not allow_data_loss:
         return Plan(refusals=tuple(losses))
-    ordered = _pull(topo, obs) + proof.prove_first(topo, order_restarts(topo, obs, actions))
+    ordered = pooler_planning.actions(topo, obs, _pull(topo, obs) + proof.prove_first(topo, order_restarts(topo, obs, actions)))
     return Plan(actions=tuple(ordered), notes=tuple(notes), warnings=warnings(topo) + _pull_warnings(topo, obs, pull))
 
 
@@ -109,7 +110,7 @@ def warnings(topo: Topology) -> tuple[str, ...]:
         f"{name}: port published on every interface (bind: 0.0.0.0), reachable from other hosts; "
         "only scram-sha-256 stands between them and the server"
         for name, node in topo.nodes.items() if node.bind != "127.0.0.1"
-    )
+    ) + pooler_planning.warnings(topo)
 
 
 def cluster_system_identifier(topo: Topology, obs: Observed) -> int | None:

@@ -76,6 +76,9 @@ def print_plan(out: "Console", topo: Topology, p: Plan) -> None:
         out.print(f"[bold]{_escape(node)}[/]")
         for action in actions:
             out.print(f"  {action_line(action)}")
+            if action.pause_pooler:
+                out.print(f"  [{STYLE['~']}]~[/] pooler         pause around the {action.kind.value}, then point it "
+                          f"at {_escape(topo.primary)} and resume")
     counts = f"{len(p.actions)} action(s)"
     if p.destructive:
         counts += f", [bold red]{len(p.destructive)} destructive (!)[/]"

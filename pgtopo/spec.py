@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from pgtopo import pg_settings
+from pgtopo.pooler import settings as pooler_settings
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,29}$"
 ROLE_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
@@ -42,8 +43,9 @@ def _image_reference(value: str) -> str:
 
 
 def _replication_role(value: str) -> str:
-    if value in RESERVED_ROLES or value.startswith("pg_"):
-        raise ValueError(f"{value!r} cannot be the replication user (reserved: postgres, public, none, all, pg_*)")
+    if value in RESERVED_ROLES or value.startswith(("pg_", "pgtopo")):
+        raise ValueError(f"{value!r} cannot be the replication user (reserved: postgres, public, none, all, pg_*, "
+                         "pgtopo*)")
     return value
 
 
@@ -157,6 +159,32 @@ class Switchover(_Frozen):
     )
 
 
+PoolerSetting = bool | Annotated[int, Field(ge=0, le=2**31 - 1)] | Annotated[float, Field(ge=0, le=2**31 - 1)]
+Image = Annotated[str, StringConstraints(pattern=IMAGE_PATTERN), AfterValidator(_image_reference)]
+
+
+class Pooler(_Frozen):
+    """A PgBouncer in front of the cluster: the applications' one endpoint (docs/pooler.md)."""
+
+    image: Image = Field(description="An image with pgbouncer (1.19 or later) on PATH whose user is not root.")
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        default=6432, description="The read-write endpoint's host port (PgBouncer's own default)."
+    )
+    bind: Literal["127.0.0.1", "0.0.0.0"] = Field(
+        default="127.0.0.1", description="Where the port is published: loopback only, or every interface (diff warns)."
+    )
+    pool_mode: Literal["transaction", "session"] = Field(
+        default="transaction", description="transaction hides switchovers and restarts; session cannot (diff warns)."
+    )
+    pause_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = Field(
+        default=10.0, description="How long PAUSE may wait for running transactions before apply resumes the pool "
+                                  "and refuses the step."
+    )
+    parameters: dict[ParamName, PoolerSetting] = Field(
+        default_factory=dict, description="PgBouncer settings, from an allow-list (docs/pooler.md)."
+    )
+
+
 class TopologyProblems(ValueError):
     """Cross-field problems of a topology, each as (location, message)."""
 
@@ -176,9 +204,7 @@ class Topology(_Frozen):
 
     version: Literal[1]
     cluster: Name = Field(description="Prefixes every Docker object: <cluster>-<node>.")
-    image: Annotated[str, StringConstraints(pattern=IMAGE_PATTERN), AfterValidator(_image_reference)] = Field(
-        description="An image with PostgreSQL >= 13 server binaries on PATH and a postgres user."
-    )
+    image: Image = Field(description="An image with PostgreSQL >= 13 server binaries on PATH and a postgres user.")
     network: Annotated[str, StringConstraints(pattern=NETWORK_PATTERN)] | None = Field(
         default=None, description='A bridge network; "<cluster>-net" when absent.'
     )
@@ -187,6 +213,8 @@ class Topology(_Frozen):
     parameters: Parameters = Field(default_factory=dict, description="Cluster-wide settings.")
     switchover: Switchover = Field(default_factory=Switchover)
     nodes: Annotated[dict[Name, Node], Field(min_length=1)]
+    pooler: Pooler | None = Field(default=None, description="A PgBouncer endpoint that follows the primary; "
+                                                            "absent: none.")
 
     @model_validator(mode="after")
     def _check_shape(self) -> "Topology":
@@ -245,6 +273,27 @@ def topology_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str]]
     problems.extend(_chain_problems(topo))
     problems.extend(_port_problems(topo))
     problems.extend(_parameter_problems(topo))
+    problems.extend(_pooler_problems(topo))
+    return problems
+
+
+POOLER_NODE = "pooler"  # the pooler's container is <cluster>-pooler: no node may have that name
+
+
+def _pooler_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str]]:
+    pooler = topo.pooler
+    if pooler is None:
+        return []
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    if POOLER_NODE in topo.nodes:
+        problems.append((("nodes", POOLER_NODE), f"node name {POOLER_NODE!r} is taken by the pooler's container "
+                                                 f"({topo.cluster}-{POOLER_NODE}): rename the node"))
+    for name, node in topo.nodes.items():
+        if node.port == pooler.port:
+            problems.append((("pooler", "port"), f"host port {pooler.port} is also used by node {name!r}"))
+    for key, value in pooler.parameters.items():
+        if (why := pooler_settings.problem(key, value)) is not None:
+            problems.append((("pooler", "parameters", key), why))
     return problems
 
 

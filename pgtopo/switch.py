@@ -31,8 +31,13 @@ PROMOTE_TIMEOUT = 60.0
 GRACE = 3.0  # how long past its deadline a wait on a server that stopped answering is given
 
 
-def switchover(ctx: Context, action: Action) -> str:
-    """Returns the note apply prints: the write downtime."""
+def _nothing() -> None:
+    pass
+
+
+def switchover(ctx: Context, action: Action, promoted: Callable[[], None] = _nothing) -> str:
+    """Returns the note apply prints: the write downtime.  `promoted` is called once the
+    candidate takes writes, before the old primary restarts as a standby (the pooler resumes)."""
     cand, old = action.node, action.upstream or ""
     old_container = ctx.names.container(old)
     docker_ops.exec_run(ctx.client, old_container, ["touch", desired.FENCE_SIGNAL])  # read at start-up only
@@ -63,6 +68,7 @@ def switchover(ctx: Context, action: Action) -> str:
         )
     _promote(ctx, cand, old)
     downtime = time.monotonic() - started
+    promoted()
     if old in ctx.topo.nodes:
         _restart_as_standby(ctx, old)
     return f"write downtime {downtime:.2f} s (shutdown of {old} until {cand} accepted writes)"

@@ -56,7 +56,7 @@ def test_in_sync_document() -> None:
 PLAN_KEYS = ["format", "kind", "pgtopo_version", "cluster", "file", "in_sync", "refusals", "actions", "notes",
              "warnings", "summary", "fingerprint", "topology"]
 ACTION_KEYS = ["kind", "node", "reason", "wave", "symbol", "destructive", "data_loss", "fence", "upstream", "slot",
-               "target", "settings", "replay_past"]
+               "target", "settings", "replay_past", "pause_pooler"]
 
 
 def test_plan_document_keeps_its_keys_in_their_order() -> None:

@@ -229,7 +229,8 @@ HEAD = "version: 1\ncluster: pg\nimage: postgres:17\nprimary: primary\n"
         pytest.param(
             HEAD + "nodes: {primary: {}}\nauth: {replication_user: postgres}\n",
             [("t.yaml:6:26: auth.replication_user: 'postgres' cannot be the replication user "
-              "(reserved: postgres, public, none, all, pg_*)")],
+              "(reserved: postgres, public, none, all, pg_*, "
+              "pgtopo*)")],
             id="replication-user-superuser",
         ),
         pytest.param(

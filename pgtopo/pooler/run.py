@@ -1,0 +1,205 @@
+"""Carry out the pooler's actions, and hold it paused around a step that interrupts the primary.
+
+Called by execute.py.  The pooler's role and its password lookup live on the primary (they
+replicate everywhere); its files are written into its container (never into a volume, the
+environment or a label), owned by the image's own user, whose uid:gid the container's
+FILES_OWNER label records.  A pause is always ended: by RESUME after the step, by RESUME when
+PAUSE outlives its bound (the step is then not run), and, should pgtopo die in between, by the
+next apply (plan: a pooler paused with no apply running is resumed).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from pgtopo import docker_ops, labels as L, pg_ops, waits
+from pgtopo.context import Context
+from pgtopo.errors import DockerError, PoolerBusy, PostgresError
+from pgtopo.pooler import admin, config
+
+if TYPE_CHECKING:
+    import psycopg
+
+FILES_OWNER = f"{L.PREFIX}.files-owner"  # label: uid:gid of the image's user, who owns the config files
+READY_TIMEOUT = 30.0
+
+
+def create(ctx: Context) -> None:
+    """Its role on the primary, then the container with its files, started and answering."""
+    ensure_role(ctx)
+    spec = config.container(ctx.topo)
+    owner = _owner(ctx, spec.image)
+    spec = replace(spec, labels={**spec.labels, FILES_OWNER: f"{owner[0]}:{owner[1]}"})
+    cid = docker_ops.create_container(ctx.client, spec)
+    _write(ctx, cid, owner)
+    docker_ops.start(ctx.client, cid)
+    _await(ctx)
+
+
+def recreate(ctx: Context) -> None:
+    remove(ctx)
+    create(ctx)
+
+
+def remove(ctx: Context) -> None:
+    docker_ops.remove_container(ctx.client, config.container_name(ctx.topo.cluster))
+
+
+def start(ctx: Context) -> None:
+    """Start it again with files that point at the file's primary."""
+    name = config.container_name(ctx.topo.cluster)
+    ensure_role(ctx)
+    _write(ctx, name, _labelled_owner(ctx))
+    docker_ops.start(ctx.client, name)
+    _await(ctx)
+
+
+def configure(ctx: Context) -> None:
+    """Point it at the file's primary (its role and files made again), RELOAD, and RESUME: a
+    repoint after a failover, or a pool a killed pgtopo left paused."""
+    ensure_role(ctx)
+    name = config.container_name(ctx.topo.cluster)
+    _write(ctx, name, _labelled_owner(ctx))
+    console = _console(ctx)
+    admin.command(console, "RELOAD")
+    admin.command(console, "RESUME")
+
+
+def resume(ctx: Context) -> None:
+    admin.command(_console(ctx), "RESUME")
+
+
+@contextmanager
+def paused(ctx: Context, what: str) -> Iterator[Callable[[], None]]:
+    """PAUSE within pooler.pause_timeout_seconds (else PoolerBusy: resumed, the step not run);
+    yields `release`, which points the pool at the file's primary, RELOADs and RESUMEs: a step
+    calls it as soon as the new primary takes writes (a switchover, before the old primary
+    restarts as a standby), and it runs on the way out in any case."""
+    pooler = ctx.topo.pooler
+    if pooler is None:
+        yield lambda: None
+        return
+    console = _console(ctx)
+    ctx.progress("pooler", f"pausing for the {what}")
+    if not admin.pause(console, pooler.pause_timeout_seconds):
+        raise PoolerBusy(
+            f"the pooler could not pause within {pooler.pause_timeout_seconds:g} s (a transaction or a session "
+            f"ran on); it was resumed and the {what} was not started",
+            hint="let long transactions finish (or raise pooler.pause_timeout_seconds), then apply again",
+        )
+    released: list[bool] = []
+
+    def release() -> None:
+        if released:
+            return
+        released.append(True)
+        ctx.progress("pooler", "")
+        try:
+            _write(ctx, config.container_name(ctx.topo.cluster), _labelled_owner(ctx))
+            admin.command(console, "RELOAD")
+        finally:
+            admin.command(console, "RESUME")
+
+    try:
+        yield release
+    finally:
+        release()
+
+
+def ensure_role(ctx: Context) -> None:
+    """The pooler's login role and the function it looks other roles' passwords up with, on the
+    primary (idempotent; the password follows the superuser's)."""
+    state = ctx.snapshot.state
+    if state is None:
+        raise PostgresError("pooler: the cluster's credentials are not stored yet", hint="apply again")
+    password = config.password(state.superuser_password)
+    pg_ops.run(ctx.endpoint(ctx.topo.primary), lambda conn: _role_sql(conn, password), "create the pooler's role")
+
+
+def _role_sql(conn: "psycopg.Connection", password: str) -> None:
+    from psycopg import sql
+
+    role, schema, function = (sql.Identifier(x) for x in (config.ROLE, config.LOOKUP_SCHEMA, config.LOOKUP_FUNCTION))
+    verifier = sql.Literal(pg_ops.scram_verifier(conn, config.ROLE, password))
+    with conn.transaction():
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (config.ROLE,)).fetchone()
+        conn.execute(sql.SQL("{} ROLE {} WITH LOGIN NOSUPERUSER NOREPLICATION NOCREATEDB NOCREATEROLE PASSWORD {}")
+                     .format(sql.SQL("ALTER" if exists else "CREATE"), role, verifier))
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION postgres").format(schema))
+        conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(schema))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, role))
+        # Only roles that may log in, and never a superuser, a replication role or pgtopo's own:
+        # those cannot log in through the pooler at all.
+        conn.execute(sql.SQL(
+            "CREATE OR REPLACE FUNCTION {}.{}(p_user text) RETURNS TABLE(usename name, passwd text) "
+            "LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$ "
+            "SELECT rolname, rolpassword FROM pg_catalog.pg_authid WHERE rolname = p_user AND rolcanlogin "
+            "AND NOT rolsuper AND NOT rolreplication AND rolname NOT LIKE 'pgtopo%' "
+            "AND (rolvaliduntil IS NULL OR rolvaliduntil > now()) $$").format(schema, function))
+        conn.execute(sql.SQL("REVOKE ALL ON FUNCTION {}.{}(text) FROM PUBLIC").format(schema, function))
+        conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {}.{}(text) TO {}").format(schema, function, role))
+
+
+def _owner(ctx: Context, image: str) -> tuple[int, int]:
+    """uid:gid of the image's user; PgBouncer refuses to run as root, so neither does pgtopo."""
+    user = docker_ops.image_user(ctx.client, image)
+    if user is None:
+        raise DockerError(f"pooler image {image} is not in the engine",
+                          hint="build or pull it first (pgtopo never pulls the pooler's image)")
+    name, _, group = user.partition(":")
+    if name.isdigit() and (not group or group.isdigit()):
+        ids = (int(name), int(group or name))
+    else:
+        with docker_ops.helper(ctx.client, image, (), L.labels(ctx.topo.cluster, "helper"), ctx.names.helper()) as hid:
+            passwd = (docker_ops.read_file(ctx.client, hid, "/etc/passwd") or b"").decode(errors="replace")
+        found = [line.split(":") for line in passwd.splitlines() if line.split(":")[0] == name]
+        ids = (int(found[0][2]), int(found[0][3])) if name and found and len(found[0]) >= 4 else (0, 0)
+    if ids[0] == 0:
+        raise DockerError(f"pooler image {image} runs as root, and PgBouncer refuses to",
+                          hint="use an image whose USER is an unprivileged user (e.g. pgtopo-local/pgbouncer:1)")
+    return ids
+
+
+def _labelled_owner(ctx: Context) -> tuple[int, int]:
+    facts = ctx.snapshot.observed.pooler.container
+    label = (facts.labels.get(FILES_OWNER) if facts is not None else None) or ""
+    uid, _, gid = label.partition(":")
+    if not (uid.isdigit() and gid.isdigit()):
+        return _owner(ctx, ctx.topo.pooler.image if ctx.topo.pooler else "")
+    return int(uid), int(gid)
+
+
+def _write(ctx: Context, container: str, owner: tuple[int, int]) -> None:
+    state = ctx.snapshot.state
+    if state is None:
+        raise PostgresError("pooler: the cluster's credentials are not stored yet", hint="apply again")
+    files = {f"{config.CONFIG_SUBDIR}/{config.INI}": config.ini(ctx.topo, ctx.topo.primary).encode(),
+             f"{config.CONFIG_SUBDIR}/{config.AUTH_FILE}": config.auth_file(state.superuser_password).encode()}
+    docker_ops.write_files(ctx.client, container, config.CONFIG_PARENT, files, *owner)
+
+
+def _console(ctx: Context) -> admin.Console:
+    state = ctx.snapshot.state
+    port = docker_ops.host_port(ctx.client, config.container_name(ctx.topo.cluster), config.PORT)
+    if state is None or port is None:
+        raise DockerError("pooler: its container runs without a published port", hint="apply again")
+    return admin.Console(port, config.password(state.superuser_password))
+
+
+def _await(ctx: Context) -> None:
+    """Until its console answers (PgBouncer starts in well under a second)."""
+    def answers() -> bool | None:
+        try:
+            admin.state(_console(ctx))
+        except (PostgresError, DockerError):
+            return None
+        return True
+
+    if waits.wait_until(answers, time.monotonic() + READY_TIMEOUT, waits.SERVER) is None:
+        name = config.container_name(ctx.topo.cluster)
+        raise DockerError(f"pooler: {name} did not answer within {READY_TIMEOUT:.0f} s: "
+                          f"{docker_ops.last_lines(ctx.client, name)}", hint=f"see `docker logs {name}`")

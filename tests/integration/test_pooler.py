@@ -1,0 +1,185 @@
+"""The pooler on real clusters: a real PgBouncer in front of real PostgreSQL.  An application
+keeps one DSN (the pooler's port) through switchovers, a restart of the primary and a failover."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psycopg
+
+from .conftest import IMAGE, actions, pgtopo, psql, wait_for
+
+POOLER_IMAGE = os.environ.get("PGTOPO_POOLER_IMAGE", "pgtopo-local/pgbouncer:1")
+APP_PASSWORD = "app-secret-1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pair(port: int, extra: str = "", pooler_extra: str = "") -> str:
+    return (f"primary: primary\n{extra}nodes:\n  primary: {{}}\n  replica: {{}}\n"
+            f"pooler:\n  image: {POOLER_IMAGE}\n  port: {port}\n{pooler_extra}")
+
+
+def app_dsn(port: int) -> str:
+    return f"host=127.0.0.1 port={port} dbname=postgres user=app password={APP_PASSWORD} connect_timeout=5"
+
+
+def make_app(c) -> None:
+    """An application role and its table, made by hand (a role the file does not name is left alone)."""
+    psql(c.container("primary"), f"CREATE ROLE app LOGIN PASSWORD '{APP_PASSWORD}'; "
+                                 "CREATE TABLE ledger (id bigint PRIMARY KEY); GRANT ALL ON ledger TO app")
+
+
+@dataclass
+class Writer:
+    """A client that inserts every 10 ms through one DSN, reconnecting after an error (as a web
+    application's pool does); each acknowledged id is recorded."""
+
+    dsn: str
+    acked: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    longest: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn, n, last = None, 0, time.monotonic()
+        while not self._stop.is_set():
+            n += 1
+            try:
+                if conn is None:
+                    conn = psycopg.connect(self.dsn, autocommit=True)
+                conn.execute("INSERT INTO ledger VALUES (%s)", (n,))
+                self.acked.append(n)
+                now = time.monotonic()
+                self.longest, last = max(self.longest, now - last), now
+            except psycopg.Error as exc:
+                self.errors.append(str(exc).strip().splitlines()[0])
+                conn = None
+            time.sleep(0.01)
+
+    def stall_during(self, step):
+        """Run `step`; returns what it returned and the longest wait for an acknowledgement
+        meanwhile (measured until writes flow again after it)."""
+        self.longest = 0.0
+        result = step()
+        done = len(self.acked)
+        assert wait_for(lambda: len(self.acked) > done + 20), self.errors[-3:]
+        return result, self.longest
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def test_one_dsn_through_switchover_restart_and_switch_back_sees_no_error(make_cluster) -> None:
+    c = make_cluster(IMAGE)
+    port = free_port()
+    c.write(pair(port))
+    first = pgtopo("apply", str(c.path), "--yes")
+    assert first.code == 0, first
+    assert ("create-pooler", "pooler") in actions(first.out)
+    make_app(c)
+    writer = Writer(app_dsn(port))
+    assert wait_for(lambda: len(writer.acked) > 50)
+
+    switched, stall_switch = writer.stall_during(lambda: pgtopo("switchover", str(c.path), "--to", "replica"))
+    assert switched.code == 0, switched
+    assert ("switchover", "replica") in actions(switched.out)
+    c.write(pair(port, extra="parameters: {max_connections: 120}\n").replace("primary: primary\n", "primary: replica\n", 1))
+    assert "pause around the restart" in pgtopo("diff", str(c.path)).out
+    restarted, stall_restart = writer.stall_during(lambda: pgtopo("apply", str(c.path), "--yes"))
+    assert restarted.code == 0, restarted
+    assert ("restart", "replica") in actions(restarted.out), restarted.out
+    back, stall_back = writer.stall_during(lambda: pgtopo("switchover", str(c.path), "--to", "primary"))
+    assert back.code == 0, back
+    writer.stop()
+
+    print(f"through the pooler: {len(writer.acked)} inserts; longest stall: switchover {stall_switch:.3f} s, "
+          f"restart of the primary {stall_restart:.3f} s, switch back {stall_back:.3f} s")
+    assert writer.errors == []
+    # Without the pause, PgBouncer retries the stopped primary until the next round repoints it
+    # (seconds, server_login_retry); the pause makes it one switchover's write downtime.
+    assert max(stall_switch, stall_back) < 2.0 and stall_restart < 3.0
+    stored = {int(x) for x in psql(c.container("primary"), "SELECT id FROM ledger").split()}
+    assert set(writer.acked) <= stored, "an acknowledged insert was lost"
+    assert psql(c.container("primary"), "SELECT pg_is_in_recovery()") == "f"
+    assert pgtopo("diff", str(c.path)).code == 0
+
+
+def test_a_pause_that_times_out_refuses_the_switchover_and_resumes_the_pool(make_cluster) -> None:
+    c = make_cluster(IMAGE)
+    port = free_port()
+    c.write(pair(port, pooler_extra="  pause_timeout_seconds: 1\n"))
+    assert pgtopo("apply", str(c.path), "--yes").code == 0
+    make_app(c)
+    long = psycopg.connect(app_dsn(port))
+    long.execute("INSERT INTO ledger VALUES (1)")  # a transaction held open: PAUSE waits for it
+
+    result = pgtopo("switchover", str(c.path), "--to", "replica")
+    assert result.code == 1, result
+    assert "could not pause within 1 s" in result.err, result.err
+    assert "primary: primary" in c.path.read_text()  # the file is put back
+    assert psql(c.container("primary"), "SELECT pg_is_in_recovery()") == "f"
+    assert psql(c.container("replica"), "SELECT pg_is_in_recovery()") == "t"
+    with psycopg.connect(app_dsn(port), autocommit=True) as other:  # the pool was resumed
+        other.execute("INSERT INTO ledger VALUES (2)")
+    long.commit()
+    assert psql(c.container("primary"), "SELECT count(*) FROM ledger") == "2"
+
+
+def test_the_pooler_follows_a_failover_and_heals_its_drift(make_cluster) -> None:
+    c = make_cluster(IMAGE)
+    port = free_port()
+    c.write(pair(port))
+    assert pgtopo("apply", str(c.path), "--yes").code == 0
+    make_app(c)
+    pooler = f"{c.name}-pooler"
+
+    subprocess.run(["docker", "rm", "-f", c.container("primary")], check=True, capture_output=True)
+    c.write(pair(port).replace("primary: primary\n", "primary: replica\n", 1).replace("  primary: {}\n", ""))
+    failed_over = pgtopo("apply", str(c.path), "--yes")
+    assert failed_over.code == 0, failed_over
+    assert ("repoint-pooler", "pooler") in actions(failed_over.out), failed_over.out
+    with psycopg.connect(app_dsn(port), autocommit=True) as conn:  # the same DSN, no client change
+        conn.execute("INSERT INTO ledger VALUES (1)")
+    assert psql(c.container("replica"), "SELECT count(*) FROM ledger") == "1"
+
+    subprocess.run(["docker", "stop", pooler], check=True, capture_output=True)
+    healed = pgtopo("apply", str(c.path), "--yes")
+    assert ("start-pooler", "pooler") in actions(healed.out), healed
+    subprocess.run(["docker", "rm", "-f", pooler], check=True, capture_output=True)
+    healed = pgtopo("apply", str(c.path), "--yes")
+    assert ("create-pooler", "pooler") in actions(healed.out), healed
+    with psycopg.connect(f"host=127.0.0.1 port={port} dbname=pgbouncer user=pgtopo_pooler", autocommit=True,
+                         cursor_factory=psycopg.ClientCursor, password=_pooler_password(c)) as admin:
+        admin.execute("PAUSE")
+    resumed = pgtopo("apply", str(c.path), "--yes")
+    assert ("resume-pooler", "pooler") in actions(resumed.out), resumed
+    with psycopg.connect(app_dsn(port), autocommit=True) as conn:
+        conn.execute("INSERT INTO ledger VALUES (2)")
+    assert pgtopo("diff", str(c.path)).code == 0
+    inspect = subprocess.run(["docker", "inspect", pooler], capture_output=True, text=True, check=True).stdout
+    assert _pooler_password(c) not in inspect
+    assert not re.search(APP_PASSWORD, inspect)
+
+
+def _pooler_password(c) -> str:
+    from pgtopo.pooler import config
+
+    superuser = subprocess.run(["docker", "exec", c.container("replica"), "cat", "/run/pgtopo/superuser_password"],
+                               capture_output=True, text=True, check=True).stdout
+    return config.password(superuser)
