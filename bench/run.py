@@ -24,7 +24,7 @@ Ctrl-C or SIGTERM.  Results go to stdout and to bench/RESULTS.md.  Exit 0 when e
   .venv/bin/python bench/run.py [--reps N] [--quick] [--image IMAGE] [--only a,b,...] [--out FILE]
 
 This file parses the options and runs the sections; converge.py holds a, b and h, operations.py
-c to f, harness.py starts pgtopo and cleans up after it, report.py makes the tables.
+c to f, pooler.py p, harness.py starts pgtopo and cleans up after it, report.py makes the tables.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ import psycopg
 from converge import Attempts, baseline_section, cold_section, converge_runs, scale_section
 from harness import DEFAULT_IMAGE, DEFAULT_OUT, SECTIONS, BenchError, Settings, check_image, cleanup_all, progress
 from operations import cli_section, heal_section, noop_section, switchover_section
+from pooler import pooler_section
 from report import (
     NOISE,
     Noise,
@@ -96,6 +97,7 @@ def run_sections(s: Settings, workdir: Path) -> list[Section]:
         ("e", "Switchover", lambda: switchover_section(s, workdir)),
         ("f", "CLI start-up", lambda: cli_section(s)),
         ("h", "Scale", lambda: scale_section(s, workdir)),
+        ("p", "Pooler", lambda: pooler_section(s, workdir)),
     ]
     for key, title, fn in steps_:
         if key in s.only:

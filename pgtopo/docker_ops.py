@@ -380,6 +380,27 @@ def tether(client: "docker.DockerClient", container: str) -> Iterator[None]:
             getattr(sock, "_sock", sock).close()
 
 
+@contextmanager
+def exec_tethered(client: "docker.DockerClient", container: str, argv: list[str]) -> Iterator[None]:
+    """Run `argv` in a running container with its stdin held by this process until the block ends
+    or this process dies however it dies: then the engine closes that stdin, and a command that
+    waits for its end (`cat`) goes on.  The socket is shut down, not only closed: the engine sees
+    the end at once."""
+    import socket
+
+    with translated(f"run a command in {container}"):
+        created = client.api.exec_create(container, argv, stdin=True, stdout=False, stderr=False)
+        sock = client.api.exec_start(created["Id"], socket=True)
+    try:
+        yield
+    finally:
+        raw: Any = getattr(sock, "_sock", sock)  # docker-py hands the socket in a wrapper
+        with suppress(OSError, AttributeError):
+            raw.shutdown(socket.SHUT_RDWR)
+        with suppress(OSError):
+            raw.close()
+
+
 def last_lines(client: "docker.DockerClient", container: str, lines: int = 8) -> str:
     """The last lines a container printed (stdout and stderr), for an error message."""
     with translated(f"read the output of {container}"):

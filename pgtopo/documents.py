@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from pgtopo import __version__
 from pgtopo.actions import Action, Kind, Plan, Wave
 from pgtopo.observed import Downstream, NodeFacts, Observed
-from pgtopo.spec import Topology
+from pgtopo.spec import POOLER_NODE, Topology
 
 PLAN_FORMAT: Final = 1
 STATUS_FORMAT: Final = 1
@@ -244,6 +244,37 @@ class NodeStatus(_Document):
                                           "when not checked.")
 
 
+class PoolerStatus(_Document):
+    """The pooler: its endpoint, where it points and what it serves (docs/pooler.md)."""
+
+    in_file: bool
+    endpoint: str | None = Field(description="host:port applications connect to; null when not published.")
+    container: str | None = Field(description="Docker state (running, exited, ...); null when missing.")
+    points_at: str | None = Field(description="The node its pools go to; null when its console did not answer.")
+    paused: bool | None = Field(description="Paused (or pausing); null when its console did not answer.")
+    clients: int | None = Field(description="Client connections, pgtopo's own left out.")
+    servers: int | None = Field(description="Server connections.")
+    error: str | None = Field(description="Why its console did not answer.")
+    drift: tuple[str, ...] | None = Field(default=None, description="status --check: the kinds of the actions "
+                                          "apply would take on it; null when not checked.")
+
+
+def pooler_status(topo: Topology, observed: Observed) -> PoolerStatus | None:
+    """None when the file has no pooler and none was found."""
+    facts = observed.pooler
+    c = facts.container
+    if topo.pooler is None and c is None:
+        return None
+    bind = topo.pooler.bind if topo.pooler is not None else "127.0.0.1"
+    return PoolerStatus(
+        in_file=topo.pooler is not None,
+        endpoint=f"{bind}:{c.host_port}" if c is not None and c.host_port is not None else None,
+        container=c.state if c is not None else None,
+        points_at=facts.target, paused=facts.paused, clients=facts.clients, servers=facts.servers,
+        error=facts.error,
+    )
+
+
 class StatusDocument(_Document):
     """What `status --output json` prints; the status table shows the same facts."""
 
@@ -258,6 +289,8 @@ class StatusDocument(_Document):
     in_sync: bool | None = Field(default=None, description="status --check: the cluster is as the file says "
                                  "(apply would do nothing); null when not checked.")
     refusals: tuple[str, ...] = Field(default=(), description="status --check: why apply would refuse.")
+    pooler: PoolerStatus | None = Field(default=None, description="The pooler; null when the file has none and "
+                                        "none was found.")
 
 
 def status_document(topo: Topology, observed: Observed, plan: Plan | None = None) -> StatusDocument:
@@ -265,15 +298,18 @@ def status_document(topo: Topology, observed: Observed, plan: Plan | None = None
     plan (status --check), each node's drift: the actions apply would take on it."""
     names = list(topo.nodes) + sorted(n for n in observed.nodes if n not in topo.nodes)
     nodes = tuple(node_status(topo, observed, observed.node(name)) for name in names)
+    pooler = pooler_status(topo, observed)
     if plan is None:
         return StatusDocument(format=STATUS_FORMAT, kind=STATUS_KIND, pgtopo_version=__version__,
-                              cluster=topo.cluster, primary=topo.primary, nodes=nodes)
+                              cluster=topo.cluster, primary=topo.primary, nodes=nodes, pooler=pooler)
     kinds: dict[str, list[str]] = {}
     for action in plan.actions:
         kinds.setdefault(action.node, []).append(action.kind.value)
     nodes = tuple(n.model_copy(update={"drift": tuple(dict.fromkeys(kinds.get(n.name, ())))}) for n in nodes)
+    if pooler is not None:
+        pooler = pooler.model_copy(update={"drift": tuple(dict.fromkeys(kinds.get(POOLER_NODE, ())))})
     return StatusDocument(format=STATUS_FORMAT, kind=STATUS_KIND, pgtopo_version=__version__,
-                          cluster=topo.cluster, primary=topo.primary, nodes=nodes,
+                          cluster=topo.cluster, primary=topo.primary, nodes=nodes, pooler=pooler,
                           in_sync=plan.empty, refusals=plan.refusals)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pgtopo.actions import Action, Plan
-from pgtopo.documents import NodeStatus, StatusDocument
+from pgtopo.documents import NodeStatus, PoolerStatus, StatusDocument
 from pgtopo.spec import Topology
 
 if TYPE_CHECKING:
@@ -100,11 +100,29 @@ def print_status(out: "Console", doc: StatusDocument) -> None:
         drift = [", ".join(node.drift or ()) or "-"] if checked else []
         table.add_row(*(_escape(cell) for cell in status_cells(node) + drift))
     out.print(table)
+    if doc.pooler is not None:
+        out.print(_escape(pooler_line(doc.pooler)), highlight=False)
     if checked:
         for refusal in doc.refusals:
             out.print(f"refused: {_escape(refusal)}")
         out.print("in sync with the file" if doc.in_sync else
                   "differs from the file: `pgtopo diff` shows what apply would do")
+
+
+def pooler_line(pooler: PoolerStatus) -> str:
+    """`pooler 127.0.0.1:6432 → primary · running · 12 clients, 2 server connections`."""
+    where = pooler.endpoint or "no port"
+    if pooler.container is None:
+        state = "missing"
+    elif pooler.paused is None:
+        state = f"{pooler.container}, {pooler.error or 'its console does not answer'}"
+    else:
+        state = f"{pooler.container}{', PAUSED' if pooler.paused else ''} · {pooler.clients} clients, " \
+                f"{pooler.servers} server connections"
+    target = f" → {pooler.points_at}" if pooler.points_at else ""
+    drift = f" · drift: {', '.join(pooler.drift)}" if pooler.drift else ""
+    extra = "" if pooler.in_file else " (not in file)"
+    return f"pooler {where}{target} · {state}{extra}{drift}"
 
 
 def status_cells(node: NodeStatus) -> list[str]:

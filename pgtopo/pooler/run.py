@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 FILES_OWNER = f"{L.PREFIX}.files-owner"  # label: uid:gid of the image's user, who owns the config files
 READY_TIMEOUT = 30.0
+# PgBouncer is its container's process 1, and SIGUSR2 is its RESUME
+RESUME_ON_EOF = "cat >/dev/null; kill -USR2 1"
 
 
 def create(ctx: Context) -> None:
@@ -78,36 +80,57 @@ def paused(ctx: Context, what: str) -> Iterator[Callable[[], None]]:
     """PAUSE within pooler.pause_timeout_seconds (else PoolerBusy: resumed, the step not run);
     yields `release`, which points the pool at the file's primary, RELOADs and RESUMEs: a step
     calls it as soon as the new primary takes writes (a switchover, before the old primary
-    restarts as a standby), and it runs on the way out in any case."""
+    restarts as a standby), and it runs once the step is done.  A step that fails only resumes
+    the pool, pointing where it did."""
     pooler = ctx.topo.pooler
     if pooler is None:
         yield lambda: None
         return
     console = _console(ctx)
     ctx.progress("pooler", f"pausing for the {what}")
-    if not admin.pause(console, pooler.pause_timeout_seconds):
+    with ExitStack() as stack:
+        _resume_should_pgtopo_die(ctx, stack)
+        yield from _hold(ctx, console, what, pooler.pause_timeout_seconds)
+
+
+def _resume_should_pgtopo_die(ctx: Context, stack: ExitStack) -> None:
+    """A command in the pooler's container waits on a stdin this process holds, then sends
+    PgBouncer SIGUSR2 (RESUME): should pgtopo die while the pool is paused (kill -9 included),
+    the pool resumes at once.  Needs `sh`, `cat` and `kill` in the image (an image without them:
+    the next apply resumes it)."""
+    stack.enter_context(docker_ops.exec_tethered(ctx.client, config.container_name(ctx.topo.cluster),
+                                                 ["sh", "-c", RESUME_ON_EOF]))
+
+
+def _hold(ctx: Context, console: admin.Console, what: str, timeout: float) -> Iterator[Callable[[], None]]:
+    if not admin.pause(console, timeout):
         raise PoolerBusy(
-            f"the pooler could not pause within {pooler.pause_timeout_seconds:g} s (a transaction or a session "
+            f"the pooler could not pause within {timeout:g} s (a transaction or a session "
             f"ran on); it was resumed and the {what} was not started",
             hint="let long transactions finish (or raise pooler.pause_timeout_seconds), then apply again",
         )
     released: list[bool] = []
 
-    def release() -> None:
+    def release(repoint: bool = True) -> None:
         if released:
             return
         released.append(True)
         ctx.progress("pooler", "")
         try:
-            _write(ctx, config.container_name(ctx.topo.cluster), _labelled_owner(ctx))
-            admin.command(console, "RELOAD")
+            if repoint:
+                _write(ctx, config.container_name(ctx.topo.cluster), _labelled_owner(ctx))
+                admin.command(console, "RELOAD")
         finally:
             admin.command(console, "RESUME")
 
     try:
         yield release
-    finally:
-        release()
+    except BaseException:
+        # The step failed (a switchover rolled back: the old primary takes writes again): the
+        # pool keeps pointing where it did, and resumes; the next apply points it anew if need be.
+        release(repoint=False)
+        raise
+    release()
 
 
 def ensure_role(ctx: Context) -> None:

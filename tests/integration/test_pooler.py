@@ -3,10 +3,12 @@ keeps one DSN (the pooler's port) through switchovers, a restart of the primary 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -104,20 +106,32 @@ def test_one_dsn_through_switchover_restart_and_switch_back_sees_no_error(make_c
     restarted, stall_restart = writer.stall_during(lambda: pgtopo("apply", str(c.path), "--yes"))
     assert restarted.code == 0, restarted
     assert ("restart", "replica") in actions(restarted.out), restarted.out
-    back, stall_back = writer.stall_during(lambda: pgtopo("switchover", str(c.path), "--to", "primary"))
-    assert back.code == 0, back
-    writer.stop()
+    roll = f"{IMAGE.rsplit(':', 1)[0]}:roll-{c.name}"  # the same image by another name: every node is made again
+    subprocess.run(["docker", "tag", IMAGE, roll], check=True)
+    try:
+        body = c.path.read_text().split("\n", 3)[3]  # what follows the version, cluster and image lines
+        c.path.write_text(f"version: 1\ncluster: {c.name}\nimage: {roll}\n{body}")
+        rolled, stall_roll = writer.stall_during(lambda: pgtopo("apply", str(c.path), "--yes"))
+        assert rolled.code == 0, rolled
+        assert ("recreate", "replica") in actions(rolled.out), rolled.out
+        back, stall_back = writer.stall_during(lambda: pgtopo("switchover", str(c.path), "--to", "primary"))
+        assert back.code == 0, back
+        writer.stop()
+        assert pgtopo("diff", str(c.path)).code == 0
+    finally:
+        writer.stop()
+        subprocess.run(["docker", "rmi", roll], check=False, capture_output=True)
 
     print(f"through the pooler: {len(writer.acked)} inserts; longest stall: switchover {stall_switch:.3f} s, "
-          f"restart of the primary {stall_restart:.3f} s, switch back {stall_back:.3f} s")
+          f"restart of the primary {stall_restart:.3f} s, image roll {stall_roll:.3f} s, "
+          f"switch back {stall_back:.3f} s")
     assert writer.errors == []
     # Without the pause, PgBouncer retries the stopped primary until the next round repoints it
     # (seconds, server_login_retry); the pause makes it one switchover's write downtime.
-    assert max(stall_switch, stall_back) < 2.0 and stall_restart < 3.0
+    assert max(stall_switch, stall_back) < 2.0 and max(stall_restart, stall_roll) < 3.0
     stored = {int(x) for x in psql(c.container("primary"), "SELECT id FROM ledger").split()}
     assert set(writer.acked) <= stored, "an acknowledged insert was lost"
     assert psql(c.container("primary"), "SELECT pg_is_in_recovery()") == "f"
-    assert pgtopo("diff", str(c.path)).code == 0
 
 
 def test_a_pause_that_times_out_refuses_the_switchover_and_resumes_the_pool(make_cluster) -> None:
@@ -172,14 +186,89 @@ def test_the_pooler_follows_a_failover_and_heals_its_drift(make_cluster) -> None
     with psycopg.connect(app_dsn(port), autocommit=True) as conn:
         conn.execute("INSERT INTO ledger VALUES (2)")
     assert pgtopo("diff", str(c.path)).code == 0
+    status = pgtopo("status", str(c.path))
+    assert re.search(rf"^pooler 127\.0\.0\.1:{port} → replica · running · \d+ clients", status.out, re.M), status.out
+    doc = json.loads(pgtopo("status", str(c.path), "--output", "json").out)
+    assert doc["pooler"]["points_at"] == "replica" and doc["pooler"]["paused"] is False
     inspect = subprocess.run(["docker", "inspect", pooler], capture_output=True, text=True, check=True).stdout
     assert _pooler_password(c) not in inspect
     assert not re.search(APP_PASSWORD, inspect)
 
 
-def _pooler_password(c) -> str:
+def _paused(port: int, password: str) -> bool:
+    with psycopg.connect(f"host=127.0.0.1 port={port} dbname=pgbouncer user=pgtopo_pooler", autocommit=True,
+                         cursor_factory=psycopg.ClientCursor, password=password) as admin:
+        return dict(admin.execute("SHOW STATE").fetchall())["paused"] == "yes"
+
+
+def test_a_pgtopo_killed_while_the_pool_is_paused_leaves_it_paused_for_no_time(make_cluster) -> None:
+    c = make_cluster(IMAGE)
+    port = free_port()
+    c.write(pair(port, pooler_extra="  pause_timeout_seconds: 60\n"))
+    assert pgtopo("apply", str(c.path), "--yes").code == 0
+    make_app(c)
+    password = _pooler_password(c, "primary")
+    held = psycopg.connect(app_dsn(port))
+    held.execute("INSERT INTO ledger VALUES (1)")  # an open transaction: the PAUSE waits for it, paused meanwhile
+    c.write(pair(port, pooler_extra="  pause_timeout_seconds: 60\n").replace("primary: primary\n", "primary: replica\n", 1))
+    env = {**os.environ, "NO_COLOR": "1", "PGTOPO_PULL": "never"}
+    proc = subprocess.Popen([sys.executable, "-m", "pgtopo", "apply", str(c.path), "--yes"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for(lambda: _paused(port, password), timeout=60), "the switchover never paused the pool"
+    proc.kill()  # SIGKILL: no code of pgtopo's runs after it
+    proc.wait(10)
+    killed = time.monotonic()
+    assert wait_for(lambda: not _paused(port, password), timeout=10), "the pool stayed paused"
+    print(f"the pool resumed {time.monotonic() - killed:.2f} s after pgtopo was killed")
+    held.commit()
+    assert psql(c.container("primary"), "SELECT pg_is_in_recovery()") == "f"  # the step never started
+
+    finished = pgtopo("apply", str(c.path), "--yes")
+    assert finished.code == 0, finished
+    with psycopg.connect(app_dsn(port), autocommit=True) as conn:  # the same DSN, on the new primary
+        conn.execute("INSERT INTO ledger VALUES (2)")
+    assert psql(c.container("replica"), "SELECT count(*) FROM ledger") == "2"
+    assert pgtopo("diff", str(c.path)).code == 0
+
+
+def test_a_switchover_rolled_back_leaves_the_pool_on_the_old_primary(make_cluster) -> None:
+    c = make_cluster(IMAGE)
+    port = free_port()
+    c.write(pair(port, extra="switchover: {timeout_seconds: 2}\n"))
+    assert pgtopo("apply", str(c.path), "--yes").code == 0
+    make_app(c)
+    writer = Writer(app_dsn(port))
+    assert wait_for(lambda: len(writer.acked) > 20)
+    password = _pooler_password(c, "primary")
+    frozen = threading.Event()
+
+    def freeze_once_paused() -> None:
+        """Freeze the candidate as soon as the switchover has paused the pool (before it fences
+        and stops the old primary): it never replays the old primary's last WAL."""
+        if wait_for(lambda: _paused(port, password), timeout=60):
+            subprocess.run(["docker", "pause", c.container("replica")], check=True)
+            frozen.set()
+
+    watcher = threading.Thread(target=freeze_once_paused, daemon=True)
+    watcher.start()
+    try:
+        result = pgtopo("switchover", str(c.path), "--to", "replica")
+    finally:
+        watcher.join(60)
+        if frozen.is_set():
+            subprocess.run(["docker", "unpause", c.container("replica")], check=True)
+    assert frozen.is_set(), result
+    assert result.code == 1 and "was not promoted" in result.err, result
+    done = len(writer.acked)
+    assert wait_for(lambda: len(writer.acked) > done + 20), writer.errors[-3:]  # writes go on, on the old primary
+    writer.stop()
+    assert writer.errors == []  # neither "read-only transaction" (pointed at the standby) nor any other
+    assert psql(c.container("primary"), "SELECT pg_is_in_recovery()") == "f"
+
+
+def _pooler_password(c, node: str = "replica") -> str:
     from pgtopo.pooler import config
 
-    superuser = subprocess.run(["docker", "exec", c.container("replica"), "cat", "/run/pgtopo/superuser_password"],
+    superuser = subprocess.run(["docker", "exec", c.container(node), "cat", "/run/pgtopo/superuser_password"],
                                capture_output=True, text=True, check=True).stdout
     return config.password(superuser)
