@@ -55,14 +55,23 @@ class Kind(enum.Enum):
     REPOINT_POOLER = "repoint-pooler"
     RESUME_POOLER = "resume-pooler"
     REMOVE_POOLER = "remove-pooler"
+    # the file's roles and databases, on the primary (roles/planning.py); "db-role" apart from the replication role's
+    CREATE_DB_ROLE = "create-db-role"
+    ALTER_DB_ROLE = "alter-db-role"
+    DROP_DB_ROLE = "drop-db-role"
+    CREATE_DATABASE = "create-database"
+    ALTER_DATABASE = "alter-database"
+    DROP_DATABASE = "drop-database"
 
     @property
     def symbol(self) -> Literal["+", "~", "-"]:
         """+ create, ~ change, - remove (destructive actions get '!' from the action itself)."""
-        if self in (Kind.REMOVE, Kind.REMOVE_VOLUME, Kind.DROP_SLOT, Kind.REMOVE_JOB, Kind.REMOVE_POOLER):
+        if self in (Kind.REMOVE, Kind.REMOVE_VOLUME, Kind.DROP_SLOT, Kind.REMOVE_JOB, Kind.REMOVE_POOLER,
+                    Kind.DROP_DB_ROLE, Kind.DROP_DATABASE):
             return "-"
         if self in (Kind.PULL, Kind.CREATE_NETWORK, Kind.CREATE_STATE, Kind.CREATE_VOLUME, Kind.INIT, Kind.CLONE,
-                    Kind.CREATE, Kind.CREATE_ROLE, Kind.CREATE_SLOT, Kind.CREATE_POOLER):
+                    Kind.CREATE, Kind.CREATE_ROLE, Kind.CREATE_SLOT, Kind.CREATE_POOLER, Kind.CREATE_DB_ROLE,
+                    Kind.CREATE_DATABASE):
             return "+"
         return "~"
 
@@ -78,6 +87,7 @@ class Phase(enum.IntEnum):
     JOIN = 5  # when the primary lowers a hot-standby setting: nodes whose data is copied from an
     # upstream, at 1 + their depth, once every restart is done (standby_settings.py)
     POOLER = 6  # the pooler, once the primary takes writes (pooler/planning.py)
+    CATALOG = 7  # the file's roles and databases, on the primary once it takes writes (roles/planning.py)
 
 
 WAVE_STRIDE = 1_000_000  # a wave's number in a plan document: phase * WAVE_STRIDE + rank

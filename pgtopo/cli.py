@@ -126,6 +126,14 @@ PRUNE = click.option("--prune-volumes", is_flag=True,
                      help="Also delete the data volumes of nodes removed from the file (destructive).")
 
 
+def _prune_catalog(fn: F) -> F:
+    """--prune-roles and --prune-databases: what pgtopo made that the file no longer names."""
+    fn = click.option("--prune-databases", is_flag=True,
+                      help="Also drop the databases pgtopo made that the file no longer names (destructive).")(fn)
+    return click.option("--prune-roles", is_flag=True,
+                        help="Also drop the roles pgtopo made that the file no longer names (destructive).")(fn)
+
+
 def _allow_data_loss(fn: F) -> F:
     """--allow-data-loss, and the retired --force (which now only says what replaced it)."""
     fn = click.option("--force", "retired_force", is_flag=True, hidden=True)(fn)
@@ -153,13 +161,15 @@ OUTPUT = click.option("-o", "--output", type=click.Choice(["text", "json"]), def
 @FILE
 @common
 @PRUNE
+@_prune_catalog
 @_allow_data_loss
 @PULL
 @OUTPUT
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also save the plan; `pgtopo apply PLAN.json` then carries out exactly it.")
 def diff(file: Path, verbose: bool, log_format: str | None, prune_volumes: bool, allow_data_loss: bool,
-         retired_force: bool, pull: "PullPolicy", output: str, out_file: Path | None) -> None:
+         retired_force: bool, pull: "PullPolicy", output: str, out_file: Path | None, prune_roles: bool,
+         prune_databases: bool) -> None:
     """Show what apply would do. Exit 0 in sync, 1 changes pending (or apply would refuse), 2 error.
 
     \b
@@ -170,7 +180,8 @@ def diff(file: Path, verbose: bool, log_format: str | None, prune_volumes: bool,
     _setup(verbose, log_format)
     _retired(retired_force)
     topo = _load(file, ask_server=True)
-    plan, snapshot = reconcile.diff(_client(), topo, prune_volumes, allow_data_loss, pull, base_dir=file.parent)
+    plan, snapshot = reconcile.diff(_client(), topo, prune_volumes, allow_data_loss, pull, prune_roles, prune_databases,
+                                    base_dir=file.parent)
     if output == "json" or out_file is not None:
         doc = documents.plan_document(topo, str(file), _read(file), snapshot.observed, plan)
         if out_file is not None:
@@ -191,10 +202,12 @@ def diff(file: Path, verbose: bool, log_format: str | None, prune_volumes: bool,
 @click.option("--lock-timeout", type=float, default=600.0, show_default=True,
               help="Seconds to wait for another apply of the same cluster.")
 @PRUNE
+@_prune_catalog
 @_allow_data_loss
 @PULL
 def apply(file: Path, verbose: bool, log_format: str | None, yes: bool, lock_timeout: float, prune_volumes: bool,
-          allow_data_loss: bool, retired_force: bool, pull: "PullPolicy") -> None:
+          allow_data_loss: bool, retired_force: bool, pull: "PullPolicy", prune_roles: bool,
+          prune_databases: bool) -> None:
     """Make the cluster match the file (or carry out a saved plan); wait until every replica streams.
 
     FILE is a topology file, or a plan saved by `diff --out` (then exactly that plan runs, and
@@ -206,12 +219,13 @@ def apply(file: Path, verbose: bool, log_format: str | None, yes: bool, lock_tim
     Example:  pgtopo apply cluster.yaml --yes
               pgtopo apply plan.json --yes
     """
-    _run_apply(file, verbose, log_format, yes, lock_timeout, prune_volumes, allow_data_loss, retired_force, pull)
+    _run_apply(file, verbose, log_format, yes, lock_timeout, prune_volumes, allow_data_loss, retired_force, pull,
+               prune_roles=prune_roles, prune_databases=prune_databases)
 
 
 def _run_apply(file: Path, verbose: bool, log_format: str | None, yes: bool, lock_timeout: float,
                prune_volumes: bool, allow_data_loss: bool, retired_force: bool, pull: "PullPolicy",
-               switchover: bool = False) -> None:
+               switchover: bool = False, prune_roles: bool = False, prune_databases: bool = False) -> None:
     """apply (of a file or a saved plan), or the apply of a switchover; recorded in the history."""
     from pgtopo import journal, log, planfile, reconcile, render
     from pgtopo.actions import Kind
@@ -244,7 +258,8 @@ def _run_apply(file: Path, verbose: bool, log_format: str | None, yes: bool, loc
         else:
             outcome = reconcile.apply(_client(), topo, file.parent, consent=lambda p: _consent(p, yes),
                                       lock_timeout=lock_timeout, events=events, prune_volumes=prune_volumes,
-                                      allow_data_loss=allow_data_loss, pull=pull, journal=record)
+                                      allow_data_loss=allow_data_loss, pull=pull, journal=record,
+                                      prune_roles=prune_roles, prune_databases=prune_databases)
     if outcome.already_applied:
         out.print(f"cluster {topo.cluster}: this plan was already applied; the cluster is as the file says, "
                   "nothing to do")

@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from pgtopo import __version__
 from pgtopo.actions import Action, Kind, Plan, Wave
 from pgtopo.observed import Downstream, NodeFacts, Observed
-from pgtopo.spec import POOLER_NODE, Topology
+from pgtopo.spec import POOLER_NODE, READ_POOLER_NODE, Topology
 
 PLAN_FORMAT: Final = 1
 STATUS_FORMAT: Final = 1
@@ -180,6 +180,11 @@ def fingerprint(observed: Observed) -> tuple[str, dict[str, Any]]:
         state["pooler"] = {"id": pooler.container.id, "state": pooler.container.state,
                            "config_hash": pooler.container.config_hash, "target": pooler.target,
                            "paused": pooler.paused}
+    if observed.roles:  # the file's roles and pgtopo's, only when there are some (older saved plans keep their digest)
+        state["roles"] = {r.name: [r.managed, r.login, r.createdb, r.inherit, r.connection_limit, r.valid_until,
+                                   list(r.in_roles), r.password] for r in observed.roles}
+    if observed.databases:
+        state["databases"] = {d.name: [d.managed, d.owner] for d in observed.databases}
     blob = json.dumps(state, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest(), state
 
@@ -259,19 +264,21 @@ class PoolerStatus(_Document):
                                           "apply would take on it; null when not checked.")
 
 
-def pooler_status(topo: Topology, observed: Observed) -> PoolerStatus | None:
-    """None when the file has no pooler and none was found."""
-    facts = observed.pooler
+def pooler_status(topo: Topology, observed: Observed, read_only: bool = False) -> PoolerStatus | None:
+    """The pooler's read-write endpoint (or its read-only one); None when the file has none and
+    none was found."""
+    facts = observed.read_pooler if read_only else observed.pooler
     c = facts.container
-    if topo.pooler is None and c is None:
+    in_file = topo.pooler is not None and (not read_only or topo.pooler.read_only is not None)
+    if not in_file and c is None:
         return None
     bind = topo.pooler.bind if topo.pooler is not None else "127.0.0.1"
     return PoolerStatus(
-        in_file=topo.pooler is not None,
+        in_file=in_file,
         endpoint=f"{bind}:{c.host_port}" if c is not None and c.host_port is not None else None,
         container=c.state if c is not None else None,
-        points_at=facts.target, paused=facts.paused, clients=facts.clients, servers=facts.servers,
-        error=facts.error,
+        points_at=", ".join(facts.targets) or None, paused=facts.paused, clients=facts.clients,
+        servers=facts.servers, error=facts.error,
     )
 
 
@@ -291,6 +298,8 @@ class StatusDocument(_Document):
     refusals: tuple[str, ...] = Field(default=(), description="status --check: why apply would refuse.")
     pooler: PoolerStatus | None = Field(default=None, description="The pooler; null when the file has none and "
                                         "none was found.")
+    read_pooler: PoolerStatus | None = Field(default=None, description="The pooler's read-only endpoint; null "
+                                             "when the file has none and none was found.")
 
 
 def status_document(topo: Topology, observed: Observed, plan: Plan | None = None) -> StatusDocument:
@@ -298,18 +307,22 @@ def status_document(topo: Topology, observed: Observed, plan: Plan | None = None
     plan (status --check), each node's drift: the actions apply would take on it."""
     names = list(topo.nodes) + sorted(n for n in observed.nodes if n not in topo.nodes)
     nodes = tuple(node_status(topo, observed, observed.node(name)) for name in names)
-    pooler = pooler_status(topo, observed)
+    pooler, read_pooler = pooler_status(topo, observed), pooler_status(topo, observed, read_only=True)
     if plan is None:
         return StatusDocument(format=STATUS_FORMAT, kind=STATUS_KIND, pgtopo_version=__version__,
-                              cluster=topo.cluster, primary=topo.primary, nodes=nodes, pooler=pooler)
+                              cluster=topo.cluster, primary=topo.primary, nodes=nodes, pooler=pooler,
+                              read_pooler=read_pooler)
     kinds: dict[str, list[str]] = {}
     for action in plan.actions:
         kinds.setdefault(action.node, []).append(action.kind.value)
     nodes = tuple(n.model_copy(update={"drift": tuple(dict.fromkeys(kinds.get(n.name, ())))}) for n in nodes)
     if pooler is not None:
         pooler = pooler.model_copy(update={"drift": tuple(dict.fromkeys(kinds.get(POOLER_NODE, ())))})
+    if read_pooler is not None:
+        read_pooler = read_pooler.model_copy(update={"drift": tuple(dict.fromkeys(kinds.get(READ_POOLER_NODE, ())))})
     return StatusDocument(format=STATUS_FORMAT, kind=STATUS_KIND, pgtopo_version=__version__,
                           cluster=topo.cluster, primary=topo.primary, nodes=nodes, pooler=pooler,
+                          read_pooler=read_pooler,
                           in_sync=plan.empty, refusals=plan.refusals)
 
 

@@ -31,7 +31,8 @@ from pgtopo import (
 from pgtopo.actions import Action, Kind, Phase
 from pgtopo.context import Context
 from pgtopo.errors import DockerError, PgtopoError, SafetyRefusal, SettingRejected
-from pgtopo.pooler import run as pooler
+from pgtopo.pooler import config as pooler_config, run as pooler
+from pgtopo.roles import ops as roles_ops, planning as roles_planning
 
 PROOF_TIMEOUT = 120.0  # initdb and a start of a throw-away server (2-3 s), on a slow machine
 
@@ -41,22 +42,20 @@ def execute(ctx: Context, action: Action) -> str | None:
     raises a PgtopoError subclass when it cannot be done.  An action the plan marked is run with
     the pooler paused around it (pooler/run.py)."""
     if action.pause_pooler:
-        with pooler.paused(ctx, action.kind.value) as release:
-            return _execute(ctx, action, release)
+        with pooler.paused(ctx, action.kind.value) as pause:
+            if action.kind is not Kind.SWITCHOVER:  # a switchover pauses as late as it can
+                pause.begin()
+            return _execute(ctx, action, pause)
     return _execute(ctx, action)
 
 
-def _no_pooler() -> None:
-    pass
-
-
-def _execute(ctx: Context, action: Action, release_pooler: Callable[[], None] = _no_pooler) -> str | None:
+def _execute(ctx: Context, action: Action, pause: pooler.Pause | None = None) -> str | None:
     node = action.node
     match action.kind:
         case Kind.REWIND:
             return _rewind(ctx, action)
         case Kind.SWITCHOVER:
-            return switch.switchover(ctx, action, promoted=release_pooler)
+            return switch.switchover(ctx, action, pause)
         case Kind.FAILOVER:
             return switch.failover(ctx, action)
         case Kind.FENCE:
@@ -139,18 +138,36 @@ def _execute(ctx: Context, action: Action, release_pooler: Callable[[], None] = 
         case Kind.DROP_SLOT:
             pg_ops.drop_slot(ctx.endpoint(node), action.slot or "")
         case Kind.CREATE_POOLER:
-            pooler.create(ctx)
+            pooler.create(ctx, pooler_config.pool_of(node))
         case Kind.RECREATE_POOLER:
-            pooler.recreate(ctx)
+            pooler.recreate(ctx, pooler_config.pool_of(node))
         case Kind.START_POOLER:
-            pooler.start(ctx)
+            pooler.start(ctx, pooler_config.pool_of(node))
         case Kind.REPOINT_POOLER:
-            pooler.configure(ctx)
+            pooler.configure(ctx, pooler_config.pool_of(node))
         case Kind.RESUME_POOLER:
-            pooler.resume(ctx)
+            pooler.resume(ctx, pooler_config.pool_of(node))
         case Kind.REMOVE_POOLER:
             docker_ops.remove_container(ctx.client, action.target or "")
+        case Kind.CREATE_DB_ROLE | Kind.ALTER_DB_ROLE:
+            _ensure_role(ctx, action)
+        case Kind.CREATE_DATABASE | Kind.ALTER_DATABASE:
+            name = action.target or ""
+            roles_ops.ensure_database(ctx.endpoint(node), name, ctx.topo.databases[name])
+        case Kind.DROP_DATABASE:
+            roles_ops.drop_database(ctx.endpoint(node), action.target or "")
+        case Kind.DROP_DB_ROLE:
+            roles_ops.drop_role(ctx.endpoint(node), action.target or "")
     return None
+
+
+def _ensure_role(ctx: Context, action: Action) -> None:
+    """A role of the file as the file says; its password (read from the file now, never kept) set
+    when it is made, or when the plan found the one in use differs."""
+    name = action.target or ""
+    setting = action.kind is Kind.CREATE_DB_ROLE or roles_planning.PASSWORD in dict(action.settings)
+    password = cluster_state.role_password(ctx.topo, name, ctx.base_dir) if setting else None
+    roles_ops.ensure_role(ctx.endpoint(action.node), name, ctx.topo.roles[name], password)
 
 
 def _prove(ctx: Context, node: str) -> None:

@@ -117,6 +117,9 @@ class Journal:
             found += [state.superuser_password, state.replication_password]
         with suppress(SpecError):  # a secret that cannot be read was not used either
             found += cluster_state.desired_passwords(topo, base_dir)
+        for role in topo.roles:
+            with suppress(SpecError):
+                found.append(cluster_state.role_password(topo, role, base_dir))
         return found
 
 

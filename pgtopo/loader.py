@@ -192,6 +192,8 @@ def _position(tree: Tree, path: Path, kind: str) -> Pos:
     """Where an error at `path` points: its value, its key, or the nearest ancestor's key."""
     if kind in ("key", "cross", "extra_forbidden") and path in tree.keypos:
         return tree.keypos[path]
+    if kind == "cross" and path and isinstance(path[-1], str) and path[-1].isdigit() and path in tree.valpos:
+        return tree.valpos[path]  # an item of a list (which has no key)
     if kind not in ("missing", "key", "cross", "extra_forbidden") and path in tree.valpos:
         return tree.valpos[path]
     path = path[:-1] if kind == "missing" else path

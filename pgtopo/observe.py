@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -32,15 +33,18 @@ from pgtopo.containers import Mount
 from pgtopo.errors import PgtopoError
 from pgtopo.observed import (
     ContainerFacts,
+    DatabaseFacts,
     DataFacts,
     NetworkFacts,
     NodeFacts,
     Observed,
     PgFacts,
     PoolerFacts,
+    RoleFacts,
     VolumeFacts,
 )
 from pgtopo.pooler import admin, config as pooler_config
+from pgtopo.roles import read as roles_read
 from pgtopo.spec import Topology
 from pgtopo.timelines import lsn_text
 
@@ -60,12 +64,14 @@ class Snapshot:
 
 
 def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState | None" = None,
-            wanted: tuple[str | None, str | None] = (None, None)) -> Snapshot:
+            wanted: tuple[str | None, str | None] = (None, None),
+            role_passwords: Mapping[str, str] | None = None) -> Snapshot:
     """`known`: the cluster's state as this process last wrote or read it under the cluster's
     lock (nobody else writes it meanwhile); then it is not read again.  `wanted`: the superuser
     and replication passwords the file asks for (None where it leaves them to pgtopo): compared
     with those in use (Observed.password_drift), and the superuser one is tried when the stored
-    one is refused (see pg_ops.Endpoint)."""
+    one is refused (see pg_ops.Endpoint).  `role_passwords`: those of the file's `roles:`, compared
+    with the verifiers on the primary (RoleFacts.password)."""
     fallback = wanted[0]
     names = desired.names(topo)
     prefix = f"{topo.cluster}-"
@@ -98,8 +104,14 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
         futures = {n: pool.submit(_probe_node, client, topo.image, n, parts, endpoints.get(n), stopped.get(n))
                    for n in every}
         f_pooler = pool.submit(probe_pooler, topo.cluster, parts.pooler, state)
+        f_read_pooler = pool.submit(probe_pooler, topo.cluster, parts.read_pooler, state)
+        f_catalog = pool.submit(_read_catalog, topo, endpoints.get(topo.primary), role_passwords or {})
         facts = {n: f.result() for n, f in futures.items()}
-        pooler = f_pooler.result()
+        pooler, read_pooler = f_pooler.result(), f_read_pooler.result()
+        catalog = f_catalog.result()
+    primary = facts[topo.primary].pg
+    roles, databases = catalog if catalog is not None and primary is not None and not primary.in_recovery \
+        else (None, None)
     observed = Observed(
         cluster=topo.cluster,
         network=_network(network),
@@ -115,8 +127,23 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
         ports_taken=_ports_taken(client, topo, names, published),
         password_drift=password_drift(wanted, state),
         pooler=pooler,
+        read_pooler=read_pooler,
+        roles=roles,
+        databases=databases,
     )
     return Snapshot(observed=observed, state=state, endpoints=endpoints)
+
+
+def _read_catalog(topo: Topology, ep: pg_ops.Endpoint | None, passwords: Mapping[str, str]
+                  ) -> tuple[tuple[RoleFacts, ...], tuple[DatabaseFacts, ...]] | None:
+    """The file's roles and databases and those pgtopo made, on the file's primary; None when it
+    cannot be read (the plan then leaves them to a later round)."""
+    if ep is None:
+        return None
+    try:
+        return roles_read.read(ep, sorted(topo.roles), sorted(topo.databases), passwords)
+    except PgtopoError:
+        return None
 
 
 _MAJOR_BY_JOB: dict[str, int | None] = {}  # image -> `postgres -V`'s major, once a process
@@ -177,6 +204,7 @@ class _Parts:
     foreign: list[str] = field(default_factory=list)
     helpers: list[str] = field(default_factory=list)  # helper containers a killed pgtopo left behind
     pooler: ContainerFacts | None = None
+    read_pooler: ContainerFacts | None = None
 
 
 def _container(raw: dict[str, Any]) -> ContainerFacts:
@@ -203,8 +231,9 @@ def _classify(topo: Topology, names: L.Names, containers: list[ContainerFacts], 
         ours = c.labels.get(L.CLUSTER) == topo.cluster
         role, node = c.labels.get(L.ROLE), c.labels.get(L.NODE)
         if not ours:
-            if c.name in wanted_containers or c.name == names.lock or (
-                    topo.pooler is not None and c.name == pooler_config.container_name(topo.cluster)):
+            if c.name in wanted_containers or c.name == names.lock or (topo.pooler is not None and c.name in (
+                    pooler_config.container_name(topo.cluster, "read-write"),
+                    pooler_config.container_name(topo.cluster, "read-only"))):
                 parts.foreign.append(f"container {c.name}")
         elif role == "node" and node:
             parts.containers[node] = c
@@ -212,6 +241,8 @@ def _classify(topo: Topology, names: L.Names, containers: list[ContainerFacts], 
             parts.jobs.setdefault(node, []).append(c)
         elif role == "helper" and not c.running:
             parts.helpers.append(c.name)
+        elif role == "pooler" and c.labels.get(pooler_config.POOL_LABEL) == "read-only":
+            parts.read_pooler = c
         elif role == "pooler":
             parts.pooler = c
     wanted_volumes = {names.volume(n): n for n in topo.nodes}
@@ -302,7 +333,7 @@ def probe_pooler(cluster: str, container: ContainerFacts | None, state: "Cluster
         said = admin.state(admin.Console(container.host_port, pooler_config.password(state.superuser_password)))
     except PgtopoError as exc:
         return PoolerFacts(container=container, error=exc.message)
-    return PoolerFacts(container=container, target=pooler_config.target(said.host, cluster), paused=said.paused,
+    return PoolerFacts(container=container, targets=pooler_config.targets(said.host, cluster), paused=said.paused,
                        clients=said.clients, servers=said.servers)
 
 

@@ -208,7 +208,7 @@ class PoolerFacts:
     """The pooler's container and what its admin console says (docs/pooler.md)."""
 
     container: ContainerFacts | None = None
-    target: str | None = None  # the node its pools point at; None: not known
+    targets: tuple[str, ...] = ()  # the nodes its pools go to, in its order; none: not known
     paused: bool | None = None  # paused or pausing; None: not known
     clients: int | None = None
     servers: int | None = None
@@ -217,6 +217,37 @@ class PoolerFacts:
     @property
     def answers(self) -> bool:
         return self.paused is not None
+
+    @property
+    def target(self) -> str | None:
+        """The one node a read-write pool points at; None when not known (or several)."""
+        return self.targets[0] if len(self.targets) == 1 else None
+
+
+@dataclass(frozen=True)
+class RoleFacts:
+    """A role on the primary that the file names or pgtopo manages (never its password or verifier)."""
+
+    name: str
+    managed: bool  # its comment is pgtopo's mark (roles/planning.MARK): pgtopo made or adopted it
+    login: bool = True
+    createdb: bool = False
+    inherit: bool = True
+    connection_limit: int = -1
+    valid_until: str = "infinity"  # "infinity" (also for none), "-infinity", or a timestamp in UTC (spec.valid_until_text)
+    in_roles: tuple[str, ...] = ()  # the roles it is a member of, sorted
+    password: bool | None = None  # the file's password matches its SCRAM verifier; None: not compared
+
+
+@dataclass(frozen=True)
+class DatabaseFacts:
+    """A database on the primary that the file names or pgtopo manages."""
+
+    name: str
+    owner: str
+    managed: bool  # its comment is pgtopo's mark
+    encoding: str | None = None
+    locale: str | None = None  # its LC_COLLATE
 
 
 @dataclass(frozen=True)
@@ -239,6 +270,10 @@ class Observed:
     # (node, host port, who holds it) for fixed ports of the file that something else holds
     ports_taken: tuple[tuple[str, int, str], ...] = ()
     pooler: PoolerFacts = PoolerFacts()
+    read_pooler: PoolerFacts = PoolerFacts()  # the pooler's read-only endpoint
+    # read on the file's primary while it takes writes; None: not read (it does not, or did not answer)
+    roles: tuple[RoleFacts, ...] | None = None
+    databases: tuple[DatabaseFacts, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", MappingProxyType(dict(self.nodes)))

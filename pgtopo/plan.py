@@ -31,6 +31,7 @@ from pgtopo.offline_conf import rewrite_conf
 from pgtopo.pgcontrol import STATE_NAMES
 from pgtopo.pooler import planning as pooler_planning
 from pgtopo.promotion import LOSS_FLAG, capacity_refusals, promotion
+from pgtopo.roles import planning as roles_planning
 from pgtopo.spec import Topology
 from pgtopo.standby_settings import both_ways_refusals, copies_after_restarts, order_restarts, rolling_rank
 from pgtopo.timelines import Position, Verdict, decide
@@ -44,12 +45,14 @@ DATA_KINDS = (Kind.INIT, Kind.CLONE, Kind.RECLONE, Kind.REWIND, Kind.DEMOTE, Kin
 
 
 def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, allow_data_loss: bool = False,
-         pull: PullPolicy = "never") -> Plan:
+         pull: PullPolicy = "never", prune_roles: bool = False, prune_databases: bool = False) -> Plan:
     """The actions that bring `obs` to what `topo` says, or the refusals that forbid trying.
     `prune_volumes`: also delete the data volumes of nodes removed from the file.
     `allow_data_loss`: the user consents to discarding WAL that no other node holds (a promotion
     past a more advanced copy, rewinding a diverged writer); without it such plans are refused.
-    `pull`: whether apply may pull the file's image (images.py); a missing image is refused under never."""
+    `pull`: whether apply may pull the file's image (images.py); a missing image is refused under never.
+    `prune_roles`, `prune_databases`: also drop the roles and databases pgtopo made that the file no
+    longer names (roles/planning.py)."""
     sysid = cluster_system_identifier(topo, obs)
     promo = promotion(topo, obs, sysid, allow_data_loss)
     stopped_writers = {a.node for a in promo.actions if a.kind is Kind.FENCE}
@@ -77,7 +80,9 @@ def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, allow_data_
     if losses and not allow_data_loss:
         return Plan(refusals=tuple(losses))
     ordered = pooler_planning.actions(topo, obs, _pull(topo, obs) + proof.prove_first(topo, order_restarts(topo, obs, actions)))
-    return Plan(actions=tuple(ordered), notes=tuple(notes), warnings=warnings(topo) + _pull_warnings(topo, obs, pull))
+    catalog = roles_planning.part(topo, obs, ordered, prune_roles, prune_databases)
+    return Plan(actions=tuple(ordered + catalog.actions), notes=tuple(notes + catalog.notes),
+                warnings=warnings(topo) + _pull_warnings(topo, obs, pull) + tuple(catalog.warnings))
 
 
 def _mark_losses(topo: Topology, obs: Observed, actions: list[Action]) -> tuple[list[Action], list[str]]:

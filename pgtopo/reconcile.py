@@ -70,20 +70,55 @@ class Outcome:
 
 
 def diff(client: "docker.DockerClient", topo: Topology, prune_volumes: bool = False,
-         allow_data_loss: bool = False, pull: PullPolicy = "missing", known: "ClusterState | None" = None,
+         allow_data_loss: bool = False, pull: PullPolicy = "missing", prune_roles: bool = False,
+         prune_databases: bool = False, *, known: "ClusterState | None" = None,
          base_dir: Path | None = None) -> tuple[Plan, Snapshot]:
     """Observe and plan (never pulls: a missing image is a `+ pull` in the plan, or a refusal under
     --pull never).  With `base_dir` (where the file's secret files are) the passwords the file
     gives are compared with those in use, and used to connect should the server already have the
-    file's superuser password."""
+    file's superuser password; so are the passwords of its `roles:`."""
     wanted, warning = _file_passwords(topo, base_dir)
-    snapshot = observe(client, topo, known, wanted)
+    passwords, unread = role_passwords(topo, base_dir)
+    snapshot = observe(client, topo, known, wanted, passwords)
     # A promotion compares every copy of the WAL: read where the stopped ones end (only then).
     snapshot.observed = read_wal_ends(client, topo, snapshot.observed, wal_end_needed(topo, snapshot.observed))
-    p = plan(topo, snapshot.observed, prune_volumes, allow_data_loss, pull)
+    p = plan(topo, snapshot.observed, prune_volumes, allow_data_loss, pull, prune_roles, prune_databases)
     log.observed(topo.cluster, snapshot.observed)
     log.planned(topo.cluster, p)
-    return (replace(p, warnings=p.warnings + (warning,)) if warning else p), snapshot
+    more = ((warning,) if warning else ()) + tuple(f"{why}; that role's password was not compared with the one in use"
+                                                   for why in unread)
+    return (replace(p, warnings=p.warnings + more) if more else p), snapshot
+
+
+def role_passwords(topo: Topology, base_dir: Path | None) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The passwords of the file's `roles:` that can be read, and why each other cannot be (diff
+    then does not compare it, and apply refuses)."""
+    from pgtopo import state as cluster_state
+    from pgtopo.errors import SpecError
+
+    found: dict[str, str] = {}
+    unread: list[str] = []
+    if base_dir is None:
+        return found, ()
+    for name in sorted(topo.roles):
+        try:
+            if (password := cluster_state.role_password(topo, name, base_dir)) is not None:
+                found[name] = password
+        except SpecError as exc:
+            unread.append(exc.message)
+    return found, tuple(unread)
+
+
+def _role_passwords_readable(topo: Topology, base_dir: Path) -> None:
+    """Apply refuses before it changes anything when a password of the file's `roles:` cannot be
+    read (diff only warns: a CI job that plans may lack the secrets)."""
+    from pgtopo.errors import SpecError
+
+    unread = role_passwords(topo, base_dir)[1]
+    if unread:
+        raise SpecError(list(unread),
+                        hint="set what the file's roles: read their passwords from, then apply again; nothing "
+                             "was changed")
 
 
 def _file_passwords(topo: Topology, base_dir: Path | None) -> tuple[tuple[str | None, str | None], str | None]:
@@ -102,7 +137,8 @@ def _file_passwords(topo: Topology, base_dir: Path | None) -> tuple[tuple[str | 
 
 def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, consent: Callable[[Plan], bool],
           lock_timeout: float, events: Events | None = None, prune_volumes: bool = False,
-          allow_data_loss: bool = False, pull: PullPolicy = "missing", journal: Journal | None = None) -> Outcome:
+          allow_data_loss: bool = False, pull: PullPolicy = "missing", journal: Journal | None = None,
+          prune_roles: bool = False, prune_databases: bool = False) -> Outcome:
     """Make the cluster match `topo`; raises SafetyRefusal, NotConverged or another PgtopoError.
 
     The image is pulled first when `pull` says so (the lock is a container of it).  Then the
@@ -113,9 +149,10 @@ def apply(client: "docker.DockerClient", topo: Topology, base_dir: Path, *, cons
     events = _journaled(events or Events(), journal)
     started = time.monotonic()
     outcome = Outcome()
+    _role_passwords_readable(topo, base_dir)
     _pull_first(client, topo.image, pull, events, outcome)
     rounds: PullPolicy = "never" if pull == "never" else "missing"  # pulled by now: a second pull is not wanted
-    options = (prune_volumes, allow_data_loss, rounds)
+    options = (prune_volumes, allow_data_loss, rounds, prune_roles, prune_databases)
     with ExitStack() as stack:
         try:
             held = stack.enter_context(
@@ -144,12 +181,13 @@ def apply_saved(client: "docker.DockerClient", topo: Topology, base_dir: Path, s
     events = _journaled(events or Events(), journal)
     started = time.monotonic()
     outcome = Outcome()
+    _role_passwords_readable(topo, base_dir)
     _check(saved, consent, allow_data_loss=allow_data_loss)
     if any(a.kind is Kind.PULL for a in saved.actions):  # the plan was made while the engine lacked the image
         _pull_first(client, topo.image, "never" if pull == "never" else "missing", events, outcome)
         saved = replace(saved, actions=tuple(a for a in saved.actions if a.kind is not Kind.PULL))
     with cluster_lock.cluster_lock(client, topo.cluster, topo.image, lock_timeout, events.info) as held:
-        snapshot = observe(client, topo)
+        snapshot = observe(client, topo, role_passwords=role_passwords(topo, base_dir)[0])
         digest, state = documents.fingerprint(snapshot.observed)
         if digest != fingerprint[0]:
             _stale_unless_applied(client, topo, base_dir, fingerprint[1], state, allow_data_loss)
@@ -271,7 +309,7 @@ def _check(p: Plan, consent: Callable[[Plan], bool], done: int = 0, allow_data_l
 
 
 def _converge(client: "docker.DockerClient", topo: Topology, base_dir: Path, consent: Callable[[Plan], bool],
-              events: Events, outcome: Outcome, options: tuple[bool, bool, PullPolicy], held: cluster_lock.Held,
+              events: Events, outcome: Outcome, options: tuple[bool, bool, PullPolicy, bool, bool], held: cluster_lock.Held,
               journal: Journal | None = None) -> Snapshot:
     known = None  # the state, once this apply has read it under the lock
     for n in range(MAX_ROUNDS):

@@ -102,6 +102,8 @@ def print_status(out: "Console", doc: StatusDocument) -> None:
     out.print(table)
     if doc.pooler is not None:
         out.print(_escape(pooler_line(doc.pooler)), highlight=False)
+    if doc.read_pooler is not None:
+        out.print(_escape(pooler_line(doc.read_pooler, "pooler (read-only)")), highlight=False)
     if checked:
         for refusal in doc.refusals:
             out.print(f"refused: {_escape(refusal)}")
@@ -109,7 +111,7 @@ def print_status(out: "Console", doc: StatusDocument) -> None:
                   "differs from the file: `pgtopo diff` shows what apply would do")
 
 
-def pooler_line(pooler: PoolerStatus) -> str:
+def pooler_line(pooler: PoolerStatus, what: str = "pooler") -> str:
     """`pooler 127.0.0.1:6432 → primary · running · 12 clients, 2 server connections`."""
     where = pooler.endpoint or "no port"
     if pooler.container is None:
@@ -122,7 +124,7 @@ def pooler_line(pooler: PoolerStatus) -> str:
     target = f" → {pooler.points_at}" if pooler.points_at else ""
     drift = f" · drift: {', '.join(pooler.drift)}" if pooler.drift else ""
     extra = "" if pooler.in_file else " (not in file)"
-    return f"pooler {where}{target} · {state}{extra}{drift}"
+    return f"{what} {where}{target} · {state}{extra}{drift}"
 
 
 def status_cells(node: NodeStatus) -> list[str]:

@@ -9,6 +9,7 @@ each.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -33,6 +34,12 @@ IMAGE_REFERENCE = re.compile(
 )
 # Roles that cannot replicate: the superuser, names PostgreSQL reserves, pg_hba.conf's `all`.
 RESERVED_ROLES = frozenset({"postgres", "public", "none", "all"})
+# ... nor be a role of the file's `roles:` (nor the replication user, pg_*, pgtopo*: see _role_problems),
+# nor a name SQL reads as a role of its own (CURRENT_USER and its kind)
+RESERVED_FILE_ROLES = RESERVED_ROLES | {"current_role", "current_user", "session_user"}
+RESERVED_DATABASES = frozenset({"postgres", "template0", "template1"})
+ENCODING_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+LOCALE_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
 
 
 def _image_reference(value: str) -> str:
@@ -163,6 +170,15 @@ PoolerSetting = bool | Annotated[int, Field(ge=0, le=2**31 - 1)] | Annotated[flo
 Image = Annotated[str, StringConstraints(pattern=IMAGE_PATTERN), AfterValidator(_image_reference)]
 
 
+class ReadOnlyPool(_Frozen):
+    """The pooler's read-only endpoint: a PgBouncer of its own over the replicas that stream."""
+
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(description="Its host port.")
+    max_lag_bytes: Annotated[int, Field(ge=0, le=2**63 - 1)] = Field(
+        default=16 * 1024 * 1024, description="A replica replaying further behind its primary leaves the pool "
+                                              "(at the next apply).")
+
+
 class Pooler(_Frozen):
     """A PgBouncer in front of the cluster: the applications' one endpoint (docs/pooler.md)."""
 
@@ -183,6 +199,52 @@ class Pooler(_Frozen):
     parameters: dict[ParamName, PoolerSetting] = Field(
         default_factory=dict, description="PgBouncer settings, from an allow-list (docs/pooler.md)."
     )
+    read_only: ReadOnlyPool | None = Field(default=None, description="A second endpoint whose pools go to the "
+                                                                     "streaming replicas; absent: none.")
+
+
+def valid_until_text(value: str) -> str:
+    """`infinity`, or an ISO 8601 timestamp (UTC when it names no offset) written in UTC the way
+    observation reads the server's (`2030-01-01T00:00:00+00:00`)."""
+    if value == "infinity":
+        return value
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"must be an ISO 8601 timestamp (2030-01-01T00:00:00Z) or infinity (got {value!r})") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat()
+
+
+RoleName = Annotated[str, StringConstraints(pattern=ROLE_PATTERN)]
+
+
+class Role(_Frozen):
+    """An applications' role that pgtopo makes and keeps as the file says (docs/topology.md#roles)."""
+
+    password: SecretRef | None = Field(default=None, description="Set as a SCRAM verifier; absent: pgtopo sets "
+                                                                 "none and leaves the role's own alone.")
+    login: bool = Field(default=True, description="May log in (LOGIN).")
+    createdb: bool = Field(default=False, description="May create databases (CREATEDB).")
+    inherit: bool = Field(default=True, description="Uses the privileges of the roles it is a member of (INHERIT).")
+    connection_limit: Annotated[int, Field(ge=-1, le=2**31 - 1)] = Field(
+        default=-1, description="Concurrent connections it may hold; -1: no limit.")
+    valid_until: Annotated[str, StringConstraints(max_length=64), AfterValidator(valid_until_text)] = Field(
+        default="infinity", description="When its password stops being accepted: an ISO 8601 timestamp (UTC when "
+                                        "it names no offset) or infinity.")
+    in_roles: tuple[RoleName, ...] = Field(default=(), description="The roles it is a member of, and only those: "
+                                                                   "predefined pg_* roles or roles of the file.")
+
+
+class Database(_Frozen):
+    """A database that pgtopo makes and whose owner it keeps (docs/topology.md#databases)."""
+
+    owner: RoleName = Field(default="postgres", description="A role of the file, or postgres.")
+    encoding: Annotated[str, StringConstraints(pattern=ENCODING_PATTERN)] | None = Field(
+        default=None, description="At creation only (from template0); the server's default when absent.")
+    locale: Annotated[str, StringConstraints(pattern=LOCALE_PATTERN)] | None = Field(
+        default=None, description="At creation only (from template0); the server's default when absent.")
 
 
 class TopologyProblems(ValueError):
@@ -215,6 +277,10 @@ class Topology(_Frozen):
     nodes: Annotated[dict[Name, Node], Field(min_length=1)]
     pooler: Pooler | None = Field(default=None, description="A PgBouncer endpoint that follows the primary; "
                                                             "absent: none.")
+    roles: dict[RoleName, Role] = Field(default_factory=dict, description="Login roles pgtopo makes and keeps "
+                                                                          "on the primary.")
+    databases: dict[RoleName, Database] = Field(default_factory=dict, description="Databases pgtopo makes on "
+                                                                                  "the primary.")
 
     @model_validator(mode="after")
     def _check_shape(self) -> "Topology":
@@ -274,10 +340,64 @@ def topology_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str]]
     problems.extend(_port_problems(topo))
     problems.extend(_parameter_problems(topo))
     problems.extend(_pooler_problems(topo))
+    problems.extend(_role_problems(topo))
+    problems.extend(_database_problems(topo))
+    return problems
+
+
+def _role_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str]]:
+    """Names the file's roles may not take, and memberships PostgreSQL would refuse or that would
+    hand a role pgtopo's or the superuser's rights."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    replication = topo.auth.replication_user
+    for name, role in topo.roles.items():
+        if name in RESERVED_FILE_ROLES or name == replication or name.startswith(("pg_", "pgtopo")):
+            problems.append((("roles", name), f"role name {name!r} is reserved (postgres, public, none, all, "
+                             f"current_role, current_user, session_user, the replication user {replication}, pg_*, "
+                             "pgtopo*)"))
+        for i, group in enumerate(role.in_roles):
+            where = ("roles", name, "in_roles", i)
+            if group == name:
+                problems.append((where, f"role {name!r} cannot be a member of itself"))
+            elif group in role.in_roles[:i]:
+                problems.append((where, f"{group!r} is listed twice"))
+            elif group.startswith("pgtopo") or not (group.startswith("pg_") or group in topo.roles):
+                problems.append((where, f"{group!r} is neither a predefined pg_* role nor a role of the file"))
+        if (cycle := _membership_cycle(topo, name)) is not None and name == min(cycle):  # once a cycle
+            problems.append((("roles", name, "in_roles"), f"membership cycle: {' -> '.join(cycle)}"))
+    return problems
+
+
+def _membership_cycle(topo: Topology, start: str) -> list[str] | None:
+    """A chain of memberships among the file's roles that leads from `start` back to it."""
+    path, todo = [start], [iter(topo.roles[start].in_roles)]
+    while todo:
+        group = next(todo[-1], None)
+        if group is None:
+            todo.pop()
+            path.pop()
+        elif group == start and len(path) > 1:
+            return [*path, start]
+        elif group in topo.roles and group not in path:
+            path.append(group)
+            todo.append(iter(topo.roles[group].in_roles))
+    return None
+
+
+def _database_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str]]:
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for name, db in topo.databases.items():
+        if name in RESERVED_DATABASES:
+            problems.append((("databases", name), f"database name {name!r} is reserved (postgres, template0, "
+                             "template1)"))
+        if db.owner != "postgres" and db.owner not in topo.roles:
+            problems.append((("databases", name, "owner"), f"owner {db.owner!r} is not a role of the file "
+                             "(nor postgres)"))
     return problems
 
 
 POOLER_NODE = "pooler"  # the pooler's container is <cluster>-pooler: no node may have that name
+READ_POOLER_NODE = "pooler-ro"  # and its read-only endpoint's, <cluster>-pooler-ro
 
 
 def _pooler_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str]]:
@@ -288,9 +408,18 @@ def _pooler_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str]]:
     if POOLER_NODE in topo.nodes:
         problems.append((("nodes", POOLER_NODE), f"node name {POOLER_NODE!r} is taken by the pooler's container "
                                                  f"({topo.cluster}-{POOLER_NODE}): rename the node"))
+    if pooler.read_only is not None and READ_POOLER_NODE in topo.nodes:
+        problems.append((("nodes", READ_POOLER_NODE), f"node name {READ_POOLER_NODE!r} is taken by the pooler's "
+                         f"read-only container ({topo.cluster}-{READ_POOLER_NODE}): rename the node"))
     for name, node in topo.nodes.items():
         if node.port == pooler.port:
             problems.append((("pooler", "port"), f"host port {pooler.port} is also used by node {name!r}"))
+        if pooler.read_only is not None and node.port == pooler.read_only.port:
+            problems.append((("pooler", "read_only", "port"), f"host port {pooler.read_only.port} is also used by "
+                             f"node {name!r}"))
+    if pooler.read_only is not None and pooler.read_only.port == pooler.port:
+        problems.append((("pooler", "read_only", "port"), f"host port {pooler.port} is also the read-write "
+                         "endpoint's (pooler.port)"))
     for key, value in pooler.parameters.items():
         if (why := pooler_settings.problem(key, value)) is not None:
             problems.append((("pooler", "parameters", key), why))

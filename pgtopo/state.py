@@ -172,6 +172,13 @@ def desired_passwords(topo: Topology, base_dir: Path, env: dict[str, str] | None
             _resolve(auth.replication_password, "auth.replication_password", base_dir, env))
 
 
+def role_password(topo: Topology, role: str, base_dir: Path, env: dict[str, str] | None = None) -> str | None:
+    """The password the file gives role `role` of its `roles:` (None: it gives none), read when
+    it is needed and never kept."""
+    return _resolve(topo.roles[role].password, f"roles.{role}.password", base_dir,
+                    dict(os.environ) if env is None else env)
+
+
 def _resolve(ref: SecretRef | None, where: str, base_dir: Path, env: dict[str, str]) -> str | None:
     match ref:
         case None:

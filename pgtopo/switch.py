@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from pgtopo import desired, docker_ops, labels as L, nodes, pg_ops, pgcontrol, waits
 from pgtopo.actions import Action
@@ -31,18 +31,30 @@ PROMOTE_TIMEOUT = 60.0
 GRACE = 3.0  # how long past its deadline a wait on a server that stopped answering is given
 
 
-def _nothing() -> None:
-    pass
+class Interruption(Protocol):
+    """Told when writes stop and when they can go on (the pooler's pause: pooler/run.py)."""
+
+    def begin(self) -> None: ...
+
+    def end(self) -> None: ...
 
 
-def switchover(ctx: Context, action: Action, promoted: Callable[[], None] = _nothing) -> str:
-    """Returns the note apply prints: the write downtime.  `promoted` is called once the
-    candidate takes writes, before the old primary restarts as a standby (the pooler resumes)."""
+def switchover(ctx: Context, action: Action, pause: Interruption | None = None) -> str:
+    """Returns the note apply prints: the write downtime.  `pause` begins once the old primary is
+    fenced and checkpointed, just before it stops (a pause that cannot begin unfences it: nothing
+    changed), and ends once the candidate takes writes, before the old primary restarts as a
+    standby."""
     cand, old = action.node, action.upstream or ""
     old_container = ctx.names.container(old)
     docker_ops.exec_run(ctx.client, old_container, ["touch", desired.FENCE_SIGNAL])  # read at start-up only
     pg_ops.checkpoint(ctx.endpoint(old))
     ctx.confirm_lock()  # the lock's container started during the checkpoint; the engine is quiet now
+    if pause is not None:
+        try:
+            pause.begin()
+        except PgtopoError:
+            unfence(ctx, old)
+            raise
     started = time.monotonic()
     timeout = ctx.topo.switchover.timeout_seconds
     # A fast shutdown waits for every WAL sender to see its standby confirm the last WAL; one whose
@@ -68,7 +80,8 @@ def switchover(ctx: Context, action: Action, promoted: Callable[[], None] = _not
         )
     _promote(ctx, cand, old)
     downtime = time.monotonic() - started
-    promoted()
+    if pause is not None:
+        pause.end()
     if old in ctx.topo.nodes:
         _restart_as_standby(ctx, old)
     return f"write downtime {downtime:.2f} s (shutdown of {old} until {cand} accepted writes)"

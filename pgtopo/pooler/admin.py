@@ -79,17 +79,18 @@ def state(console: Console) -> State:
     )
 
 
-def command(console: Console, verb: str) -> None:
-    """RESUME or RELOAD (an admin command that returns at once)."""
+def command(console: Console, *verbs: str) -> None:
+    """RELOAD, RESUME (admin commands that return at once), in order, on one connection."""
     import psycopg
 
-    try:
-        with connect(console) as conn:
-            conn.execute(verb)
-    except psycopg.Error as exc:
-        if verb == "RESUME" and "not paused" in str(exc):
-            return
-        raise PostgresError(f"pooler: {verb} failed: {str(exc).strip()}") from exc
+    with connect(console) as conn:
+        for verb in verbs:
+            try:
+                conn.execute(verb)
+            except psycopg.Error as exc:
+                if verb == "RESUME" and "not paused" in str(exc):
+                    continue
+                raise PostgresError(f"pooler: {verb} failed: {str(exc).strip()}") from exc
 
 
 def pause(console: Console, timeout: float) -> bool:

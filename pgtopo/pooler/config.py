@@ -10,10 +10,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Sequence
+from typing import Literal
 
 from pgtopo import labels as L
 from pgtopo.containers import ContainerSpec
-from pgtopo.spec import POOLER_NODE, Pooler, Topology
+from pgtopo.spec import POOLER_NODE, READ_POOLER_NODE, Pooler, Topology
+
+Pool = Literal["read-write", "read-only"]
+POOL_LABEL = f"{L.PREFIX}.pool"  # which endpoint a pooler container is (absent: read-write)
 
 ROLE = "pgtopo_pooler"  # the role PgBouncer logs in as to look passwords up; also its admin user
 LOOKUP_SCHEMA = "pgtopo"  # in the postgres database: the lookup function, executable by ROLE only
@@ -28,8 +33,26 @@ LAYOUT = 1  # bumped when the container's shape changes: every pooler is then ma
 DNS_MAX_TTL = 1.0  # seconds: a node container made again (an image roll) may come back on another address
 
 
-def container_name(cluster: str) -> str:
-    return f"{cluster}-{POOLER_NODE}"
+def node_name(pool: Pool) -> str:
+    """The name the pool's actions, status and drift go by (no node may take it)."""
+    return READ_POOLER_NODE if pool == "read-only" else POOLER_NODE
+
+
+def pool_of(node: str) -> Pool:
+    return "read-only" if node == READ_POOLER_NODE else "read-write"
+
+
+def container_name(cluster: str, pool: Pool = "read-write") -> str:
+    return f"{cluster}-{node_name(pool)}"
+
+
+def host_port(topo: Topology, pool: Pool) -> int:
+    pooler = _pooler(topo)
+    if pool == "read-only":
+        if pooler.read_only is None:
+            raise ValueError("the file's pooler has no read-only endpoint")
+        return pooler.read_only.port
+    return pooler.port
 
 
 def password(superuser_password: str) -> str:
@@ -45,10 +68,14 @@ def _value(value: bool | int | float) -> str:
     return str(value)
 
 
-def ini(topo: Topology, primary: str) -> str:
-    """pgbouncer.ini: every database goes to `primary`'s container on the cluster network."""
+def ini(topo: Topology, targets: Sequence[str], pool: Pool = "read-write") -> str:
+    """pgbouncer.ini: every database goes to the containers of `targets` on the cluster network
+    (the primary for the read-write pool; for the read-only one, its replicas in turn, or the
+    primary with read-only transactions when none streams)."""
     pooler = _pooler(topo)
-    host = L.Names(topo.cluster).container(primary)
+    names = L.Names(topo.cluster)
+    host = ",".join(names.container(node) for node in targets)
+    fallback = pool == "read-only" and list(targets) == [topo.primary]
     settings = {
         "listen_addr": "0.0.0.0",
         "listen_port": str(PORT),
@@ -64,11 +91,14 @@ def ini(topo: Topology, primary: str) -> str:
         "pool_mode": pooler.pool_mode,
         "dns_max_ttl": str(DNS_MAX_TTL),
         "ignore_startup_parameters": "extra_float_digits",
+        **({"server_round_robin": "1"} if pool == "read-only" else {}),
         **{key: _value(value) for key, value in sorted(pooler.parameters.items())},
     }
     # `postgres` named as well as `*`: the same route, but always listed by SHOW DATABASES, so
     # observation reads where the pool points before any application has connected
     route = f"host={host} port={L.PG_PORT}"
+    if fallback:
+        route += " connect_query='SET default_transaction_read_only = on'"
     lines = ["[databases]", f"postgres = {route} dbname=postgres", f"* = {route}", "", "[pgbouncer]"]
     lines += [f"{key} = {value}" for key, value in settings.items()]
     return "\n".join(lines) + "\n"
@@ -79,40 +109,41 @@ def auth_file(superuser_password: str) -> str:
     return f'"{ROLE}" "{password(superuser_password)}"\n'
 
 
-def target(ini_host: str | None, cluster: str) -> str | None:
-    """The node a `host=` of the pooler's databases names."""
-    return L.node_of_host(ini_host, cluster)
+def targets(ini_host: str | None, cluster: str) -> tuple[str, ...]:
+    """The nodes a `host=` of the pooler's databases names (a comma-separated list)."""
+    return tuple(node for host in (ini_host or "").split(",") if (node := L.node_of_host(host.strip(), cluster)))
 
 
-def _config(topo: Topology) -> dict[str, object]:
+def _config(topo: Topology, pool: Pool) -> dict[str, object]:
     pooler = _pooler(topo)
     return {
         "layout": LAYOUT,
         "image": pooler.image,
         "network": topo.network_name,
-        "host_port": pooler.port,
+        "host_port": host_port(topo, pool),
         "bind": pooler.bind,
         "pool_mode": pooler.pool_mode,
         "parameters": dict(sorted(pooler.parameters.items())),
+        **({"pool": pool} if pool == "read-only" else {}),
     }
 
 
-def config_hash(topo: Topology) -> str:
+def config_hash(topo: Topology, pool: Pool = "read-write") -> str:
     """What the container is made with, apart from where it points (a RELOAD changes that)."""
-    return L.config_hash(_config(topo))
+    return L.config_hash(_config(topo, pool))
 
 
-def container(topo: Topology) -> ContainerSpec:
+def container(topo: Topology, pool: Pool = "read-write") -> ContainerSpec:
     pooler = _pooler(topo)
     return ContainerSpec(
-        name=container_name(topo.cluster),
+        name=container_name(topo.cluster, pool),
         image=pooler.image,
         command=["pgbouncer", f"{CONFIG_DIR}/{INI}"],
-        labels=L.labels(topo.cluster, "pooler", config_hash=config_hash(topo)),
+        labels={**L.labels(topo.cluster, "pooler", config_hash=config_hash(topo, pool)), POOL_LABEL: pool},
         network=topo.network_name,
         user="",  # the image's own user: PgBouncer refuses to run as root
         publish=PORT,
-        host_port=pooler.port,
+        host_port=host_port(topo, pool),
         bind=pooler.bind,
         restart=True,
         stop_signal="SIGINT",  # PgBouncer's safe shutdown: waits for every client to finish

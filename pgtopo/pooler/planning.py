@@ -16,7 +16,7 @@ from dataclasses import replace
 from pgtopo.actions import Action, Kind, Phase, Wave
 from pgtopo.observed import Observed
 from pgtopo.pooler import config
-from pgtopo.spec import POOLER_NODE, Topology
+from pgtopo.spec import Topology
 
 # Steps that stop the primary's writes for a moment, when they act on the primary (a
 # switchover's node is the candidate: it always interrupts the old primary).
@@ -58,35 +58,68 @@ def _paused(topo: Topology, obs: Observed, planned: list[Action]) -> list[Action
     return [replace(a, pause_pooler=True) if _interrupts_primary(topo, obs, a) else a for a in planned]
 
 
+def read_targets(topo: Topology, obs: Observed) -> tuple[str, ...]:
+    """Where the read-only pool goes: the file's replicas that stream and replay within
+    `read_only.max_lag_bytes` of the primary; the primary (read-only transactions) when none does."""
+    pooler = topo.pooler
+    primary = obs.node(topo.primary).pg
+    if pooler is None or pooler.read_only is None or primary is None or primary.lsn is None:
+        return (topo.primary,)
+    bound = pooler.read_only.max_lag_bytes
+    streaming = tuple(
+        node for node in topo.replicas()
+        if (pg := obs.node(node).pg) is not None and pg.in_recovery and pg.receiver is not None
+        and pg.receiver.status == "streaming" and pg.lsn is not None and primary.lsn - pg.lsn <= bound
+    )
+    return streaming or (topo.primary,)
+
+
 def _own(topo: Topology, obs: Observed, planned: list[Action]) -> list[Action]:
-    facts = obs.pooler
+    read_only = topo.pooler is not None and topo.pooler.read_only is not None
+    promoting = any(a.kind in PROMOTIONS for a in planned)
+    return (_endpoint(topo, obs, planned, "read-write", topo.pooler is not None, promoting)
+            + _endpoint(topo, obs, planned, "read-only", read_only, promoting))
+
+
+def _endpoint(topo: Topology, obs: Observed, planned: list[Action], pool: config.Pool, wanted: bool,
+              promoting: bool) -> list[Action]:
+    facts = obs.pooler if pool == "read-write" else obs.read_pooler
     container = facts.container
-    name = config.container_name(topo.cluster)
-    wave = Wave(Phase.POOLER, 0)
-    if topo.pooler is None:
+    name = config.container_name(topo.cluster, pool)
+    node = config.node_name(pool)
+    wave = Wave(Phase.POOLER, 0 if pool == "read-write" else 1)  # one after the other: both make the role
+    if not wanted or topo.pooler is None:
         if container is None:
             return []
-        return [Action(Kind.REMOVE_POOLER, POOLER_NODE, f"the file has no pooler: remove {name} (its clients are "
+        return [Action(Kind.REMOVE_POOLER, node, f"the file has no {_what(pool)}: remove {name} (its clients are "
                        "disconnected)", wave=Wave(Phase.REMOVE, 0), target=name)]
     primary = obs.node(topo.primary)
+    writable = primary.pg is not None and not primary.pg.in_recovery
+    targets = (topo.primary,) if pool == "read-write" else read_targets(topo, obs)
     if container is None:
-        return [Action(Kind.CREATE_POOLER, POOLER_NODE, f"create {name}: the applications' endpoint on port "
-                       f"{topo.pooler.port}, pointing at {topo.primary}", wave=wave)]
-    if container.config_hash != config.config_hash(topo):
-        return [Action(Kind.RECREATE_POOLER, POOLER_NODE, f"{name} was made with other settings (image, port or "
+        return [Action(Kind.CREATE_POOLER, node, f"create {name}: the applications' {pool} endpoint on port "
+                       f"{config.host_port(topo, pool)}, pointing at {', '.join(targets)}", wave=wave)]
+    if container.config_hash != config.config_hash(topo, pool):
+        return [Action(Kind.RECREATE_POOLER, node, f"{name} was made with other settings (image, port or "
                        "parameters): make it again (its clients reconnect)", wave=wave)]
     if not container.running:
-        return [Action(Kind.START_POOLER, POOLER_NODE, f"{name} is {container.state}: start it, pointing at "
-                       f"{topo.primary}", wave=wave)]
+        return [Action(Kind.START_POOLER, node, f"{name} is {container.state}: start it, pointing at "
+                       f"{', '.join(targets)}", wave=wave)]
     if not facts.answers:
-        return [Action(Kind.RECREATE_POOLER, POOLER_NODE, f"{name} runs but its admin console does not answer "
+        return [Action(Kind.RECREATE_POOLER, node, f"{name} runs but its admin console does not answer "
                        f"({facts.error or 'no answer'}): make it again", wave=wave)]
-    promoting = any(a.kind in PROMOTIONS for a in planned)
-    writable = primary.pg is not None and not primary.pg.in_recovery
-    if facts.target != topo.primary and not promoting and writable:
-        return [Action(Kind.REPOINT_POOLER, POOLER_NODE, f"it points at {facts.target or 'no node'}, the primary is "
-                       f"{topo.primary}: point it there and resume", wave=wave)]
+    if facts.targets != targets and not promoting and writable:
+        now = ", ".join(facts.targets) or "no node"
+        why = ("the primary is" if pool == "read-write"
+               else "the replicas that stream are" if targets != (topo.primary,)
+               else "no replica streams: the primary, read-only, is")
+        return [Action(Kind.REPOINT_POOLER, node, f"it points at {now}, {why} {', '.join(targets)}: point it there "
+                       "and resume", wave=wave)]
     if facts.paused and not any(a.pause_pooler for a in planned):
-        return [Action(Kind.RESUME_POOLER, POOLER_NODE, "it is paused and no apply is running (a pgtopo stopped while "
+        return [Action(Kind.RESUME_POOLER, node, "it is paused and no apply is running (a pgtopo stopped while "
                        "it held it paused): resume it", wave=Wave(Phase.BUILD, 0))]
     return []
+
+
+def _what(pool: config.Pool) -> str:
+    return "pooler" if pool == "read-write" else "read-only pooler endpoint"

@@ -11,7 +11,7 @@ next apply (plan: a pooler paused with no apply running is resumed).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from pgtopo import docker_ops, labels as L, pg_ops, waits
 from pgtopo.context import Context
 from pgtopo.errors import DockerError, PoolerBusy, PostgresError
-from pgtopo.pooler import admin, config
+from pgtopo.pooler import admin, config, planning
 
 if TYPE_CHECKING:
     import psycopg
@@ -30,67 +30,107 @@ READY_TIMEOUT = 30.0
 RESUME_ON_EOF = "cat >/dev/null; kill -USR2 1"
 
 
-def create(ctx: Context) -> None:
+def create(ctx: Context, pool: config.Pool = "read-write") -> None:
     """Its role on the primary, then the container with its files, started and answering."""
     ensure_role(ctx)
-    spec = config.container(ctx.topo)
+    spec = config.container(ctx.topo, pool)
     owner = _owner(ctx, spec.image)
     spec = replace(spec, labels={**spec.labels, FILES_OWNER: f"{owner[0]}:{owner[1]}"})
     cid = docker_ops.create_container(ctx.client, spec)
-    _write(ctx, cid, owner)
+    _write(ctx, cid, owner, pool)
     docker_ops.start(ctx.client, cid)
-    _await(ctx)
+    _await(ctx, pool)
 
 
-def recreate(ctx: Context) -> None:
-    remove(ctx)
-    create(ctx)
+def recreate(ctx: Context, pool: config.Pool = "read-write") -> None:
+    remove(ctx, pool)
+    create(ctx, pool)
 
 
-def remove(ctx: Context) -> None:
-    docker_ops.remove_container(ctx.client, config.container_name(ctx.topo.cluster))
+def remove(ctx: Context, pool: config.Pool = "read-write") -> None:
+    docker_ops.remove_container(ctx.client, config.container_name(ctx.topo.cluster, pool))
 
 
-def start(ctx: Context) -> None:
-    """Start it again with files that point at the file's primary."""
-    name = config.container_name(ctx.topo.cluster)
+def start(ctx: Context, pool: config.Pool = "read-write") -> None:
+    """Start it again with files that point where the file says."""
+    name = config.container_name(ctx.topo.cluster, pool)
     ensure_role(ctx)
-    _write(ctx, name, _labelled_owner(ctx))
+    _write(ctx, name, _labelled_owner(ctx, pool), pool)
     docker_ops.start(ctx.client, name)
-    _await(ctx)
+    _await(ctx, pool)
 
 
-def configure(ctx: Context) -> None:
-    """Point it at the file's primary (its role and files made again), RELOAD, and RESUME: a
-    repoint after a failover, or a pool a killed pgtopo left paused."""
+def configure(ctx: Context, pool: config.Pool = "read-write") -> None:
+    """Point it where the file says (its role and files made again), RELOAD, and RESUME: a
+    repoint after a failover, a replica that joined or left the read-only pool."""
     ensure_role(ctx)
-    name = config.container_name(ctx.topo.cluster)
-    _write(ctx, name, _labelled_owner(ctx))
-    console = _console(ctx)
+    _write(ctx, config.container_name(ctx.topo.cluster, pool), _labelled_owner(ctx, pool), pool)
+    console = _console(ctx, pool)
     admin.command(console, "RELOAD")
     admin.command(console, "RESUME")
 
 
-def resume(ctx: Context) -> None:
-    admin.command(_console(ctx), "RESUME")
+def resume(ctx: Context, pool: config.Pool = "read-write") -> None:
+    admin.command(_console(ctx, pool), "RESUME")
+
+
+class Pause:
+    """The pooler held paused around one step.  `begin()`: PAUSE within
+    pooler.pause_timeout_seconds, else PoolerBusy (resumed, the step must not go on); a step
+    calls it as late as it can (a switchover: once the old primary is fenced and checkpointed,
+    just before it stops).  `end()`: point the pool at the file's primary, RELOAD and RESUME; a
+    step calls it as soon as the new primary takes writes (a switchover: before the old primary
+    restarts as a standby).  Both run at most once."""
+
+    def __init__(self, ctx: Context, what: str, stack: ExitStack) -> None:
+        self.ctx, self.what, self.stack = ctx, what, stack
+        self.console = _console(ctx)
+        self.begun = self.ended = False
+
+    def begin(self) -> None:
+        pooler = self.ctx.topo.pooler
+        if self.begun or pooler is None:
+            return
+        self.begun = True
+        self.ctx.progress("pooler", f"pausing for the {self.what}")
+        _resume_should_pgtopo_die(self.ctx, self.stack)
+        if not admin.pause(self.console, pooler.pause_timeout_seconds):
+            self.ended = True
+            raise PoolerBusy(
+                f"the pooler could not pause within {pooler.pause_timeout_seconds:g} s (a transaction or a session "
+                f"ran on); it was resumed and the {self.what} was not started",
+                hint="let long transactions finish (or raise pooler.pause_timeout_seconds), then apply again",
+            )
+
+    def end(self, repoint: bool = True) -> None:
+        if not self.begun or self.ended:
+            return
+        self.ended = True
+        self.ctx.progress("pooler", "")
+        try:
+            if repoint:
+                _write(self.ctx, config.container_name(self.ctx.topo.cluster), _labelled_owner(self.ctx))
+                admin.command(self.console, "RELOAD", "RESUME")
+                return
+        except BaseException:
+            admin.command(self.console, "RESUME")
+            raise
+        admin.command(self.console, "RESUME")
 
 
 @contextmanager
-def paused(ctx: Context, what: str) -> Iterator[Callable[[], None]]:
-    """PAUSE within pooler.pause_timeout_seconds (else PoolerBusy: resumed, the step not run);
-    yields `release`, which points the pool at the file's primary, RELOADs and RESUMEs: a step
-    calls it as soon as the new primary takes writes (a switchover, before the old primary
-    restarts as a standby), and it runs once the step is done.  A step that fails only resumes
-    the pool, pointing where it did."""
-    pooler = ctx.topo.pooler
-    if pooler is None:
-        yield lambda: None
-        return
-    console = _console(ctx)
-    ctx.progress("pooler", f"pausing for the {what}")
+def paused(ctx: Context, what: str) -> Iterator[Pause]:
+    """A Pause for one step, always ended: a step that fails only resumes the pool, pointing
+    where it did (a switchover rolled back: the old primary takes writes again); the next apply
+    points it anew if need be."""
     with ExitStack() as stack:
-        _resume_should_pgtopo_die(ctx, stack)
-        yield from _hold(ctx, console, what, pooler.pause_timeout_seconds)
+        pause = Pause(ctx, what, stack)
+        try:
+            yield pause
+        except BaseException:
+            pause.end(repoint=False)
+            raise
+        pause.end()
 
 
 def _resume_should_pgtopo_die(ctx: Context, stack: ExitStack) -> None:
@@ -100,37 +140,6 @@ def _resume_should_pgtopo_die(ctx: Context, stack: ExitStack) -> None:
     the next apply resumes it)."""
     stack.enter_context(docker_ops.exec_tethered(ctx.client, config.container_name(ctx.topo.cluster),
                                                  ["sh", "-c", RESUME_ON_EOF]))
-
-
-def _hold(ctx: Context, console: admin.Console, what: str, timeout: float) -> Iterator[Callable[[], None]]:
-    if not admin.pause(console, timeout):
-        raise PoolerBusy(
-            f"the pooler could not pause within {timeout:g} s (a transaction or a session "
-            f"ran on); it was resumed and the {what} was not started",
-            hint="let long transactions finish (or raise pooler.pause_timeout_seconds), then apply again",
-        )
-    released: list[bool] = []
-
-    def release(repoint: bool = True) -> None:
-        if released:
-            return
-        released.append(True)
-        ctx.progress("pooler", "")
-        try:
-            if repoint:
-                _write(ctx, config.container_name(ctx.topo.cluster), _labelled_owner(ctx))
-                admin.command(console, "RELOAD")
-        finally:
-            admin.command(console, "RESUME")
-
-    try:
-        yield release
-    except BaseException:
-        # The step failed (a switchover rolled back: the old primary takes writes again): the
-        # pool keeps pointing where it did, and resumes; the next apply points it anew if need be.
-        release(repoint=False)
-        raise
-    release()
 
 
 def ensure_role(ctx: Context) -> None:
@@ -187,8 +196,9 @@ def _owner(ctx: Context, image: str) -> tuple[int, int]:
     return ids
 
 
-def _labelled_owner(ctx: Context) -> tuple[int, int]:
-    facts = ctx.snapshot.observed.pooler.container
+def _labelled_owner(ctx: Context, pool: config.Pool = "read-write") -> tuple[int, int]:
+    observed = ctx.snapshot.observed
+    facts = (observed.pooler if pool == "read-write" else observed.read_pooler).container
     label = (facts.labels.get(FILES_OWNER) if facts is not None else None) or ""
     uid, _, gid = label.partition(":")
     if not (uid.isdigit() and gid.isdigit()):
@@ -196,33 +206,34 @@ def _labelled_owner(ctx: Context) -> tuple[int, int]:
     return int(uid), int(gid)
 
 
-def _write(ctx: Context, container: str, owner: tuple[int, int]) -> None:
+def _write(ctx: Context, container: str, owner: tuple[int, int], pool: config.Pool = "read-write") -> None:
     state = ctx.snapshot.state
     if state is None:
         raise PostgresError("pooler: the cluster's credentials are not stored yet", hint="apply again")
-    files = {f"{config.CONFIG_SUBDIR}/{config.INI}": config.ini(ctx.topo, ctx.topo.primary).encode(),
+    targets = (ctx.topo.primary,) if pool == "read-write" else planning.read_targets(ctx.topo, ctx.snapshot.observed)
+    files = {f"{config.CONFIG_SUBDIR}/{config.INI}": config.ini(ctx.topo, targets, pool).encode(),
              f"{config.CONFIG_SUBDIR}/{config.AUTH_FILE}": config.auth_file(state.superuser_password).encode()}
     docker_ops.write_files(ctx.client, container, config.CONFIG_PARENT, files, *owner)
 
 
-def _console(ctx: Context) -> admin.Console:
+def _console(ctx: Context, pool: config.Pool = "read-write") -> admin.Console:
     state = ctx.snapshot.state
-    port = docker_ops.host_port(ctx.client, config.container_name(ctx.topo.cluster), config.PORT)
+    port = docker_ops.host_port(ctx.client, config.container_name(ctx.topo.cluster, pool), config.PORT)
     if state is None or port is None:
         raise DockerError("pooler: its container runs without a published port", hint="apply again")
     return admin.Console(port, config.password(state.superuser_password))
 
 
-def _await(ctx: Context) -> None:
+def _await(ctx: Context, pool: config.Pool = "read-write") -> None:
     """Until its console answers (PgBouncer starts in well under a second)."""
     def answers() -> bool | None:
         try:
-            admin.state(_console(ctx))
+            admin.state(_console(ctx, pool))
         except (PostgresError, DockerError):
             return None
         return True
 
     if waits.wait_until(answers, time.monotonic() + READY_TIMEOUT, waits.SERVER) is None:
-        name = config.container_name(ctx.topo.cluster)
+        name = config.container_name(ctx.topo.cluster, pool)
         raise DockerError(f"pooler: {name} did not answer within {READY_TIMEOUT:.0f} s: "
                           f"{docker_ops.last_lines(ctx.client, name)}", hint=f"see `docker logs {name}`")

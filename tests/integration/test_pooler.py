@@ -148,6 +148,8 @@ def test_a_pause_that_times_out_refuses_the_switchover_and_resumes_the_pool(make
     assert "could not pause within 1 s" in result.err, result.err
     assert "primary: primary" in c.path.read_text()  # the file is put back
     assert psql(c.container("primary"), "SELECT pg_is_in_recovery()") == "f"
+    # the old primary was fenced before the pause was asked for: unfenced again, a restart keeps it the primary
+    assert psql(c.container("primary"), "SELECT pg_stat_file('standby.signal', true) IS NULL") == "t"
     assert psql(c.container("replica"), "SELECT pg_is_in_recovery()") == "t"
     with psycopg.connect(app_dsn(port), autocommit=True) as other:  # the pool was resumed
         other.execute("INSERT INTO ledger VALUES (2)")
@@ -272,3 +274,49 @@ def _pooler_password(c, node: str = "replica") -> str:
     superuser = subprocess.run(["docker", "exec", c.container(node), "cat", "/run/pgtopo/superuser_password"],
                                capture_output=True, text=True, check=True).stdout
     return config.password(superuser)
+
+
+def test_the_read_only_endpoint_spreads_reads_over_the_replicas_that_stream(make_cluster) -> None:
+    c = make_cluster(IMAGE)
+    port, ro = free_port(), free_port()
+    trio = (f"primary: primary\nnodes:\n  primary: {{}}\n  replica: {{}}\n  replica2: {{}}\n"
+            f"pooler:\n  image: {POOLER_IMAGE}\n  port: {port}\n  read_only: {{port: {ro}}}\n")
+    c.write(trio)
+    first = pgtopo("apply", str(c.path), "--yes")
+    assert first.code == 0, first
+    assert ("create-pooler", "pooler-ro") in actions(first.out), first.out
+    make_app(c)
+    ro_dsn = app_dsn(ro)
+
+    def served_by(n: int = 8) -> set[str]:
+        """The nodes that serve `n` clients whose transactions run at once (each needs a server
+        connection of its own: PgBouncer opens them over the replicas in turn)."""
+        clients = [psycopg.connect(ro_dsn) for _ in range(n)]
+        try:
+            seen = set()
+            for conn in clients:
+                node, standby = conn.execute("SELECT current_setting('cluster_name'), pg_is_in_recovery()").fetchone()
+                assert standby, f"a read-only connection reached {node}, which is not in recovery"
+                seen.add(node)
+            return seen
+        finally:
+            for conn in clients:
+                conn.close()
+
+    assert served_by() == {"replica", "replica2"}
+    status = pgtopo("status", str(c.path)).out
+    assert re.search(rf"^pooler \(read-only\) 127\.0\.0\.1:{ro} → replica, replica2 · running", status, re.M), status
+
+    subprocess.run(["docker", "stop", c.container("replica2")], check=True, capture_output=True)
+    stopped = pgtopo("diff", str(c.path))  # (apply would start it again: the file wants it)
+    assert re.search(r"repoint-pooler\s+it points at replica, replica2, the replicas that stream are replica:",
+                     stopped.out), stopped.out
+    c.write(trio.replace("  replica2: {}\n", ""))
+    shrunk = pgtopo("apply", str(c.path), "--yes")
+    assert shrunk.code == 0, shrunk
+    assert ("repoint-pooler", "pooler-ro") in actions(shrunk.out), shrunk.out
+    assert served_by() == {"replica"}
+
+    subprocess.run(["docker", "stop", c.container("replica")], check=True, capture_output=True)
+    alone = pgtopo("diff", str(c.path))
+    assert "no replica streams: the primary, read-only, is primary" in alone.out, alone.out

@@ -254,7 +254,7 @@ def saved_apply(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, replanned: Plan
     log: list[str] = []
     engine = Engine(log)
     Volume(monkeypatch, log)
-    monkeypatch.setattr(reconcile, "observe", lambda client, topo: snapshot())
+    monkeypatch.setattr(reconcile, "observe", lambda client, topo, **_: snapshot())
     monkeypatch.setattr(documents, "fingerprint", lambda observed: ("now", {"nodes": {"primary": {"timeline": 2}}}))
     monkeypatch.setattr(reconcile, "diff", lambda client, topo, *a, **kw: (replanned, snapshot()))
     monkeypatch.setattr(reconcile, "execute", lambda ctx, a: log.append(f"execute {a.node}"))

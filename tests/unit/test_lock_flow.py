@@ -165,7 +165,7 @@ def test_a_lock_that_cannot_be_started_stops_apply_after_its_first_wave(monkeypa
 def test_a_stale_saved_plan_releases_the_lock_and_changes_nothing(monkeypatch) -> None:
     engine = Engine([])
     monkeypatch.setattr(reconcile, "STREAM_TIMEOUT", 0)  # should the plan run after all, no long wait after it
-    monkeypatch.setattr(reconcile, "observe", lambda client, topo: Snapshot(observed=converged(T), state=None))
+    monkeypatch.setattr(reconcile, "observe", lambda client, topo, **_: Snapshot(observed=converged(T), state=None))
     monkeypatch.setattr(documents, "fingerprint", lambda observed: ("now", {"nodes": 3}))
     # planning again finds work: the cluster changed, and not into what the file says
     monkeypatch.setattr(reconcile, "diff", lambda client, topo, *a, **kw: (WORK, None))

@@ -14,7 +14,7 @@ POOLER = {"image": "pgtopo-local/pgbouncer:1", "port": 6432}
 
 
 def test_every_database_goes_to_the_primary_s_container_by_name() -> None:
-    ini = config.ini(topo(pooler=POOLER), "replica")
+    ini = config.ini(topo(pooler=POOLER), ("replica",))
     assert "postgres = host=pg-replica port=5432 dbname=postgres\n" in ini
     assert "* = host=pg-replica port=5432\n" in ini
     assert "auth_type = scram-sha-256\n" in ini and "auth_user = pgtopo_pooler\n" in ini
@@ -24,7 +24,7 @@ def test_every_database_goes_to_the_primary_s_container_by_name() -> None:
 def test_the_file_s_settings_are_written_as_pgbouncer_reads_them() -> None:
     t = topo(pooler={**POOLER, "pool_mode": "session",
                      "parameters": {"max_client_conn": 500, "log_connections": False, "query_wait_timeout": 2.5}})
-    ini = config.ini(t, "primary")
+    ini = config.ini(t, ("primary",))
     assert "max_client_conn = 500\n" in ini and "log_connections = 0\n" in ini
     assert "query_wait_timeout = 2.5\n" in ini and "pool_mode = session\n" in ini
 

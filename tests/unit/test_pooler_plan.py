@@ -11,7 +11,7 @@ from pgtopo import labels as L
 from pgtopo.actions import Kind, Phase
 from pgtopo.observed import ContainerFacts, NodeFacts, Observed, PoolerFacts
 from pgtopo.plan import plan
-from pgtopo.pooler import config
+from pgtopo.pooler import config, planning
 from pgtopo.spec import Topology
 
 from .test_plan import container, converged, pg_replica, topo, volume
@@ -28,7 +28,10 @@ def pooler_container(t: Topology, state: str = "running", hash_: str | None = No
 
 
 def with_pooler(obs: Observed, t: Topology = T, **facts) -> Observed:
-    base = dict(container=pooler_container(t), target=t.primary, paused=False, clients=0, servers=0)
+    base = dict(container=pooler_container(t), targets=(t.primary,), paused=False, clients=0, servers=0)
+    if "target" in facts:
+        target = facts.pop("target")
+        facts["targets"] = (target,) if target else ()
     base.update(facts)
     return replace(obs, pooler=PoolerFacts(**base))
 
@@ -111,3 +114,57 @@ def test_a_stopped_primary_is_not_repointed_to() -> None:
     obs = with_pooler(converged(T, primary=stopped), target="replica")
     assert "repoint-pooler" not in pooler_kinds(plan(T, obs))
 
+
+
+RO = topo(pooler={**POOLER, "read_only": {"port": 6433}})
+
+
+def read_pooler(t: Topology, targets: tuple[str, ...], **facts) -> PoolerFacts:
+    c = ContainerFacts(id="id-ro", name=f"{t.cluster}-pooler-ro", state="running", image="pgtopo-local/pgbouncer:1",
+                       labels={L.CLUSTER: t.cluster, L.ROLE: "pooler", config.POOL_LABEL: "read-only",
+                               L.CONFIG_HASH: config.config_hash(t, "read-only")}, host_port=6433)
+    return PoolerFacts(**{"container": c, "targets": targets, "paused": False, "clients": 0, "servers": 0, **facts})
+
+
+def streaming(t: Topology, **overrides) -> Observed:
+    """A converged cluster whose replicas have replayed all the primary's WAL."""
+    replicas = {n: NodeFacts(n, container=container(t, n), volume=volume(t, n), pg=pg_replica(t, n, lsn=0x4000000))
+                for n in t.replicas()}
+    return converged(t, **{**replicas, **overrides})
+
+
+def test_the_read_only_endpoint_goes_to_the_replicas_that_stream() -> None:
+    obs = with_pooler(streaming(RO), t=RO)
+    assert [a.kind.value for a in plan(RO, obs).actions if a.node == "pooler-ro"] == ["create-pooler"]
+    assert planning.read_targets(RO, obs) == ("replica", "replica2")
+    in_sync = replace(obs, read_pooler=read_pooler(RO, ("replica", "replica2")))
+    assert plan(RO, in_sync).actions == ()
+
+
+def test_a_replica_that_stops_streaming_or_lags_leaves_the_read_only_pool() -> None:
+    stopped = NodeFacts("replica2", container=container(RO, "replica2", state="exited"), volume=volume(RO, "replica2"))
+    obs = replace(with_pooler(streaming(RO, replica2=stopped), t=RO), read_pooler=read_pooler(RO, ("replica", "replica2")))
+    assert planning.read_targets(RO, obs) == ("replica",)
+    repoint = [a for a in plan(RO, obs).actions if a.node == "pooler-ro"]
+    assert [a.kind for a in repoint] == [Kind.REPOINT_POOLER] and "replica2" in repoint[0].reason
+    cut_off = NodeFacts("replica", container=container(RO, "replica"), volume=volume(RO, "replica"),
+                        pg=pg_replica(RO, "replica", lsn=0x4000000, receiver=None))  # runs, streams from nobody
+    assert planning.read_targets(RO, replace(obs, nodes={**obs.nodes, "replica": cut_off})) == ("primary",)
+    lagging = NodeFacts("replica", container=container(RO, "replica"), volume=volume(RO, "replica"),
+                        pg=pg_replica(RO, "replica", lsn=0x4000000 - 17 * 1024 * 1024))
+    assert planning.read_targets(RO, replace(obs, nodes={**obs.nodes, "replica": lagging})) == ("primary",)
+
+
+def test_the_read_only_endpoint_leaves_with_the_file_s_read_only() -> None:
+    obs = replace(with_pooler(converged(T)), read_pooler=read_pooler(RO, ("replica",)))
+    assert [(a.node, a.kind.value) for a in plan(T, obs).actions] == [("pooler-ro", "remove-pooler")]
+
+
+def test_the_read_only_endpoint_is_its_own_container() -> None:
+    spec = config.container(RO, "read-only")
+    assert spec.name == "pg-pooler-ro" and spec.host_port == 6433 and spec.labels[config.POOL_LABEL] == "read-only"
+    assert config.config_hash(RO, "read-only") != config.config_hash(RO)
+    ini = config.ini(RO, ("replica", "replica2"), "read-only")
+    assert "* = host=pg-replica,pg-replica2 port=5432\n" in ini and "server_round_robin = 1" in ini
+    assert "default_transaction_read_only" in config.ini(RO, ("primary",), "read-only")
+    assert "default_transaction_read_only" not in config.ini(RO, ("primary",))
