@@ -64,11 +64,16 @@ integration: $(STAMP) images
 test: $(STAMP) images
 	$(BIN)/python -m pytest tests -q
 
+# The demo application's password (the file's roles.app.password reads APP_PASSWORD)
+APP_PASSWORD ?= demo-app-password
+
 demo: $(STAMP) engine
 	@if [ -z "$(PGTOPO_IMAGE)" ]; then PGTOPO_TEST_MAJORS=18 bash scripts/images.sh; fi
-	PGTOPO_IMAGE=$(DEMO_IMAGE) $(BIN)/pgtopo apply examples/seed.yaml
+	@if [ -z "$(PGTOPO_POOLER_IMAGE)" ]; then bash scripts/build-pooler-image.sh; fi
+	APP_PASSWORD=$(APP_PASSWORD) PGTOPO_IMAGE=$(DEMO_IMAGE) $(BIN)/pgtopo apply examples/seed.yaml
 	PGTOPO_IMAGE=$(DEMO_IMAGE) $(BIN)/pgtopo status examples/seed.yaml
 	@echo
+	@echo "App:       PGPASSWORD=$(APP_PASSWORD) psql \"host=127.0.0.1 port=6432 user=app dbname=appdb\""
 	@echo "Connect:   PGTOPO_IMAGE=$(DEMO_IMAGE) $(BIN)/pgtopo psql examples/seed.yaml"
 	@echo "Check:     docker exec pg-primary psql -U postgres -x -c 'SELECT * FROM pg_stat_replication'"
 	@echo "Tear down: PGTOPO_IMAGE=$(DEMO_IMAGE) $(BIN)/pgtopo destroy examples/seed.yaml --yes [--volumes]"

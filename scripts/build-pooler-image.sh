@@ -15,8 +15,12 @@ if [[ -z ${FORCE:-} ]] && docker image inspect "$tag" >/dev/null 2>&1; then
     exit 0
 fi
 if ! command -v debootstrap >/dev/null 2>&1; then
-    echo "build-pooler-image: debootstrap is missing; install it (Debian/Ubuntu: apt-get install debootstrap)" >&2
-    exit 1
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "build-pooler-image: debootstrap is missing; install it (Debian/Ubuntu: apt-get install debootstrap) or set PGTOPO_POOLER_IMAGE to an image with pgbouncer" >&2
+        exit 1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 fi
 if [[ ! -e /usr/share/debootstrap/scripts/$suite ]]; then
     ln -s sid "/usr/share/debootstrap/scripts/$suite"

@@ -20,6 +20,9 @@ missing=0
 for major in ${PGTOPO_TEST_MAJORS:-13 15 17 18}; do
     docker image inspect "pgtopo-local/postgres:$major" >/dev/null 2>&1 || missing=1
 done
+if [[ -z ${PGTOPO_POOLER_IMAGE:-} ]]; then
+    docker image inspect pgtopo-local/pgbouncer:1 >/dev/null 2>&1 || missing=1
+fi
 if [[ $missing -eq 1 ]] && ! command -v debootstrap >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] \
         && command -v apt-get >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
