@@ -75,16 +75,20 @@ def resume(ctx: Context, pool: config.Pool = "read-write") -> None:
 
 
 class Pause:
-    """The pooler held paused around one step.  `begin()`: PAUSE within
-    pooler.pause_timeout_seconds, else PoolerBusy (resumed, the step must not go on); a step
-    calls it as late as it can (a switchover: once the old primary is fenced and checkpointed,
-    just before it stops).  `end()`: point the pool at the file's primary, RELOAD and RESUME; a
-    step calls it as soon as the new primary takes writes (a switchover: before the old primary
-    restarts as a standby).  Both run at most once."""
+    """The pooler held paused around one step.  `begin()`: the files pointing at the file's
+    primary are written (PgBouncer reads them only at the RELOAD), then PAUSE within
+    pooler.pause_timeout_seconds, else PoolerBusy (resumed, the files put back, the step must not
+    go on); a step calls it as late as it can (a switchover: once the old primary is fenced and
+    checkpointed, just before it stops).  `end()`: RELOAD and RESUME, so the pool goes to the
+    file's primary; a step calls it as soon as that primary takes writes (a switchover: before
+    the old primary restarts as a standby).  `end(repoint=False)`: the files put back, RESUME.
+    Both run at most once."""
 
     def __init__(self, ctx: Context, what: str, stack: ExitStack) -> None:
         self.ctx, self.what, self.stack = ctx, what, stack
         self.console = _console(ctx)
+        self.container = config.container_name(ctx.topo.cluster)
+        self.owner = _labelled_owner(ctx)
         self.begun = self.ended = False
 
     def begin(self) -> None:
@@ -93,9 +97,11 @@ class Pause:
             return
         self.begun = True
         self.ctx.progress("pooler", f"pausing for the {self.what}")
+        _write(self.ctx, self.container, self.owner)  # off the critical path: before the pause
         _resume_should_pgtopo_die(self.ctx, self.stack)
         if not admin.pause(self.console, pooler.pause_timeout_seconds):
             self.ended = True
+            self._put_back()
             raise PoolerBusy(
                 f"the pooler could not pause within {pooler.pause_timeout_seconds:g} s (a transaction or a session "
                 f"ran on); it was resumed and the {self.what} was not started",
@@ -107,15 +113,19 @@ class Pause:
             return
         self.ended = True
         self.ctx.progress("pooler", "")
+        if repoint:
+            admin.command(self.console, "RELOAD", "RESUME")
+            return
         try:
-            if repoint:
-                _write(self.ctx, config.container_name(self.ctx.topo.cluster), _labelled_owner(self.ctx))
-                admin.command(self.console, "RELOAD", "RESUME")
-                return
-        except BaseException:
+            self._put_back()
+        finally:
             admin.command(self.console, "RESUME")
-            raise
-        admin.command(self.console, "RESUME")
+
+    def _put_back(self) -> None:
+        """The files as the running PgBouncer read them last: where observation found it pointing."""
+        before = self.ctx.snapshot.observed.pooler.targets
+        if before:
+            _write(self.ctx, self.container, self.owner, targets=before)
 
 
 @contextmanager
@@ -206,11 +216,15 @@ def _labelled_owner(ctx: Context, pool: config.Pool = "read-write") -> tuple[int
     return int(uid), int(gid)
 
 
-def _write(ctx: Context, container: str, owner: tuple[int, int], pool: config.Pool = "read-write") -> None:
+def _write(ctx: Context, container: str, owner: tuple[int, int], pool: config.Pool = "read-write",
+           targets: tuple[str, ...] | None = None) -> None:
+    """pgbouncer.ini (pointing where the file says, or at `targets`) and the auth file."""
     state = ctx.snapshot.state
     if state is None:
         raise PostgresError("pooler: the cluster's credentials are not stored yet", hint="apply again")
-    targets = (ctx.topo.primary,) if pool == "read-write" else planning.read_targets(ctx.topo, ctx.snapshot.observed)
+    if targets is None:
+        targets = ((ctx.topo.primary,) if pool == "read-write"
+                   else planning.read_targets(ctx.topo, ctx.snapshot.observed))
     files = {f"{config.CONFIG_SUBDIR}/{config.INI}": config.ini(ctx.topo, targets, pool).encode(),
              f"{config.CONFIG_SUBDIR}/{config.AUTH_FILE}": config.auth_file(state.superuser_password).encode()}
     docker_ops.write_files(ctx.client, container, config.CONFIG_PARENT, files, *owner)
