@@ -175,11 +175,11 @@ def fingerprint(observed: Observed) -> tuple[str, dict[str, Any]]:
         "foreign": list(observed.foreign),
         "nodes": {name: _node_state(facts) for name, facts in sorted(observed.nodes.items())},
     }
-    pooler = observed.pooler
-    if pooler.container is not None:  # only when there is one (older saved plans keep their digest)
-        state["pooler"] = {"id": pooler.container.id, "state": pooler.container.state,
-                           "config_hash": pooler.container.config_hash, "target": pooler.target,
-                           "paused": pooler.paused}
+    for key, pooler in (("pooler", observed.pooler), ("read_pooler", observed.read_pooler)):
+        if pooler.container is not None:  # only when there is one (older saved plans keep their digest)
+            state[key] = {"id": pooler.container.id, "state": pooler.container.state,
+                          "config_hash": pooler.container.config_hash, "target": ",".join(pooler.targets) or None,
+                          "paused": pooler.paused}
     if observed.roles:  # the file's roles and pgtopo's, only when there are some (older saved plans keep their digest)
         state["roles"] = {r.name: [r.managed, r.login, r.createdb, r.inherit, r.connection_limit, r.valid_until,
                                    list(r.in_roles), r.password] for r in observed.roles}

@@ -4,8 +4,9 @@ Called by execute.py.  The pooler's role and its password lookup live on the pri
 replicate everywhere); its files are written into its container (never into a volume, the
 environment or a label), owned by the image's own user, whose uid:gid the container's
 FILES_OWNER label records.  A pause is always ended: by RESUME after the step, by RESUME when
-PAUSE outlives its bound (the step is then not run), and, should pgtopo die in between, by the
-next apply (plan: a pooler paused with no apply running is resumed).
+PAUSE outlives its bound (the step is then not run), should pgtopo die in between by a command in
+the pooler's container that waits on pgtopo's end, and failing all that by the next apply (plan:
+a pooler paused with no apply running is resumed).
 """
 
 from __future__ import annotations
@@ -65,9 +66,7 @@ def configure(ctx: Context, pool: config.Pool = "read-write") -> None:
     repoint after a failover, a replica that joined or left the read-only pool."""
     ensure_role(ctx)
     _write(ctx, config.container_name(ctx.topo.cluster, pool), _labelled_owner(ctx, pool), pool)
-    console = _console(ctx, pool)
-    admin.command(console, "RELOAD")
-    admin.command(console, "RESUME")
+    admin.command(_console(ctx, pool), "RELOAD", "RESUME")
 
 
 def resume(ctx: Context, pool: config.Pool = "read-write") -> None:
