@@ -23,6 +23,7 @@ from pgtopo.timelines import lsn_int
 
 if TYPE_CHECKING:
     import psycopg
+    from psycopg import sql
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
@@ -248,17 +249,30 @@ def scram_verifier(conn: "psycopg.Connection", role: str, password: str) -> str:
     return conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
 
 
+def put_role(conn: "psycopg.Connection", role: str, attributes: "sql.Composable", password: str | None,
+             on_create: "sql.Composable | None" = None) -> None:
+    """CREATE ROLE (with `on_create` too) or, when it exists, ALTER ROLE `role` WITH `attributes`
+    (SQL that starts with a space), and PASSWORD as a scram-sha-256 verifier unless `password`
+    is None."""
+    from psycopg import sql
+
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+    parts: list[sql.Composable] = [sql.SQL("ALTER ROLE {} WITH" if exists else "CREATE ROLE {} WITH").format(
+        sql.Identifier(role))]
+    if on_create is not None and not exists:
+        parts.append(on_create)
+    parts.append(attributes)
+    if password is not None:
+        parts.append(sql.SQL(" PASSWORD {}").format(sql.Literal(scram_verifier(conn, role, password))))
+    conn.execute(sql.Composed(parts))
+
+
 def ensure_replication_role(ep: Endpoint, role: str, password: str) -> None:
     """Create (or fix) the replication role with a scram-sha-256 password."""
     from psycopg import sql
 
-    def go(conn: "psycopg.Connection") -> None:
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
-        verb = "ALTER" if exists else "CREATE"
-        conn.execute(sql.SQL(verb + " ROLE {} WITH REPLICATION LOGIN PASSWORD {}").format(
-            sql.Identifier(role), sql.Literal(scram_verifier(conn, role, password))))
-
-    run(ep, go, f"create replication role {role}")
+    run(ep, lambda conn: put_role(conn, role, sql.SQL(" REPLICATION LOGIN"), password),
+        f"create replication role {role}")
 
 
 def set_passwords(ep: Endpoint, passwords: dict[str, str]) -> None:

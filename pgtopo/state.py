@@ -151,13 +151,22 @@ def write_history(client: "docker.DockerClient", image: str, volume: str, cluste
         docker_ops.write_files(client, cid, L.STATE_MOUNT, {HISTORY_FILE: content}, 0, 0)
 
 
-def postgres_ids(client: "docker.DockerClient", container: docker_ops.HelperId, image: str) -> tuple[int, int]:
-    """The uid and gid of the image's postgres user, from the /etc/passwd of a created container."""
+def user_ids(client: "docker.DockerClient", container: docker_ops.HelperId, user: str) -> tuple[int, int] | None:
+    """The uid and gid of `user` in the /etc/passwd of a created container; None when it has no
+    such user."""
     passwd = docker_ops.read_file(client, container, "/etc/passwd") or b""
     for line in passwd.decode(errors="replace").splitlines():
         fields = line.split(":")
-        if len(fields) >= 4 and fields[0] == "postgres":
+        if len(fields) >= 4 and fields[0] == user:
             return int(fields[2]), int(fields[3])
+    return None
+
+
+def postgres_ids(client: "docker.DockerClient", container: docker_ops.HelperId, image: str) -> tuple[int, int]:
+    """The uid and gid of the image's postgres user, from the /etc/passwd of a created container."""
+    found = user_ids(client, container, "postgres")
+    if found is not None:
+        return found
     raise DockerError(
         f"image {image} has no 'postgres' user",
         hint="use an image with PostgreSQL server binaries on PATH and a postgres user (e.g. postgres:17)",

@@ -17,7 +17,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from pgtopo import docker_ops, labels as L, pg_ops, waits
+from pgtopo import docker_ops, labels as L, pg_ops, state as cluster_state, waits
 from pgtopo.context import Context
 from pgtopo.errors import DockerError, PoolerBusy, PostgresError
 from pgtopo.pooler import admin, config, planning
@@ -165,11 +165,9 @@ def _role_sql(conn: "psycopg.Connection", password: str) -> None:
     from psycopg import sql
 
     role, schema, function = (sql.Identifier(x) for x in (config.ROLE, config.LOOKUP_SCHEMA, config.LOOKUP_FUNCTION))
-    verifier = sql.Literal(pg_ops.scram_verifier(conn, config.ROLE, password))
     with conn.transaction():
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (config.ROLE,)).fetchone()
-        conn.execute(sql.SQL("{} ROLE {} WITH LOGIN NOSUPERUSER NOREPLICATION NOCREATEDB NOCREATEROLE PASSWORD {}")
-                     .format(sql.SQL("ALTER" if exists else "CREATE"), role, verifier))
+        pg_ops.put_role(conn, config.ROLE, sql.SQL(" LOGIN NOSUPERUSER NOREPLICATION NOCREATEDB NOCREATEROLE"),
+                        password)
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION postgres").format(schema))
         conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(schema))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, role))
@@ -196,9 +194,7 @@ def _owner(ctx: Context, image: str) -> tuple[int, int]:
         ids = (int(name), int(group or name))
     else:
         with docker_ops.helper(ctx.client, image, (), L.labels(ctx.topo.cluster, "helper"), ctx.names.helper()) as hid:
-            passwd = (docker_ops.read_file(ctx.client, hid, "/etc/passwd") or b"").decode(errors="replace")
-        found = [line.split(":") for line in passwd.splitlines() if line.split(":")[0] == name]
-        ids = (int(found[0][2]), int(found[0][3])) if name and found and len(found[0]) >= 4 else (0, 0)
+            ids = (cluster_state.user_ids(ctx.client, hid, name) if name else None) or (0, 0)
     if ids[0] == 0:
         raise DockerError(f"pooler image {image} runs as root, and PgBouncer refuses to",
                           hint="use an image whose USER is an unprivileged user (e.g. pgtopo-local/pgbouncer:1)")

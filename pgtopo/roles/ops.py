@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pgtopo.errors import PostgresError, SafetyRefusal
-from pgtopo.pg_ops import Endpoint, run, scram_verifier
+from pgtopo.pg_ops import Endpoint, put_role, run
 from pgtopo.roles.planning import MARK
 from pgtopo.spec import Database, Role
 
@@ -39,13 +39,8 @@ def ensure_role(ep: Endpoint, name: str, role: Role, password: str | None) -> No
 
     def go(conn: "psycopg.Connection") -> None:
         with conn.transaction():
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
-            verb = sql.SQL("ALTER ROLE {} WITH" if exists else "CREATE ROLE {} WITH NOSUPERUSER NOCREATEROLE "
-                           "NOREPLICATION NOBYPASSRLS").format(sql.Identifier(name))
-            statement = sql.SQL("{}{}").format(verb, _attributes(role))
-            if password is not None:
-                statement = sql.SQL("{} PASSWORD {}").format(statement, sql.Literal(scram_verifier(conn, name, password)))
-            conn.execute(statement)
+            put_role(conn, name, _attributes(role), password,
+                     on_create=sql.SQL(" NOSUPERUSER NOCREATEROLE NOREPLICATION NOBYPASSRLS"))
             _memberships(conn, name, role.in_roles)
             conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(sql.Identifier(name), sql.Literal(MARK)))
 
