@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from pgtopo import conninfo as conninfo_text, labels as L, pg_settings
+from pgtopo import conninfo as conninfo_text, labels as L, pg_settings, synchronous
 from pgtopo.containers import ContainerSpec, Mount
 from pgtopo.spec import ParamValue, Topology
 
@@ -31,8 +31,10 @@ def setting_text(value: ParamValue) -> str:
 
 
 def settings(topo: Topology, node: str) -> dict[str, str]:
-    """The user's parameters for `node`, as the text PostgreSQL will show for them."""
-    return {k: setting_text(v) for k, v in sorted(topo.parameters_of(node).items())}
+    """The user's parameters for `node`, as the text PostgreSQL will show for them, and the ones
+    pgtopo sets from `synchronous:` and the node's `delay:`."""
+    user = {k: setting_text(v) for k, v in topo.parameters_of(node).items()}
+    return dict(sorted({**user, **synchronous.node_settings(topo, node)}.items()))
 
 
 REQUIRE_AUTH = " require_auth=scram-sha-256"

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from pgtopo import __version__
+from pgtopo import __version__, synchronous
 from pgtopo.actions import Action, Kind, Plan, Wave
 from pgtopo.observed import Downstream, NodeFacts, Observed
 from pgtopo.spec import POOLER_NODE, READ_POOLER_NODE, Topology
@@ -238,6 +238,10 @@ class NodeStatus(_Document):
     role: Role | None = Field(description="What the server is now; null when it does not answer.")
     upstream: str | None = Field(description="The node it streams from now.")
     replication: str | None = Field(description="streaming, catchup, ... as its upstream sees it.")
+    sync_state: Literal["async", "potential", "sync", "quorum"] | None = Field(
+        default=None, description="As its upstream sees it (pg_stat_replication.sync_state); null when not "
+                                  "seen there.")
+    delay: str | None = Field(default=None, description="The recovery_min_apply_delay it runs with; null: none.")
     lag_bytes: int | None
     timeline: int | None
     lsn: int | None = Field(description="Current (primary) or replayed (replica) WAL position, in bytes.")
@@ -282,6 +286,17 @@ def pooler_status(topo: Topology, observed: Observed, read_only: bool = False) -
     )
 
 
+class SynchronousStatus(_Document):
+    """The file's synchronous: block and the rule the primary runs with (docs/synchronous.md)."""
+
+    method: Literal["any", "first"] | None = Field(description="null: the file asks for none.")
+    number: int | None
+    durability: Literal["required", "preferred"] | None
+    rule: str | None = Field(description="The synchronous_standby_names the file asks for (preferred: at most).")
+    in_effect: str | None = Field(description="synchronous_standby_names on the primary; null when it does not "
+                                              "answer or has none.")
+
+
 class StatusDocument(_Document):
     """What `status --output json` prints; the status table shows the same facts."""
 
@@ -300,6 +315,20 @@ class StatusDocument(_Document):
                                         "none was found.")
     read_pooler: PoolerStatus | None = Field(default=None, description="The pooler's read-only endpoint; null "
                                              "when the file has none and none was found.")
+    synchronous: SynchronousStatus | None = Field(default=None, description="Synchronous replication; null when "
+                                                  "the file asks for none and the primary runs with none.")
+
+
+def synchronous_status(topo: Topology, observed: Observed) -> SynchronousStatus | None:
+    pg = observed.node(topo.primary).pg
+    in_effect = pg.auto_conf.get(synchronous.SETTING) if pg is not None and not pg.in_recovery else None
+    if topo.synchronous is None and not in_effect:
+        return None
+    sync = topo.synchronous
+    return SynchronousStatus(
+        method=sync.method if sync else None, number=sync.number if sync else None,
+        durability=sync.durability if sync else None,
+        rule=synchronous.rule_text(topo, sync.number) if sync else None, in_effect=in_effect)
 
 
 def status_document(topo: Topology, observed: Observed, plan: Plan | None = None) -> StatusDocument:
@@ -311,7 +340,7 @@ def status_document(topo: Topology, observed: Observed, plan: Plan | None = None
     if plan is None:
         return StatusDocument(format=STATUS_FORMAT, kind=STATUS_KIND, pgtopo_version=__version__,
                               cluster=topo.cluster, primary=topo.primary, nodes=nodes, pooler=pooler,
-                              read_pooler=read_pooler)
+                              read_pooler=read_pooler, synchronous=synchronous_status(topo, observed))
     kinds: dict[str, list[str]] = {}
     for action in plan.actions:
         kinds.setdefault(action.node, []).append(action.kind.value)
@@ -322,7 +351,7 @@ def status_document(topo: Topology, observed: Observed, plan: Plan | None = None
         read_pooler = read_pooler.model_copy(update={"drift": tuple(dict.fromkeys(kinds.get(READ_POOLER_NODE, ())))})
     return StatusDocument(format=STATUS_FORMAT, kind=STATUS_KIND, pgtopo_version=__version__,
                           cluster=topo.cluster, primary=topo.primary, nodes=nodes, pooler=pooler,
-                          read_pooler=read_pooler,
+                          read_pooler=read_pooler, synchronous=synchronous_status(topo, observed),
                           in_sync=plan.empty, refusals=plan.refusals)
 
 
@@ -332,12 +361,12 @@ def node_status(topo: Topology, observed: Observed, facts: NodeFacts) -> NodeSta
     in_file = facts.name in topo.nodes
     pg = facts.pg
     upstream = pg.receiver.upstream if pg and pg.receiver else None
-    replication, lag = None, None
+    replication, lag, sync_state = None, None, None
     if pg is not None and pg.in_recovery:
         replication = pg.receiver.status if pg.receiver else "not connected"
         seen = _seen_by_upstream(observed, upstream, facts.name)
         if seen is not None:
-            replication, lag = seen.state, seen.lag_bytes
+            replication, lag, sync_state = seen.state, seen.lag_bytes, seen.sync_state
     return NodeStatus(
         name=facts.name,
         in_file=in_file,
@@ -348,6 +377,8 @@ def node_status(topo: Topology, observed: Observed, facts: NodeFacts) -> NodeSta
         role=None if pg is None else ("replica" if pg.in_recovery else "primary"),
         upstream=upstream,
         replication=replication,
+        sync_state=sync_state,  # type: ignore[arg-type]  # what the server says: one of the four
+        delay=synchronous.delayed(facts),
         lag_bytes=lag,
         timeline=pg.timeline if pg else None,
         lsn=pg.lsn if pg else None,

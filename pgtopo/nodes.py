@@ -30,15 +30,16 @@ def source_alive(ctx: Context, upstream: str) -> Callable[[], bool]:
 
 
 
-def stop(ctx: Context, node: str) -> None:
-    """Fast shutdown of a node's container when it runs (SIGINT is the containers' stop signal)."""
+def stop(ctx: Context, node: str, grace: int = 120) -> None:
+    """Fast shutdown of a node's container when it runs (SIGINT is the containers' stop signal),
+    killed after `grace` seconds."""
     name = ctx.names.container(node)
     facts = ctx.snapshot.observed.node(node).container
     if facts is not None:
         if docker_ops.inspect_container(ctx.client, name)["State"].get("Paused"):
             raise DockerError(f"{node}: its container {name} was paused (docker pause) while apply ran; a frozen "
                               "server cannot shut down", hint=f"`docker unpause {name}`, then apply again")
-        docker_ops.stop(ctx.client, name, timeout=120)
+        docker_ops.stop(ctx.client, name, timeout=grace)
     with ctx.lock:
         ctx.snapshot.endpoints.pop(node, None)
 

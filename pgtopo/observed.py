@@ -121,6 +121,7 @@ class Downstream:
     application_name: str
     state: str
     lag_bytes: int | None
+    sync_state: str = "async"  # async | potential | sync | quorum (synchronous_standby_names)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,9 @@ def session_settings(connect_timeout: float, statement_timeout: float = STATEMEN
     """libpq parameters of every session pgtopo opens."""
     return {
         "connect_timeout": max(1, int(connect_timeout)),
-        "options": f"-c statement_timeout={int(statement_timeout * 1000)}",
+        # pgtopo's own commits (roles, databases, the pooler's lookup) never wait for synchronous
+        # standbys: the replication role must exist before the first standby can stream
+        "options": f"-c statement_timeout={int(statement_timeout * 1000)} -c synchronous_commit=local",
         "keepalives": 1,
         "keepalives_idle": 5,
         "keepalives_interval": 2,

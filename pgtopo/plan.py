@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pgtopo import conninfo, desired, labels as L, proof, rollback
+from pgtopo import conninfo, desired, labels as L, proof, rollback, synchronous
 from pgtopo.actions import Action, Kind, Phase, Plan, PullPolicy, Wave
 from pgtopo.copies import (
     ahead_of,
@@ -81,8 +81,12 @@ def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, allow_data_
         return Plan(refusals=tuple(losses))
     ordered = pooler_planning.actions(topo, obs, _pull(topo, obs) + proof.prove_first(topo, order_restarts(topo, obs, actions)))
     catalog = roles_planning.part(topo, obs, ordered, prune_roles, prune_databases)
+    sync_warnings = synchronous.stalls(topo, obs, ordered)
+    if (lowered := synchronous.preferred_note(topo, obs, synchronous.wanted_rule(topo, obs))) is not None:
+        sync_warnings += (lowered,)
     return Plan(actions=tuple(ordered + catalog.actions), notes=tuple(notes + catalog.notes),
-                warnings=warnings(topo) + _pull_warnings(topo, obs, pull) + tuple(catalog.warnings))
+                warnings=(warnings(topo) + _pull_warnings(topo, obs, pull) + tuple(catalog.warnings)
+                          + sync_warnings))
 
 
 def _mark_losses(topo: Topology, obs: Observed, actions: list[Action]) -> tuple[list[Action], list[str]]:
@@ -480,7 +484,11 @@ def _server_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave)
         actions += _replication_actions(topo, obs, facts, wave)
     else:
         actions += _stale_replication(facts, wave)
-    changes = _setting_changes(topo, facts)
+    changes = _setting_changes(topo, obs, facts)
+    late = synchronous.lowered_last(topo, facts, changes)
+    if late is not None:  # the primary's number goes down after every standby's (synchronous.lowered_last)
+        changes = tuple(c for c in changes if c not in late.settings)
+        actions.append(late)
     if changes:
         names = ", ".join(f"{k}={v}" if v is not None else f"reset {k}" for k, v in changes)
         actions.append(Action(Kind.CONFIGURE, node, f"ALTER SYSTEM {names}", wave=wave, settings=changes))
@@ -491,10 +499,20 @@ def _server_actions(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave)
     return actions
 
 
-def _setting_changes(topo: Topology, facts: NodeFacts) -> tuple[tuple[str, str | None], ...]:
+def _setting_changes(topo: Topology, obs: Observed, facts: NodeFacts) -> tuple[tuple[str, str | None], ...]:
+    """The ALTER SYSTEM that brings the node's postgresql.auto.conf to the file: its parameters,
+    and the synchronous rule as it must be now (synchronous.wanted_rule: preferred durability
+    counts the standbys that stream; left alone while no single node takes writes)."""
     assert facts.pg is not None
     want = desired.settings(topo, facts.name)
     have = {k: v for k, v in facts.pg.auto_conf.items() if k not in REPLICATION_KEYS}
+    if synchronous.SETTING in want:
+        rule = synchronous.wanted_rule(topo, obs)
+        if rule is None:
+            want.pop(synchronous.SETTING)
+            have.pop(synchronous.SETTING, None)
+        else:
+            want[synchronous.SETTING] = rule
     changes: list[tuple[str, str | None]] = [(k, v) for k, v in want.items() if have.get(k) != v]
     changes += [(k, None) for k in sorted(have) if k not in want]
     return tuple(changes)

@@ -35,7 +35,7 @@ SELECT current_setting('server_version_num')::int,
        pos.standby, pos.lsn::text, pos.tli,
        ARRAY(SELECT name FROM pg_settings WHERE pending_restart ORDER BY name),
        (SELECT json_build_array(status, sender_host, slot_name) FROM pg_stat_wal_receiver),
-       (SELECT coalesce(json_agg(json_build_array(application_name, state, (pos.lsn - replay_lsn)::bigint)
+       (SELECT coalesce(json_agg(json_build_array(application_name, state, (pos.lsn - replay_lsn)::bigint, sync_state)
                                  ORDER BY application_name), '[]') FROM pg_stat_replication),
        (SELECT coalesce(json_agg(slot_name ORDER BY slot_name), '[]')
           FROM pg_replication_slots WHERE slot_type = 'physical'),
@@ -82,7 +82,7 @@ def facts(row: tuple[Any, ...], cluster: str = "") -> PgFacts:
         receive_lsn=column_lsn(received),
         fenced=bool(fenced),
         receiver=WalReceiver(status=recv[0], upstream=node_of_host(recv[1], cluster), slot=recv[2]) if recv else None,
-        downstreams=tuple(Downstream(a, s, int(lag) if lag is not None else None) for a, s, lag in downs),
+        downstreams=tuple(Downstream(a, s, int(lag) if lag is not None else None, sync) for a, s, lag, sync in downs),
         slots=tuple(Slot(name) for name in slots),
         pending_restart=tuple(pending or ()),
         auto_conf={name: setting for name, setting in auto},

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from pgtopo import labels as L
+from pgtopo import labels as L, synchronous
 from pgtopo.actions import Action, Kind, Phase, Wave
 from pgtopo.copies import Ahead, Copy, ahead_of, copies, copy_of, most_advanced
 from pgtopo.observed import HOT_STANDBY_SETTINGS, NodeFacts, Observed
@@ -86,6 +86,10 @@ def _switchover(topo: Topology, obs: Observed, sysid: int | None, target: NodeFa
     losses = _losses(obs, sysid, reference, skip={name, old.name} | live)
     refusals += _loss_refusals(obs, sysid, name, losses, allow)
     refusals += standby_settings_refusals(topo, obs, name)
+    if (delay := synchronous.delayed(target)) is not None:
+        refusals.append(f"{name}: cannot switch over to it: it is a delayed replica (recovery_min_apply_delay "
+                        f"{delay}), which replays WAL that late. Keep {old.name} as the primary in the file "
+                        f"(primary: {old.name}), remove {name}'s delay and apply, then switch over again")
     if refusals:
         return Promotion(refusals=tuple(refusals))
     after = (f"restart {old.name} as a standby of {topo.upstream_of(old.name)}" if old.name in topo.nodes
@@ -101,16 +105,25 @@ def _failover(topo: Topology, obs: Observed, sysid: int | None, target: NodeFact
     reference = copy_of(target)
     assert reference is not None
     losses = _losses(obs, sysid, reference, skip={name})
+    losses, proven = _quorum(topo, obs, sysid, name, losses)
     refusals = _loss_refusals(obs, sysid, name, losses, allow) + standby_settings_refusals(topo, obs, name)
+    if refusals and proven is not None and not proven.holds:
+        refusals.append(f"{name}: synchronous.durability is required but {proven.why}")
+    if (delay := synchronous.delayed(target)) is not None and not allow:
+        refusals.append(f"{name}: refusing to make it the primary: it is a delayed replica (recovery_min_apply_delay "
+                        f"{delay}), kept to undo mistakes, not to take over. Name another node as the primary, or "
+                        f"apply with {LOSS_FLAG} to promote it anyway")
     if refusals:
         return Promotion(refusals=tuple(refusals))
     fence = fence_set(obs, name)
     fenced = f"fence {', '.join(fence)} (stopped, standby.signal) so none can come back as a writer, " if fence else ""
     forced = f" ({LOSS_FLAG}: discards what only {', '.join(a.node for a in losses)} hold)" if losses else ""
-    reason = f"no node accepts writes and the file makes {name} the primary: {fenced}promote {name}{forced}"
+    quorum = f" (unreachable copies left aside: {proven.why})" if proven is not None and proven.holds else ""
+    reason = f"no node accepts writes and the file makes {name} the primary: {fenced}promote {name}{forced}{quorum}"
     action = Action(Kind.FAILOVER, name, reason, wave=Wave(Phase.BUILD, 1), fence=fence, data_loss=bool(losses),
                     destructive=bool(losses))
-    return Promotion(actions=(action,))
+    # what the fenced nodes need next is planned on what they are after it (stopped, fenced)
+    return Promotion(actions=(action,), handled=frozenset(fence))
 
 
 def _restart_primary(topo: Topology, obs: Observed, sysid: int | None, target: NodeFacts, writers: list[str],
@@ -158,6 +171,21 @@ def _restart_primary(topo: Topology, obs: Observed, sysid: int | None, target: N
                     "writes: remove its standby.signal so it starts as the primary again (no promotion, no new "
                     "timeline)", wave=Wave(Phase.BUILD, 1))
     return Promotion(actions=(action,))
+
+
+def _quorum(topo: Topology, obs: Observed, sysid: int | None, name: str,
+            losses: list[Ahead]) -> tuple[list[Ahead], synchronous.Quorum | None]:
+    """With `durability: required`, copies whose WAL end is unknown may be left aside when the
+    reachable synchronous standbys prove the candidate holds every acknowledged commit
+    (synchronous.quorum); copies known to hold WAL it lacks are never left aside."""
+    unknown = [a for a in losses if a.bytes is None]
+    if not unknown:
+        return losses, None
+    known = {n for n, c in copies(obs, sysid).items() if c.exact}
+    proven = synchronous.quorum(topo, obs, name, known)
+    if proven is None or not proven.holds:
+        return losses, proven
+    return [a for a in losses if a.bytes is not None], proven
 
 
 def _losses(obs: Observed, sysid: int | None, reference: Copy, skip: set[str]) -> list[Ahead]:

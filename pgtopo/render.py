@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pgtopo.actions import Action, Plan
-from pgtopo.documents import NodeStatus, PoolerStatus, StatusDocument
+from pgtopo.documents import NodeStatus, PoolerStatus, StatusDocument, SynchronousStatus
 from pgtopo.spec import Topology
 
 if TYPE_CHECKING:
@@ -104,6 +104,8 @@ def print_status(out: "Console", doc: StatusDocument) -> None:
         out.print(_escape(pooler_line(doc.pooler)), highlight=False)
     if doc.read_pooler is not None:
         out.print(_escape(pooler_line(doc.read_pooler, "pooler (read-only)")), highlight=False)
+    if doc.synchronous is not None:
+        out.print(_escape(synchronous_line(doc.synchronous)), highlight=False)
     if checked:
         for refusal in doc.refusals:
             out.print(f"refused: {_escape(refusal)}")
@@ -127,6 +129,17 @@ def pooler_line(pooler: PoolerStatus, what: str = "pooler") -> str:
     return f"{what} {where}{target} · {state}{extra}{drift}"
 
 
+def synchronous_line(sync: SynchronousStatus) -> str:
+    """`synchronous ANY 1 ("primary", "replica") · durability required` (and what the primary runs
+    with, when that differs)."""
+    if sync.rule is None:
+        return f"synchronous: none in the file, but the primary runs with {sync.in_effect}"
+    line = f"synchronous {sync.rule} · durability {sync.durability}"
+    if sync.in_effect != sync.rule:
+        line += f" · the primary runs with {sync.in_effect or 'none (asynchronous)'}"
+    return line
+
+
 def status_cells(node: NodeStatus) -> list[str]:
     """node, container, host port, role, upstream, replication, lag, timeline: as the table shows
     them.  A server that does not answer shows why (its error, or whether its volume has data)."""
@@ -137,8 +150,12 @@ def status_cells(node: NodeStatus) -> list[str]:
     if node.role is None:
         reason = node.error or ("has data" if node.has_data else "no data")
         return [node.name, container, port, "-", "-", reason, "-", "-"]
-    return [node.name, container, port, node.role, node.upstream or "-",
-            "-" if node.replication is None else node.replication,
+    replication = "-" if node.replication is None else node.replication
+    if node.sync_state not in (None, "async"):
+        replication += f" ({node.sync_state})"
+    if node.delay is not None:
+        replication += f", delay {node.delay}"
+    return [node.name, container, port, node.role, node.upstream or "-", replication,
             "-" if node.lag_bytes is None else str(node.lag_bytes), str(node.timeline or "-")]
 
 

@@ -49,6 +49,27 @@ def _image_reference(value: str) -> str:
     return value
 
 
+DURATION = re.compile(r"^([1-9][0-9]{0,9})(ms|s|min|h|d)$")
+_DURATION_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+MAX_DELAY_MS = 2**31 - 1  # recovery_min_apply_delay's largest value
+
+
+def duration_ms(text: str) -> int:
+    match = DURATION.fullmatch(text)
+    assert match is not None
+    return int(match.group(1)) * _DURATION_MS[match.group(2)]
+
+
+def duration_text(value: str) -> str:
+    """A duration as PostgreSQL writes one: a whole number and ms, s, min, h or d."""
+    if not isinstance(value, str) or not DURATION.fullmatch(value):
+        raise ValueError(f"must be a duration: a whole number and ms, s, min, h or d, e.g. 30s, 15min, 1h (got "
+                         f"{value!r})")
+    if duration_ms(value) > MAX_DELAY_MS:
+        raise ValueError(f"must be at most {MAX_DELAY_MS} ms, about 24 days (got {value!r})")
+    return value
+
+
 def _replication_role(value: str) -> str:
     if value in RESERVED_ROLES or value.startswith(("pg_", "pgtopo")):
         raise ValueError(f"{value!r} cannot be the replication user (reserved: postgres, public, none, all, pg_*, "
@@ -71,6 +92,12 @@ MANAGED_PARAMETERS = frozenset(
         "cluster_name",
     }
 )
+# Settings the file says another way: what to write instead.
+OWNED_PARAMETERS = {
+    "synchronous_standby_names": "pgtopo sets it on every node from the file's synchronous: block (method, "
+                                 "number) and each node's sync / sync_priority: use those",
+    "recovery_min_apply_delay": "pgtopo sets it from a node's delay: (e.g. delay: 1h): use that",
+}
 
 # Settings the file may not set because they break pgtopo's guarantees, or run a command (or load
 # a library) as the postgres user, beside the credentials in the state volume: why, and what to do.
@@ -98,6 +125,8 @@ def parameter_problem(name: str) -> str | None:
     """Why the file may not set parameter `name`; None when it may."""
     if name in MANAGED_PARAMETERS:
         return f"parameter {name!r} is managed by pgtopo and cannot be set"
+    if name in OWNED_PARAMETERS:
+        return f"parameter {name!r} cannot be set: {OWNED_PARAMETERS[name]}"
     why = FORBIDDEN_PARAMETERS.get("recovery_target" if name.startswith("recovery_target") else name)
     return f"parameter {name!r} cannot be set: it {why}" if why else None
 
@@ -153,6 +182,32 @@ class Node(_Frozen):
         default=None, description="The node this replica streams from; the primary when absent."
     )
     parameters: Parameters = Field(default_factory=dict, description="Overrides cluster parameters.")
+    sync: bool | None = Field(
+        default=None, description="May be a synchronous standby (with `synchronous:`); absent: yes, unless delayed."
+    )
+    sync_priority: Annotated[int, Field(ge=1, le=1000)] | None = Field(
+        default=None, description="Its place in `method: first` (lower first; then by name); absent: after those "
+                                  "that have one."
+    )
+    delay: Annotated[str, AfterValidator(duration_text)] | None = Field(
+        default=None, description="Replays WAL this long after it was written (recovery_min_apply_delay): 30s, "
+                                  "15min, 1h, 2d. Never synchronous, never promoted without --allow-data-loss."
+    )
+
+
+class Synchronous(_Frozen):
+    """Synchronous replication: commits wait until `number` standbys hold them (docs/synchronous.md)."""
+
+    method: Literal["any", "first"] = Field(
+        default="any", description="any: a quorum of `number` among the eligible (ANY n); first: the first "
+                                   "`number` that stream, by sync_priority (FIRST n)."
+    )
+    number: Annotated[int, Field(ge=1, le=100)] = Field(default=1, description="How many standbys hold each "
+                                                                               "commit before it returns.")
+    durability: Literal["required", "preferred"] = Field(
+        default="required", description="required: commits wait while fewer stream (PostgreSQL blocks them); "
+                                        "preferred: each apply lowers `number` to the standbys that stream."
+    )
 
 
 class Switchover(_Frozen):
@@ -275,6 +330,8 @@ class Topology(_Frozen):
     parameters: Parameters = Field(default_factory=dict, description="Cluster-wide settings.")
     switchover: Switchover = Field(default_factory=Switchover)
     nodes: Annotated[dict[Name, Node], Field(min_length=1)]
+    synchronous: Synchronous | None = Field(default=None, description="Synchronous replication; absent: every "
+                                                                      "standby is asynchronous.")
     pooler: Pooler | None = Field(default=None, description="A PgBouncer endpoint that follows the primary; "
                                                             "absent: none.")
     roles: dict[RoleName, Role] = Field(default_factory=dict, description="Login roles pgtopo makes and keeps "
@@ -340,8 +397,58 @@ def topology_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str]]
     problems.extend(_port_problems(topo))
     problems.extend(_parameter_problems(topo))
     problems.extend(_pooler_problems(topo))
+    problems.extend(_synchronous_problems(topo))
     problems.extend(_role_problems(topo))
     problems.extend(_database_problems(topo))
+    return problems
+
+
+def sync_eligible(topo: Topology) -> tuple[str, ...]:
+    """The nodes synchronous_standby_names lists, in the order it lists them: the primary and its
+    direct replicas, less those with `sync: false` or a `delay` (the primary's own name is ignored
+    by its server, and keeps the list the same after a switchover)."""
+    if topo.synchronous is None:
+        return ()
+    eligible = [name for name, node in topo.nodes.items() if topo.depth(name) <= 1 and node.delay is None
+                and node.sync is not False]
+    last = 1001  # after every sync_priority
+    return tuple(sorted(eligible, key=lambda n: (topo.nodes[n].sync_priority or last, n)))
+
+
+def _synchronous_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str]]:
+    if topo.primary not in topo.nodes or _chain_problems(topo):
+        return []
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    sync = topo.synchronous
+    for name, node in topo.nodes.items():
+        where = ("nodes", name)
+        if node.delay is not None and name == topo.primary:
+            problems.append(((*where, "delay"), f"the primary {name!r} cannot have a delay: remove it (a delayed "
+                             "node is made the primary only once its delay is removed)"))
+        if node.delay is not None and node.sync:
+            problems.append(((*where, "sync"), f"node {name!r} has a delay: it is never synchronous; remove sync"))
+        for key in ("sync", "sync_priority"):
+            if getattr(node, key) is None:
+                continue
+            if sync is None:
+                problems.append(((*where, key), f"{key} needs a synchronous: block (synchronous: {{method: any, "
+                                 "number: 1})"))
+            elif topo.depth(name) > 1:
+                problems.append(((*where, key), f"node {name!r} streams from {topo.upstream_of(name)}, not the "
+                                 f"primary: PostgreSQL never makes a cascaded standby synchronous; remove {key}"))
+            elif key == "sync_priority" and (node.delay is not None or node.sync is False):
+                problems.append(((*where, key), f"node {name!r} is never synchronous (sync: false or a delay): "
+                                 "remove sync_priority"))
+            elif key == "sync_priority" and sync.method != "first":
+                problems.append(((*where, key), "sync_priority orders method: first; with method: any every "
+                                 "eligible standby counts the same: remove it"))
+    if sync is not None:
+        standbys = [n for n in sync_eligible(topo) if n != topo.primary]
+        if sync.number > len(standbys):
+            count = f"{len(standbys)} standby{'' if len(standbys) == 1 else 's'}"
+            problems.append((("synchronous", "number"), f"number is {sync.number} but only {count} "
+                             f"may be synchronous ({', '.join(standbys) or 'none'}: replicas of the primary without "
+                             "sync: false or a delay); lower it or add replicas"))
     return problems
 
 

@@ -170,10 +170,12 @@ def failover(ctx: Context, action: Action) -> str:
 
 
 def fence(ctx: Context, node: str) -> None:
-    """Stop the node's container (if any) and write standby.signal into its data."""
+    """Stop the node's container (if any) and write standby.signal into its data.  A server that
+    did not answer is killed at once: its shutdown could not reach its standbys anyway (a fast
+    shutdown waits wal_sender_timeout for them), and its shutdown checkpoint would be WAL they lack."""
     facts = ctx.snapshot.observed.node(node)
     if facts.container is not None:
-        nodes.stop(ctx, node)
+        nodes.stop(ctx, node, grace=120 if facts.pg is not None else 0)
     if facts.volume is not None:
         docker_ops.run_job(ctx.client, desired.fence_job(ctx.topo, node))
 

@@ -60,7 +60,7 @@ def _paused(topo: Topology, obs: Observed, planned: list[Action]) -> list[Action
 
 def read_targets(topo: Topology, obs: Observed) -> tuple[str, ...]:
     """Where the read-only pool goes: the file's replicas that stream and replay within
-    `read_only.max_lag_bytes` of the primary; the primary (read-only transactions) when none does."""
+    `read_only.max_lag_bytes` of the primary (never a delayed one); the primary (read-only transactions) when none does."""
     pooler = topo.pooler
     primary = obs.node(topo.primary).pg
     if pooler is None or pooler.read_only is None or primary is None or primary.lsn is None:
@@ -68,7 +68,7 @@ def read_targets(topo: Topology, obs: Observed) -> tuple[str, ...]:
     bound = pooler.read_only.max_lag_bytes
     streaming = tuple(
         node for node in topo.replicas()
-        if (pg := obs.node(node).pg) is not None and pg.in_recovery and pg.receiver is not None
+        if topo.nodes[node].delay is None and (pg := obs.node(node).pg) is not None and pg.in_recovery and pg.receiver is not None
         and pg.receiver.status == "streaming" and pg.lsn is not None and primary.lsn - pg.lsn <= bound
     )
     return streaming or (topo.primary,)

@@ -147,10 +147,11 @@ def test_a_safety_row_naming_a_missing_test_is_caught() -> None:
 
 def test_topology_reference_covers_every_key_and_refused_setting() -> None:
     text = (ROOT / "docs/topology.md").read_text()
-    models = (spec.Topology, spec.Auth, spec.Node, spec.Switchover, spec.Pooler, spec.EnvSecret, spec.FileSecret,
+    models = (spec.Topology, spec.Auth, spec.Node, spec.Switchover, spec.Pooler, spec.Synchronous, spec.EnvSecret,
+              spec.FileSecret,
               spec.Role, spec.Database)
     keys = {name for model in models for name in model.model_fields}
-    refused = set(spec.MANAGED_PARAMETERS) | set(spec.FORBIDDEN_PARAMETERS)
+    refused = set(spec.MANAGED_PARAMETERS) | set(spec.FORBIDDEN_PARAMETERS) | set(spec.OWNED_PARAMETERS)
     missing = sorted(k for k in keys | refused if not re.search(rf"`[{{]?{k}\b", text))
     assert missing == []
 

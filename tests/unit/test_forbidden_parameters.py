@@ -44,7 +44,7 @@ def test_forbidden_in_a_node_s_parameters(tmp_path: Path) -> None:
         "on: pgtopo reads every standby's state through SQL before it decides anything; remove it"]
 
 
-@pytest.mark.parametrize("name", ["work_mem", "recovery_min_apply_delay", "archive_mode", "archive_timeout",
+@pytest.mark.parametrize("name", ["work_mem", "archive_mode", "archive_timeout",
                                   "wal_level", "hot_standby_feedback", "restore_point"])
 def test_neighbours_are_allowed(name: str) -> None:
     assert parameter_problem(name) is None

@@ -206,7 +206,7 @@ BROKEN = [
     ),
     pytest.param(
         HEAD + "  primary: {}\n  replica: {color: blue}\n",
-        ["7:13: nodes.replica.color: unknown key 'color' (expected one of: port, bind, upstream, parameters)"],
+        ["7:13: nodes.replica.color: unknown key 'color' (expected one of: port, bind, upstream, parameters, sync, sync_priority, delay)"],
         id="unknown-key-no-suggestion",
     ),
     pytest.param(
