@@ -15,6 +15,11 @@ against the issue's targets):
   f  CLI start-up: `pgtopo --help`, `pgtopo validate examples/seed.yaml` (10 runs each)
   g  peak RSS of the pgtopo process (os.wait4 rusage of that very child) in every table
   h  scale: converge time for 1+1, 1+4, 1+8, 1+12 with small servers (one run each)
+  p  the pooler: a client through it and one straight to the nodes during a switchover, a restart
+     and an image roll; its overhead on `SELECT 1`
+  s  synchronous replicas on 1+2: pgbench commit TPS and latency asynchronous, `any 1`, `first 1`
+     ($PGTOPO_BENCH_SYNC_SECONDS per run, default 20, 5 with --quick); switchover under a client
+     inserting every 10 ms, asynchronous beside `any 1`
 
 Every cluster is named `bench<random>`; everything labelled io.pgtopo.cluster=<name> (and the
 baseline's objects, labelled io.pgtopo.bench.run=<name>) is removed afterwards, even on failure,
@@ -24,7 +29,7 @@ Ctrl-C or SIGTERM.  Results go to stdout and to bench/RESULTS.md.  Exit 0 when e
   .venv/bin/python bench/run.py [--reps N] [--quick] [--image IMAGE] [--only a,b,...] [--out FILE]
 
 This file parses the options and runs the sections; converge.py holds a, b and h, operations.py
-c to f, pooler.py p, harness.py starts pgtopo and cleans up after it, report.py makes the tables.
+c to f, pooler.py p, sync.py s, harness.py starts pgtopo and cleans up after it, report.py makes the tables.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ from report import (
     render_section,
     summary,
 )
+from sync import sync_section
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -98,6 +104,7 @@ def run_sections(s: Settings, workdir: Path) -> list[Section]:
         ("f", "CLI start-up", lambda: cli_section(s)),
         ("h", "Scale", lambda: scale_section(s, workdir)),
         ("p", "Pooler", lambda: pooler_section(s, workdir)),
+        ("s", "Synchronous replicas", lambda: sync_section(s, workdir)),
     ]
     for key, title, fn in steps_:
         if key in s.only:

@@ -293,8 +293,8 @@ class SynchronousStatus(_Document):
     number: int | None
     durability: Literal["required", "preferred"] | None
     rule: str | None = Field(description="The synchronous_standby_names the file asks for (preferred: at most).")
-    in_effect: str | None = Field(description="synchronous_standby_names on the primary; null when it does not "
-                                              "answer or has none.")
+    in_effect: str | None = Field(description="synchronous_standby_names on the primary ('' when it has none); "
+                                              "null when it does not answer.")
 
 
 class StatusDocument(_Document):
@@ -321,7 +321,8 @@ class StatusDocument(_Document):
 
 def synchronous_status(topo: Topology, observed: Observed) -> SynchronousStatus | None:
     pg = observed.node(topo.primary).pg
-    in_effect = pg.auto_conf.get(synchronous.SETTING) if pg is not None and not pg.in_recovery else None
+    answers = pg is not None and not pg.in_recovery
+    in_effect = pg.auto_conf.get(synchronous.SETTING, "") if pg is not None and answers else None
     if topo.synchronous is None and not in_effect:
         return None
     sync = topo.synchronous

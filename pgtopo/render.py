@@ -135,7 +135,9 @@ def synchronous_line(sync: SynchronousStatus) -> str:
     if sync.rule is None:
         return f"synchronous: none in the file, but the primary runs with {sync.in_effect}"
     line = f"synchronous {sync.rule} · durability {sync.durability}"
-    if sync.in_effect != sync.rule:
+    if sync.in_effect is None:
+        line += " · the primary does not answer"
+    elif sync.in_effect != sync.rule:
         line += f" · the primary runs with {sync.in_effect or 'none (asynchronous)'}"
     return line
 

@@ -9,7 +9,10 @@ replicas first, so that is the first node restarted, and every later wave is ski
   it streams again;
 * `configure` on every node this plan configured but did not restart: ALTER SYSTEM back to the
   values it runs with (the change would stop its server at its next restart, whoever makes it);
-* nodes already restarted on the new settings keep them: their servers run with them.
+* nodes already restarted on the new settings keep them: their servers run with them;
+* the synchronous rule this plan set (a reload, no restart) is kept everywhere, on the failed node
+  too: it never stops a server from starting, and putting the primary's back alone would leave it
+  acknowledging commits with fewer standbys than its standbys' rule says (synchronous.quorum).
 
 Then apply fails with the setting and the server's own FATAL line (`message`).  The next apply,
 with the file unchanged, plans the same change and fails the same way; with the file fixed, it
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pgtopo import desired
+from pgtopo import desired, synchronous
 from pgtopo.actions import Action, Kind, Phase, Wave
 from pgtopo.observed import Observed
 from pgtopo.spec import Topology
@@ -29,6 +32,7 @@ from pgtopo.spec import Topology
 PROMISE = ("if its server does not start with them, apply stops there, puts it back on the settings it runs with "
            "now (restore-conf) and takes the change back out of the nodes not restarted yet")
 WAVE = Wave(Phase.RESTART)  # where the steps are shown: they run at once, outside the plan's waves
+KEPT = (synchronous.SETTING,)  # set by this apply and kept by a rollback (see above)
 
 
 def steps(topo: Topology, obs: Observed, done: Sequence[Action], failed: Action, fatal: str) -> tuple[Action, ...]:
@@ -38,10 +42,17 @@ def steps(topo: Topology, obs: Observed, done: Sequence[Action], failed: Action,
     pg = obs.node(failed.node).pg
     if failed.kind is not Kind.RESTART or pg is None:
         return ()
+    conf = dict(pg.working_conf)
+    for a in done:
+        if a.kind is Kind.CONFIGURE and a.node == failed.node:
+            for name, value in a.settings:
+                if name in KEPT:
+                    conf.pop(name, None)
+                    conf.update({name: value} if value is not None else {})
     restore = Action(Kind.RESTORE_CONF, failed.node,
                      f"its server did not start with {changed_settings(topo, obs, done, failed.node)} ({fatal}): "
                      "stop it, put back the postgresql.auto.conf it ran with before this apply, start it",
-                     wave=WAVE, settings=tuple(pg.working_conf.items()))
+                     wave=WAVE, settings=tuple(conf.items()))
     return (restore, *undo_configures(obs, done, failed.node))
 
 
@@ -54,7 +65,9 @@ def undo_configures(obs: Observed, done: Sequence[Action], failed: str) -> list[
         if a.kind is not Kind.CONFIGURE or a.node == failed or a.node in restarted or pg is None:
             continue
         working = pg.working_conf
-        back = tuple((name, working.get(name)) for name, _ in a.settings)
+        back = tuple((name, working.get(name)) for name, _ in a.settings if name not in KEPT)
+        if not back:
+            continue
         names = ", ".join(f"{k}={v}" if v is not None else f"reset {k}" for k, v in back)
         out.append(Action(Kind.CONFIGURE, a.node, f"ALTER SYSTEM {names}: back to the values it runs with; "
                           f"{failed}'s server did not start with this apply's, and its next restart would not either",

@@ -113,11 +113,12 @@ def delayed(facts: NodeFacts) -> str | None:
 
 def stalls(topo: Topology, obs: Observed, actions: Iterable[Action]) -> tuple[str, ...]:
     """Warnings for planned work that stops synchronous standbys until fewer than `number`
-    stream: commits wait meanwhile (`required`).  Nodes are stopped one wave at a time, so the
+    stream: commits wait meanwhile (`preferred` too: it lowers the number only when a plan is
+    made).  Nodes are stopped one wave at a time, so the
     question is asked for each stopped node alone."""
     sync = topo.synchronous
     streaming = streaming_standbys(topo, obs)
-    if sync is None or sync.durability != "required" or streaming is None:
+    if sync is None or streaming is None:  # preferred too: it lowers the number when a plan is made, not before a restart
         return ()
     out = []
     for node in sorted({a.node for a in actions if a.kind in STOPS and a.node in streaming}):
@@ -143,7 +144,8 @@ def lowered_last(topo: Topology, facts: NodeFacts, changes: tuple[tuple[str, str
     if have is None or (want is not None and want.number >= have.number):
         return None
     last = 2 + max(topo.depth(n) for n in topo.nodes)
-    return Action(Kind.CONFIGURE, facts.name, f"ALTER SYSTEM {SETTING}={change[1]}: fewer synchronous standbys, "
+    what = f"{SETTING}={change[1]}" if change[1] is not None else f"reset {SETTING}"
+    return Action(Kind.CONFIGURE, facts.name, f"ALTER SYSTEM {what}: fewer synchronous standbys, "
                   "set on the primary once every standby has it", wave=Wave(Phase.BUILD, last), settings=(change,))
 
 

@@ -9,6 +9,7 @@ import sys
 
 from .harness import Harness, Options
 from .scenarios import SCENARIOS
+from .topology import Synchronous
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,11 +26,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--op-timeout", type=float, default=150.0,
                         help="cancel a pgtopo command after this (pgtopo's longest single wait is 120 s)")
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), help="run one deterministic reproduction")
+    parser.add_argument("--synchronous", default="", metavar="METHOD:NUMBER[:DURABILITY]",
+                        help="give the file a synchronous: block, e.g. any:1 (durability required unless "
+                             ":preferred); with required, every acknowledged row must survive every failover")
     args = parser.parse_args(argv)
+    if args.synchronous:
+        try:
+            args.synchronous = Synchronous.parse(args.synchronous).describe()
+        except ValueError as exc:
+            parser.error(str(exc))
     replay = (f" LOSSY={args.lossy}" if args.lossy else "") + (" ENGINE_RESTART=1" if args.engine_restart else "")
     opts = Options(seed=args.seed, rounds=args.rounds, image=args.image, lossy_rate=args.lossy,
                    engine_restart=args.engine_restart, keep_going=args.keep_going, keep=args.keep, op_timeout=args.op_timeout,
-                   replay=replay)
+                   replay=replay, synchronous=args.synchronous)
     if args.scenario:
         violations = SCENARIOS[args.scenario](opts, lambda line: print(line, flush=True))
     else:

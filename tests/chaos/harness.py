@@ -26,9 +26,9 @@ from pgtopo import labels
 from . import checker, engine
 from .checker import LossAllowance, Violation
 from .choices import Choice, draw, pick
-from .ops import topology_change
+from .ops import keep_standbys, topology_change
 from .probes import Client, Conn, Monitor
-from .topology import SECRET_NAME, Topo, read_primary
+from .topology import SECRET_NAME, Synchronous, Topo, read_primary
 
 OP_TIMEOUT = 60.0  # a pgtopo command still running after this is cancelled (and reported)
 RECOVERY_ATTEMPTS = 6
@@ -38,6 +38,12 @@ BURST_ROWS = 40_000  # rows of 960 bytes: about 40 MB of heap and as much WAL
 FILLER_ROWS = 30_000  # about 4 MB on the primary, so that no clone fits in a full disk's 8 MB
 STOP_TO_READ = re.compile(r"^\s*([a-z][a-z0-9-]*): .*Stop its container so its volume can be read", re.M)
 UPSTREAM_DOWN = re.compile(r"its upstream ([a-z][a-z0-9-]*) cannot be observed.*bring the upstream up first")
+# apply's refusal: "error: refusing to apply; nothing was changed:" (or "refusing to go on after N
+# action(s) above; ...:"), then one refusal a line, each indented by two spaces
+REFUSALS = re.compile(r"^(?:error: )?refusing to (?:apply|go on)\b[^\n]*:\n((?:  \S[^\n]*(?:\n|$))+)", re.M)
+# A rewind or re-clone that would discard WAL no other node holds (plan.py's refusal), the one
+# refusal a synchronous `required` run answers with --allow-data-loss (see Harness.discards_only)
+DISCARD = re.compile(r"^([a-z][a-z0-9-]*): a (rewind|re-clone) would discard (.*?) on timeline .*--allow-data-loss")
 
 
 @dataclass
@@ -51,6 +57,7 @@ class Options:
     keep: bool = False  # leave the cluster up after a violation, to look at it
     op_timeout: float = OP_TIMEOUT
     replay: str = ""  # extra arguments the replay command needs
+    synchronous: str = ""  # METHOD:NUMBER[:DURABILITY] (e.g. any:1:required): the file's synchronous: block
 
 
 @dataclass
@@ -83,18 +90,26 @@ class Harness:
         self.disk_full_seen = False  # a command said "No space left on device" while it existed
         self.filler = False
         self.last_op: engine.Run | None = None
+        self.sync = Synchronous.parse(self.opts.synchronous) if self.opts.synchronous else None
+        self.discards = 0  # applies given --allow-data-loss for an unacknowledged tail (no LossAllowance)
 
     # --- life cycle -------------------------------------------------------------------------
 
     def start(self, topo: Topo | None = None, extra: str = "") -> None:
         """Converge the first cluster, create the client's table, start the monitor and client."""
         self.topo = topo or self.topo
+        if self.sync is not None:
+            if len(self.topo.eligible()) < self.sync.number:
+                raise ValueError(f"--synchronous {self.sync.describe()}: only {len(self.topo.eligible())} replicas "
+                                 f"stream from the primary in the first file")
+            extra = "\n".join(x for x in (extra.rstrip("\n"), self.sync.render()) if x)
         self.extra = extra
         self.former = set(self.topo.nodes())
         self.topo.write(self.path, extra)
         self.data_loss_flag = "--allow-data-loss" in engine.pgtopo("apply", "--help").out
         self.say(f"cluster {self.cluster}, image {self.opts.image}, file {self.path}, seed {self.opts.seed}, "
-                 f"--allow-data-loss {'available' if self.data_loss_flag else 'not available'}")
+                 f"--allow-data-loss {'available' if self.data_loss_flag else 'not available'}"
+                 + (f", synchronous {self.sync.describe()}" if self.sync else ""))
         first = engine.pgtopo("apply", str(self.path), "--yes")
         self.say(f"setup: {first.summary()}")
         if first.code != 0:
@@ -114,7 +129,8 @@ class Harness:
         engine.unpause_all(self.docker, self.cluster)
         gone = engine.pgtopo("destroy", str(self.path), "--yes", "--volumes")
         self.say(f"teardown: {gone.summary()}; {len(self.client.acks)} acknowledged rows, "
-                 f"{len(self.monitor.sweeps)} sweeps")
+                 f"{len(self.monitor.sweeps)} sweeps"
+                 + (f", {self.discards} apply(s) discarding an unacknowledged tail" if self.sync else ""))
         left = checker.leftovers(checker.Objects(**engine.labelled(self.docker, self.cluster)))
         if gone.code != 0:
             left.append(Violation("orphans", f"destroy failed: {gone.summary()}"))
@@ -159,7 +175,7 @@ class Harness:
         match choice.op:
             case "change":
                 before = set(self.topo.nodes())
-                self.topo, what = topology_change(choice, self.topo)
+                self.topo, what = topology_change(choice, self.topo, self.sync.number if self.sync else 0)
                 self.write(f"change: {what}")
                 if choice.disk_full:
                     added = sorted(set(self.topo.nodes()) - before)
@@ -173,6 +189,8 @@ class Harness:
                 if choice.switch_by_command:
                     self.command(choice, "switchover", str(self.path), "--to", target, "--yes")
                     self.topo = self.topo.with_primary(read_primary(self.path))
+                    if self.sync is not None and len(self.topo.eligible()) < self.sync.number:
+                        self.write(f"switchover: {self.topo.primary} is the primary")  # too few standbys: see write
                 else:
                     self.topo = self.topo.with_primary(target)
                     self.write(f"switchover: primary: {target}")
@@ -245,11 +263,18 @@ class Harness:
         would: name the node pgtopo suggests as primary, wait for another pgtopo's lock, free a full disk.
         False (with a convergence violation recorded) when it does not converge."""
         last = ""
+        discard = False  # this apply gets --allow-data-loss for an unacknowledged tail alone (discards_only)
         for attempt in range(1, RECOVERY_ATTEMPTS + 1):
             if self.disk_full_seen:
                 self.free_disk()
-            run = engine.pgtopo(*self.lossy_args(("apply", str(self.path), "--yes")), timeout=self.opts.op_timeout)
-            self.after_command(run)
+            args = self.lossy_args(("apply", str(self.path), "--yes"))
+            tail_only = discard and "--allow-data-loss" not in args  # (a lossy round's apply has it, and its allowance)
+            if tail_only:
+                args = (*args, "--allow-data-loss")
+                self.discards += 1
+            discard = False
+            run = engine.pgtopo(*args, timeout=self.opts.op_timeout)
+            self.after_command(run, allowance=not tail_only)
             self.say(f"  recovery {attempt}: {run.summary()}")
             if self.timed_out(run):
                 return False
@@ -267,6 +292,9 @@ class Harness:
                 continue
             if "another pgtopo holds the lock" in last:
                 time.sleep(1.0)
+                continue
+            if self.discards_only(last):  # before "(primary: NAME)": that refusal names the old primary too
+                discard = True
                 continue
             suggested = [n for n in PRIMARY_SUGGESTION.findall(last) if n != self.topo.primary and n in self.topo.upstreams]
             if suggested:  # the way out that loses nothing: name the node pgtopo says holds the newest data
@@ -330,12 +358,31 @@ class Harness:
             self.say(f"  user: {name} is gone already")
         self.full_disk, self.disk_full_seen = None, False
 
+    def discards_only(self, text: str) -> bool:
+        """In a synchronous `required` run, a refusal of nothing but rewinds / re-clones that would
+        discard WAL no other node holds: after a failover the quorum rule allowed, the old primary
+        may hold commits that were waiting for standbys, never acknowledged.  A user who read that
+        passes --allow-data-loss; the harness does so for the next apply without a LossAllowance,
+        so the checker still wants every acknowledged row.  Any other refusal: False."""
+        if self.sync is None or not self.sync.required or not self.data_loss_flag or self.lossy:
+            return False
+        found = discards(text)
+        if not found:
+            return False
+        what = "; ".join(f"{node}: {kind} discards {amount}" for node, kind, amount in found)
+        self.say(f"  user: synchronous {self.sync.describe()}: the refusal is only of WAL no other node holds, "
+                 f"never acknowledged ({what}); next apply with --allow-data-loss, NO loss allowed: every "
+                 "acknowledged row must survive")
+        return True
+
     def lossy_args(self, args: tuple[str, ...]) -> tuple[str, ...]:
         if self.lossy and self.data_loss_flag and args[0] in ("apply", "switchover"):
             return (*args, "--allow-data-loss")
         return args
 
-    def after_command(self, run: engine.Run) -> None:
+    def after_command(self, run: engine.Run, allowance: bool = True) -> None:
+        """Log the command; a command given --allow-data-loss may lose rows acknowledged until its
+        end (a LossAllowance), unless `allowance` is False (an unacknowledged tail, discards_only)."""
         with (self.workdir / "commands.log").open("a") as log:
             log.write(f"[{self.now():7.2f}s] {run.summary()}\n{run.out}{run.err}\n")
         if self.full_disk and NO_SPACE in run.text():
@@ -343,7 +390,7 @@ class Harness:
             line = next(x for x in run.text().splitlines() if NO_SPACE in x)
             traceback = " (with a traceback)" if "Traceback" in run.text() else ""
             self.say(f"  disk-full: {line.strip()[:200]}{traceback}")
-        if "--allow-data-loss" in run.args:
+        if "--allow-data-loss" in run.args and allowance:
             self.allowances.append(LossAllowance(run.summary(), self.now()))
 
     # --- checks ----------------------------------------------------------------------------
@@ -407,6 +454,11 @@ class Harness:
 
     def write(self, what: str) -> None:
         self.former |= set(self.topo.nodes())
+        if self.sync is not None:  # a new primary can leave too few replicas streaming from it (number > 1)
+            self.topo, moved = keep_standbys(self.topo, self.sync.number)
+            if moved:
+                what += (f"; {', '.join(moved)} stream(s) from the primary again, for synchronous.number "
+                         f"{self.sync.number}")
         self.topo.write(self.path, self.extra)
         self.say(f"  {what}")
 
@@ -448,8 +500,23 @@ class Harness:
         for v in self.violations:
             self.log(f"  [{v.invariant}] {v.message}")
         replay = f"SCENARIO={scenario}" if scenario else f"SEED={o.seed} ROUNDS={len(self.history)}{o.replay}"
-        self.log(f"replay: make chaos {replay}")
+        if self.sync is not None and not scenario:  # make chaos has no variable for it
+            self.log(f"replay: python -m tests.chaos --seed {o.seed} --rounds {len(self.history)} --synchronous "
+                     f"{self.sync.describe()}" + (f" --lossy {o.lossy_rate}" if o.lossy_rate else "")
+                     + (" --engine-restart" if o.engine_restart else ""))
+        else:
+            self.log(f"replay: make chaos {replay}")
         self.log(f"files kept in {self.workdir}")
+
+
+def discards(text: str) -> list[tuple[str, str, str]]:
+    """(node, rewind | re-clone, how much WAL) for each refusal of a pgtopo output, when every
+    refusal in it is of a rewind or re-clone that would discard WAL no other node holds and
+    offers --allow-data-loss; [] when there is none, or any other refusal among them."""
+    blocks = REFUSALS.findall(text)
+    refusals = [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+    found = [(m[1], m[2], m[3]) for r in refusals if (m := DISCARD.match(r))]
+    return found if refusals and len(found) == len(refusals) else []
 
 
 def _tail(text: str, lines: int = 6) -> str:

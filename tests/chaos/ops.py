@@ -2,7 +2,8 @@
 
 Called by the harness at the start of each round with the file as it is then.  Every result is a
 file pgtopo accepts: upstream chains end at the primary, the primary has no upstream, at least one
-replica remains.
+replica remains, and (in a synchronous run) at least `standbys` replicas stream from the primary
+itself, the synchronous standbys the file's `synchronous.number` asks for.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ RESTART_PARAMS = (("max_connections", (60, 105, 120)), ("shared_buffers", ("16MB
                   ("max_wal_senders", (20, 42, 50)))
 
 
-def topology_change(choice: Choice, topo: Topo) -> tuple[Topo, str]:
+def topology_change(choice: Choice, topo: Topo, standbys: int = 0) -> tuple[Topo, str]:
     """The file after `choice.change`, and a sentence for the log ("nothing to ..." when the
-    change does not apply to this file: the round then applies the file unchanged)."""
+    change does not apply to this file: the round then applies the file unchanged).  `standbys`:
+    how many replicas must stream from the primary (the synchronous number; 0 without one)."""
     match choice.change:
         case "cascade":
-            return _cascade(choice, topo)
+            return _cascade(choice, topo, standbys)
         case "flatten":
             cascaded = [n for n in topo.replicas() if topo.upstream_of(n) != topo.primary]
             if not cascaded:
@@ -49,11 +51,31 @@ def topology_change(choice: Choice, topo: Topo) -> tuple[Topo, str]:
             if len(topo.replicas()) <= 1:
                 return topo, "nothing to remove: only one replica left"
             node = pick(choice.target, topo.replicas())
-            return topo.without_node(node), f"remove {node}"
+            removed = topo.without_node(node)
+            if len(removed.eligible()) < standbys:
+                return topo, (f"nothing to remove: without {node} only {len(removed.eligible())} replica(s) would "
+                              f"stream from the primary, and synchronous.number is {standbys}")
+            return removed, f"remove {node}"
     raise ValueError(choice.change)
 
 
-def _cascade(choice: Choice, topo: Topo) -> tuple[Topo, str]:
+def keep_standbys(topo: Topo, standbys: int) -> tuple[Topo, list[str]]:
+    """The file with enough replicas streaming from the primary for `standbys` synchronous ones,
+    and the replicas moved there: after a new primary is named, a replica whose upstream named it
+    (or the old primary) by name can end up cascaded, leaving too few (only with a number above 1:
+    the old primary itself streams from the new one).  Replicas one hop below the primary first."""
+    moved: list[str] = []
+    while len(topo.eligible()) < standbys:
+        cascaded = [n for n in topo.replicas() if topo.upstream_of(n) != topo.primary]
+        if not cascaded:
+            break
+        node = min(cascaded, key=lambda n: (topo.upstream_of(topo.upstream_of(n) or "") != topo.primary, n))
+        topo = topo.with_upstream(node, None)
+        moved.append(node)
+    return topo, moved
+
+
+def _cascade(choice: Choice, topo: Topo, standbys: int = 0) -> tuple[Topo, str]:
     replicas = topo.replicas()
     node = pick(choice.target, replicas)
     below = _subtree(topo, node)
@@ -61,7 +83,12 @@ def _cascade(choice: Choice, topo: Topo) -> tuple[Topo, str]:
     if not candidates:
         return topo, f"nothing to cascade: no other replica {node} could stream from"
     upstream = pick(choice.other, candidates)
-    return topo.with_upstream(node, upstream), f"{node} streams from {upstream} (cascade)"
+    cascaded = topo.with_upstream(node, upstream)
+    if len(cascaded.eligible()) < standbys:
+        return topo, (f"nothing to cascade: {node} streaming from {upstream} would leave "
+                      f"{len(cascaded.eligible())} replica(s) streaming from the primary, and synchronous.number "
+                      f"is {standbys}")
+    return cascaded, f"{node} streams from {upstream} (cascade)"
 
 
 def _subtree(topo: Topo, node: str) -> set[str]:

@@ -119,7 +119,8 @@ class Monitor:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread.ident is not None:  # started (not when the first apply failed)
+            self._thread.join(timeout=10)
 
     def since(self, index: int) -> list[Sweep]:
         with self._lock:
@@ -200,7 +201,8 @@ class Client:
     def stop(self) -> None:
         self._stop.set()
         self.conn.unstick(0)
-        self._thread.join(timeout=10)
+        if self._thread.ident is not None:  # started (not when the first apply failed)
+            self._thread.join(timeout=10)
 
     def snapshot(self) -> list[Ack]:
         with self._lock:

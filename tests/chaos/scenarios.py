@@ -1,22 +1,26 @@
-"""The two reproductions of issue 11, and its full disk in a clone, as fixed sequences the
-harness runs and checks.
+"""The two reproductions of issue 11, its full disk in a clone, and the synchronous lane's quorum
+failover, as fixed sequences the harness runs and checks.
 
-`python -m tests.chaos --scenario split-brain|lost-write|disk-full` (or `make chaos SCENARIO=...`)
-and `test_scenarios.py`.  Each runs its steps, then the same recovery and checks as a random round,
-and returns the violations: on code with the bugs, split-brain reports two writers and
-lost-write reports acknowledged rows missing; disk-full also reports an apply that does not fail
-cleanly on the full disk.
+`python -m tests.chaos --scenario split-brain|lost-write|disk-full|sync-quorum` (or `make chaos
+SCENARIO=...`) and `test_scenarios.py` (all but sync-quorum: its fence may wait a minute).  Each
+runs its steps, then the same recovery and checks as a random round, and returns the violations:
+on code with the bugs, split-brain reports two writers and lost-write reports acknowledged rows
+missing; disk-full also reports an apply that does not fail cleanly on the full disk; sync-quorum
+a failover not promoted by the quorum rule, or an acknowledged row lost.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from . import engine
 from .checker import Violation
 from .choices import Choice
-from .harness import NO_SPACE, Harness, Options
+from .harness import BURST_ROWS, NO_SPACE, Harness, Options
+from .probes import Conn
 from .topology import Topo, read_primary
 
 Log = Callable[[str], None]
@@ -97,9 +101,68 @@ def disk_full(opts: Options, log: Log = print) -> list[Violation]:
     return _done(h, "disk-full")
 
 
+def sync_quorum(opts: Options, log: Log = print) -> list[Violation]:
+    """`synchronous: any 1 required`, flat 1+2, the client writing.  Both standbys paused while a
+    40 MB transaction commits on the primary: its commit waits for them, and the primary holds WAL
+    no standby does (their sockets buffer a few MB at most).  The primary is cut off its network
+    (its container runs, its server does not answer: its WAL end is unknown), the standbys thawed,
+    the file names replica.  The quorum rule must let a failover promote a standby (R + W > N),
+    the old primary's rejoin must be refused for the unacknowledged WAL it alone holds (the one
+    refusal the harness answers with --allow-data-loss, no loss allowed), and every acknowledged
+    row must be on the new primary.  The fence kills the old primary (its server did not answer:
+    a fast shutdown would wait out wal_sender_timeout for standbys it is cut off from)."""
+    h = Harness(replace(opts, synchronous=opts.synchronous or "any:1:required"), log)
+    try:
+        h.start()
+        h.sql(h.topo.primary, "CREATE TABLE chaos_burst (pad text)")
+        time.sleep(1.0)  # acknowledged rows first
+        for node in ("replica", "replica2"):
+            docker(h, "pause", h.container(node))
+        waiting = threading.Thread(target=_unacknowledged_burst, args=(h,), daemon=True)
+        waiting.start()
+        time.sleep(2.0)  # the burst is in the primary's WAL, its commit waiting for a standby
+        docker(h, "network", "disconnect", h.topo.network, h.container("primary"))
+        for node in ("replica", "replica2"):
+            docker(h, "unpause", h.container(node))
+        h.topo = h.topo.with_primary("replica")
+        h.write("the file now says primary: replica")
+        step(h, "apply", str(h.path), "--yes")
+        h.check_writers("after the failover")
+        h.check_round(1, h.recover())
+        said = (h.workdir / "commands.log").read_text()
+        if "unreachable copies left aside" not in said:
+            h.record([Violation("sync-quorum", "no failover promoted a standby by the quorum rule (see commands.log)")])
+        if not h.discards:
+            h.record([Violation("sync-quorum", "the old primary rejoined without a refusal to discard the WAL only "
+                                               "it held (or the recovery never got there)")])
+    finally:
+        h.finish()
+    return _done(h, "sync-quorum")
+
+
+def _unacknowledged_burst(h: Harness) -> None:
+    """About 40 MB in one transaction on the primary; its COMMIT never returns (the standbys are
+    paused, then the primary is cut off): WAL nobody acknowledged.  Cut after 90 s at the latest."""
+    conn = Conn(h.password, "chaos-burst")
+    port = engine.node_ports(h.docker, h.cluster)[h.topo.primary]
+    timer = threading.Timer(90.0, lambda: conn.unstick(0))
+    timer.start()
+    try:
+        conn.execute(port, "INSERT INTO chaos_burst SELECT repeat(md5(g::text), 30) "
+                           f"FROM generate_series(1, {BURST_ROWS}) g")
+        h.record([Violation("sync-quorum", "a COMMIT returned while every synchronous standby was paused "
+                                           "(durability: required)")])
+    except Exception as exc:
+        h.say(f"  the burst's COMMIT never returned: {type(exc).__name__}: {(str(exc).strip() or '?').splitlines()[0][:160]}")
+    finally:
+        timer.cancel()
+        conn.close()
+
+
 SCENARIOS: dict[str, Callable[[Options, Log], list[Violation]]] = {"split-brain": split_brain,
                                                                     "lost-write": lost_write,
-                                                                    "disk-full": disk_full}
+                                                                    "disk-full": disk_full,
+                                                                    "sync-quorum": sync_quorum}
 
 
 def step(h: Harness, *args: str) -> engine.Run:

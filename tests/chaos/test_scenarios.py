@@ -1,5 +1,5 @@
 """The two reproductions of issue 11 (see scenarios.py), checked by the harness's checker, and
-its full disk in a clone.
+its full disk in a clone, and a failover the synchronous quorum rule allows.
 
 Both reproductions broke an invariant on da9ba9e (split-brain: two writers; lost-write: 20
 acknowledged rows rewound away) and were strict xfails until main's e4f702d fixed them; they are
@@ -14,7 +14,7 @@ import os
 import pytest
 
 from tests.chaos.harness import Options
-from tests.chaos.scenarios import disk_full, lost_write, split_brain
+from tests.chaos.scenarios import disk_full, lost_write, split_brain, sync_quorum
 
 pytestmark = pytest.mark.integration
 
@@ -33,4 +33,11 @@ def test_failover_never_discards_acknowledged_rows() -> None:
 
 def test_a_full_disk_in_a_clone_fails_cleanly_and_the_apply_after_freeing_it_converges() -> None:
     violations = disk_full(OPTS)
+    assert violations == []
+
+
+def test_a_quorum_failover_keeps_every_acknowledged_row() -> None:
+    """synchronous any 1 required: the primary cut off with a commit waiting; the quorum rule
+    promotes a standby, and rejoining the old primary discards only WAL nobody acknowledged."""
+    violations = sync_quorum(OPTS)
     assert violations == []

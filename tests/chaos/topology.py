@@ -12,6 +12,37 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 SECRET_NAME = "superuser.secret"
+SYNC_METHODS = ("any", "first")
+SYNC_DURABILITIES = ("required", "preferred")
+
+
+@dataclass(frozen=True)
+class Synchronous:
+    """The file's `synchronous:` block, as the harness's `--synchronous METHOD:NUMBER[:DURABILITY]` gives it."""
+
+    method: str = "any"
+    number: int = 1
+    durability: str = "required"
+
+    @classmethod
+    def parse(cls, text: str) -> "Synchronous":
+        """`any:1`, `first:2:preferred`; the durability defaults to required, as in the file."""
+        parts = text.strip().lower().split(":")
+        if len(parts) not in (2, 3) or parts[0] not in SYNC_METHODS or not parts[1].isdigit() or int(parts[1]) < 1 \
+                or (len(parts) == 3 and parts[2] not in SYNC_DURABILITIES):
+            raise ValueError(f"--synchronous wants METHOD:NUMBER[:DURABILITY] (METHOD any or first, NUMBER 1 or "
+                             f"more, DURABILITY required or preferred), got {text!r}")
+        return cls(parts[0], int(parts[1]), parts[2] if len(parts) == 3 else "required")
+
+    @property
+    def required(self) -> bool:
+        return self.durability == "required"
+
+    def render(self) -> str:
+        return f"synchronous: {{method: {self.method}, number: {self.number}, durability: {self.durability}}}"
+
+    def describe(self) -> str:
+        return f"{self.method}:{self.number}:{self.durability}"
 
 
 @dataclass(frozen=True)
@@ -38,6 +69,11 @@ class Topo:
 
     def downstreams(self, node: str) -> list[str]:
         return [n for n in self.nodes() if self.upstream_of(n) == node]
+
+    def eligible(self) -> list[str]:
+        """The replicas that may be synchronous standbys: those that stream from the primary itself
+        (PostgreSQL never makes a cascaded standby synchronous; the file's number must not exceed them)."""
+        return self.downstreams(self.primary)
 
     def with_primary(self, node: str) -> "Topo":
         """As `pgtopo switchover` edits the file: `primary:` changes, the new primary loses its

@@ -132,3 +132,52 @@ def test_every_topology_change_gives_a_valid_file() -> None:
             topo = topo.with_primary(pick(choice.target, topo.replicas()))
         parse_topology(topo.render(), "chaos.yaml", {})
         assert 2 <= len(topo.nodes()) <= 4
+
+
+@pytest.mark.parametrize("spec", ["any:1", "first:2:preferred", "any:2:required"])
+def test_a_synchronous_run_keeps_enough_replicas_streaming_from_the_primary(spec: str) -> None:
+    from pgtopo.loader import parse_topology
+    from tests.chaos.ops import keep_standbys
+    from tests.chaos.topology import Synchronous
+
+    sync = Synchronous.parse(spec)
+    for seed in (3, 8):
+        topo = Topo("c", "img", "primary", {"primary": None, "replica": None, "replica2": None})
+        for n in range(1, 80):
+            choice = draw(seed, n)
+            topo, _ = topology_change(choice, topo, sync.number)
+            if n % 7 == 0:  # a new primary: a replica naming the old one can end up cascaded (see write)
+                topo, _ = keep_standbys(topo.with_primary(pick(choice.target, topo.replicas())), sync.number)
+            parsed = parse_topology(topo.render(sync.render()), "chaos.yaml", {})
+            assert parsed.synchronous is not None and parsed.synchronous.number == sync.number
+            assert len(topo.eligible()) >= sync.number and 2 <= len(topo.nodes()) <= 4
+
+
+def test_the_synchronous_option_reads_method_number_and_durability() -> None:
+    from tests.chaos.topology import Synchronous
+
+    assert Synchronous.parse("any:1").render() == "synchronous: {method: any, number: 1, durability: required}"
+    assert Synchronous.parse("FIRST:2:preferred").describe() == "first:2:preferred"
+    for bad in ("any", "any:0", "some:1", "any:1:maybe", "any:x"):
+        with pytest.raises(ValueError):
+            Synchronous.parse(bad)
+
+
+DISCARD_REFUSAL = ("{node}: a {kind} would discard 312 bytes of WAL on timeline 1 that no other node holds (it ends "
+                   "at 0/3000148). If {node}'s writes must survive, name it as the primary in the file (primary: "
+                   "{node}); to discard them, apply with --allow-data-loss")
+
+
+def test_only_refusals_all_of_a_discarded_tail_are_answered_with_the_flag() -> None:
+    from tests.chaos.harness import discards
+
+    one = DISCARD_REFUSAL.format(node="primary", kind="rewind")
+    two = DISCARD_REFUSAL.format(node="replica2", kind="re-clone")
+    assert discards(f"error: refusing to apply; nothing was changed:\n  {one}\n  {two}\nhint: x\n") == [
+        ("primary", "rewind", "312 bytes of WAL"), ("replica2", "re-clone", "312 bytes of WAL")]
+    assert discards(f"error: refusing to go on after 2 action(s) above; the cluster is where they left it:\n  {one}")
+    other = ("replica: cannot tell whether it holds WAL primary lacks (x), so primary is not made the primary. "
+             "Start it; or apply with --allow-data-loss to promote primary anyway")
+    assert discards(f"error: refusing to apply; nothing was changed:\n  {one}\n  {other}\n") == []
+    assert discards("error: refusing to apply; nothing was changed:\n  " + one.replace(" --allow-data-loss", "")) == []
+    assert discards(one) == []  # not in a refusal
