@@ -337,13 +337,24 @@ def remove_network(client: "docker.DockerClient", name: str) -> None:
         client.api.remove_network(name)
 
 
+EXEC_WAIT = 60.0  # a command whose output stream broke: how long to wait for it to end
+
+
 def exec_run(client: "docker.DockerClient", container: str, argv: list[str], user: str = "postgres") -> None:
     """Run a command in a running container; raise DockerError when it fails."""
     with translated(f"run {argv[0]} in {container}"):
         api = client.api
         exec_id = api.exec_create(container, argv, user=user)["Id"]
-        output = api.exec_start(exec_id).decode(errors="replace")
-        code = api.exec_inspect(exec_id).get("ExitCode")
+        try:
+            output = api.exec_start(exec_id).decode(errors="replace")
+        except ValueError:  # docker-py misread the multiplexed output ("32 is not a valid stream"; seen under load)
+            output = "(its output could not be read)"
+
+        def finished() -> int | None:
+            state = api.exec_inspect(exec_id)
+            return None if state.get("Running") else int(state.get("ExitCode") or 0)
+
+        code = waits.wait_until(finished, time.monotonic() + EXEC_WAIT, waits.DOCKER)
     if code != 0:
         raise DockerError(f"{argv[0]} failed in {container} (exit {code}): {output.strip()[-300:]}",
                           hint=f"see `docker logs {container}`, then run apply again")
