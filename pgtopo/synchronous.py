@@ -114,11 +114,11 @@ def delayed(facts: NodeFacts) -> str | None:
 def stalls(topo: Topology, obs: Observed, actions: Iterable[Action]) -> tuple[str, ...]:
     """Warnings for planned work that stops synchronous standbys until fewer than `number`
     stream: commits wait meanwhile (`preferred` too: it lowers the number only when a plan is
-    made).  Nodes are stopped one wave at a time, so the
-    question is asked for each stopped node alone."""
+    made).  Nodes are stopped one wave at a time, so the question is asked for each stopped
+    node alone."""
     sync = topo.synchronous
     streaming = streaming_standbys(topo, obs)
-    if sync is None or streaming is None:  # preferred too: it lowers the number when a plan is made, not before a restart
+    if sync is None or streaming is None:
         return ()
     out = []
     for node in sorted({a.node for a in actions if a.kind in STOPS and a.node in streaming}):
@@ -189,8 +189,9 @@ def quorum(topo: Topology, obs: Observed, candidate: str, known: set[str]) -> Qu
         return Quorum(True, f"{counted}: R + W > N ({r} + {w} > {n}), so one of them holds every acknowledged "
                             "commit")
     unreachable = sorted(set(standbys) - set(reachable))
+    their = "its" if len(unreachable) == 1 else "their"
     return Quorum(False, f"{counted}: R + W > N does not hold ({r} + {w} <= {n}); bring "
-                         f"{', '.join(unreachable)} back so its WAL can be read")
+                         f"{', '.join(unreachable)} back so {their} WAL can be read")
 
 
 def _old_primary(topo: Topology, obs: Observed, rule: Rule, known: set[str]) -> str | None:
