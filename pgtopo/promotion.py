@@ -69,6 +69,13 @@ def _switchover(topo: Topology, obs: Observed, sysid: int | None, target: NodeFa
                         f"({receiver.status if receiver else 'no WAL receiver'}); fix its replication first: keep "
                         f"{old.name} as the primary in the file (primary: {old.name}) and apply, which repairs it, "
                         "then switch over again")
+    elif receiver.upstream not in (None, old.name) and obs.node(receiver.upstream).pg is None:
+        # its WAL receiver says "streaming" until wal_receiver_timeout while its upstream is cut
+        # off: the switchover would fence the primary, wait in vain for the candidate and roll back
+        refusals.append(f"{name}: cannot switch over to it: it streams from {receiver.upstream}, whose server does "
+                        f"not answer, so the last WAL of {old.name} would never reach it; keep {old.name} as the "
+                        f"primary in the file (primary: {old.name}) and apply, which repairs {receiver.upstream}, then "
+                        "switch over again")
     if target.pg.timeline != old.pg.timeline:
         refusals.append(f"{name}: cannot switch over to it: it is on timeline {target.pg.timeline}, "
                         f"{old.name} on {old.pg.timeline}")

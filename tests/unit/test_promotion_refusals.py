@@ -54,6 +54,21 @@ def test_a_switchover_to_a_standby_that_does_not_stream_is_refused(receiver, sho
         "as the primary in the file (primary: primary) and apply, which repairs it, then switch over again",)
 
 
+def test_a_switchover_to_a_standby_whose_upstream_does_not_answer_is_refused() -> None:
+    """Its WAL receiver still says streaming (until wal_receiver_timeout), but from a replica cut
+    off the network: the old primary's last WAL would never reach it (a fence, a wait, a rollback)."""
+    cascaded = NodeFacts("replica", container=container(FLAT, "replica"), volume=volume(FLAT, "replica"),
+                         pg=pg_replica(FLAT, "replica", lsn=WRITER_AT, receiver=WalReceiver("streaming", "replica2", None)))
+    cut_off = NodeFacts("replica2", container=container(FLAT, "replica2"), volume=volume(FLAT, "replica2"),
+                        pg_error="cannot connect")
+    refusals = plan(TO_REPLICA, steady(replica=cascaded, replica2=cut_off)).refusals
+    assert refusals[0] == ("replica: cannot switch over to it: it streams from replica2, whose server does not answer, "
+                           "so the last WAL of primary would never reach it; keep primary as the primary in the file "
+                           "(primary: primary) and apply, which repairs replica2, then switch over again")
+    answering = standby(FLAT, "replica2", WRITER_AT, streaming=True)
+    assert plan(TO_REPLICA, steady(replica=cascaded, replica2=answering)).actions[0].kind is Kind.SWITCHOVER
+
+
 def test_a_switchover_to_a_standby_on_another_timeline_is_refused() -> None:
     candidate = standby(FLAT, "replica", WRITER_AT, streaming=True, timeline=2, history=((1, 0x3000000),))
     refusals = plan(TO_REPLICA, steady(replica=candidate)).refusals
