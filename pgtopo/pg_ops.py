@@ -304,12 +304,17 @@ def receiver(ep: Endpoint) -> tuple[str, str | None] | None:
     return (row[0], node_of_host(row[1], ep.cluster)) if row else None
 
 
+WRITER = "accepts writes"  # streams_from's answer for a node that is no standby
+
+
 def streams_from(ep: Endpoint, upstream: str) -> tuple[bool, str]:
     """Does the node stream from `upstream` right now?  (answer, why not)"""
     from pgtopo.errors import PgtopoError
 
     try:
         row = receiver(ep)
+        if row is None and not run(ep, lambda c: _scalar(c, "SELECT pg_is_in_recovery()"), "read pg_is_in_recovery()"):
+            return False, WRITER
     except PgtopoError as exc:
         return False, exc.message
     if row is None:
@@ -323,13 +328,17 @@ def streams_from(ep: Endpoint, upstream: str) -> tuple[bool, str]:
 
 
 def wait_streaming(ep: Endpoint, upstream: str, deadline: float, poll: float = waits.SERVER) -> None:
-    """Wait until the node streams from `upstream` (or raise at the monotonic `deadline`)."""
-    from pgtopo.errors import NotConverged
+    """Wait until the node streams from `upstream` (or raise at the monotonic `deadline`; Replan at
+    once when the node turns out to accept writes)."""
+    from pgtopo.errors import NotConverged, Replan
 
     why = [""]
 
     def streaming() -> bool | None:
         ok, why[0] = streams_from(ep, upstream)
+        if why[0] == WRITER:  # never will: its server was not seen when apply planned (cut off its network)
+            raise Replan(f"{ep.node}: it accepts writes, so it will not stream from {upstream}; planning again",
+                         hint="run apply again: its plan decides what to do with a writer the file calls a replica")
         return True if ok else None
 
     if waits.wait_until(streaming, deadline, poll) is None:

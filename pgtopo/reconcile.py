@@ -457,6 +457,9 @@ def wait_streaming(topo: Topology, snapshot: Snapshot, timeout: float,
                 waiting.discard(node)
                 continue
             last[node] = why
+            if why == pg_ops.WRITER:  # it never will (a writer the plan could not see): say so now
+                raise NotConverged(f"{node} accepts writes, but the file makes it a replica of {upstream}",
+                                   hint="run apply again: its plan decides what to do with it")
             if "cannot connect" not in why:
                 unreachable.pop(node, None)
             elif time.monotonic() - unreachable.setdefault(node, time.monotonic()) > GONE_AFTER:

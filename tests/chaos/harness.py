@@ -197,8 +197,11 @@ class Harness:
                     self.command(choice, "apply", str(self.path), "--yes")
             case "failover":
                 old, target = self.topo.primary, pick(choice.target, self.topo.replicas())
-                result = engine.node_fault(choice.failover_kill, self.container(old), self.topo.network)
-                self.say(f"  failover: docker {choice.failover_kill} {old} (the primary): {result}")
+                kill = choice.failover_kill
+                if self.sync is not None and self.sync.required and kill == "kill":
+                    kill = "disconnect"  # a partition: the old primary's WAL end is unknown (the quorum rule)
+                result = engine.node_fault(kill, self.container(old), self.topo.network)
+                self.say(f"  failover: docker {kill} {old} (the primary): {result}")
                 self.topo = self.topo.with_primary(target)
                 self.write(f"failover: primary: {target}")
                 self.command(choice, "apply", str(self.path), "--yes")

@@ -122,3 +122,33 @@ def test_a_promotion_that_does_not_finish_says_so(monkeypatch: pytest.MonkeyPatc
     use(monkeypatch, lambda q, p: [(True,)])
     with pytest.raises(PostgresError, match="primary: promotion did not finish within 0 s"):
         pg_ops.promote(EP, timeout=0, poll=0)
+
+
+def test_a_wait_to_stream_ends_at_once_with_a_replan_when_the_node_accepts_writes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node cut off its network when apply planned gets reconnected and waited for as a standby;
+    it is a writer (an old primary): waiting 120 s for it to stream cannot help."""
+    from pgtopo.errors import Replan
+
+    def answer(query: str, params: object) -> list[tuple[object, ...]]:
+        return [] if "pg_stat_wal_receiver" in query else [(False,)]
+
+    use(monkeypatch, answer)
+    started = time.monotonic()
+    with pytest.raises(Replan, match="replica: it accepts writes, so it will not stream from primary"):
+        pg_ops.wait_streaming(pg_ops.Endpoint("replica", 5433, "pw"), "primary", time.monotonic() + 60, poll=0.01)
+    assert time.monotonic() - started < 1
+
+
+def test_a_standby_without_a_receiver_yet_is_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"n": 0}
+
+    def answer(query: str, params: object) -> list[tuple[object, ...]]:
+        if "pg_stat_wal_receiver" in query:
+            calls["n"] += 1
+            return [("streaming", "primary")] if calls["n"] > 3 else []
+        return [(True,)]
+
+    use(monkeypatch, answer)
+    pg_ops.wait_streaming(pg_ops.Endpoint("replica", 5433, "pw"), "primary", time.monotonic() + 5, poll=0.01)
+    assert calls["n"] == 4
