@@ -294,11 +294,14 @@ def _read_state(client: "docker.DockerClient", topo: Topology, parts: _Parts,
 
 def _state_in(client: "docker.DockerClient", container: str, cluster: str) -> "ClusterState | None":
     """The state read in a running node container of this cluster; None when that cannot be done
-    (the container is stopped, was removed meanwhile, or is not pgtopo's: nothing runs in a
-    container without the cluster's label): the caller reads it another way."""
+    (the container is stopped or paused, was removed meanwhile, or is not pgtopo's: nothing runs
+    in a container without the cluster's label): the caller reads it another way."""
     try:
-        labels = docker_ops.inspect_container(client, container).get("Config", {}).get("Labels") or {}
-        if labels.get(L.CLUSTER) != cluster:
+        info = docker_ops.inspect_container(client, container)
+        labels = info.get("Config", {}).get("Labels") or {}
+        if labels.get(L.CLUSTER) != cluster or info.get("State", {}).get("Paused"):
+            # a process started in a container as it is paused (docker pause) never starts, and
+            # Docker 20.10 answers nothing about that container until it is thawed by hand
             return None
         return cluster_state.read_in(client, container)
     except PgtopoError:

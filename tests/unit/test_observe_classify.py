@@ -225,3 +225,19 @@ def test_a_running_server_short_of_a_consistent_state_has_its_receivers_complain
     said["error"] = "password authentication failed"  # not a server still recovering: nothing read
     node = observe._probe_node(client(), "img", "replica", parts, pg_ops.Endpoint("replica", 40000, "su"), None)
     assert node.stream_error is None
+
+
+@pytest.mark.parametrize(("state", "read"), [({"Running": True, "Paused": False}, True),
+                                             ({"Running": True, "Paused": True}, False)])
+def test_the_state_is_never_read_by_a_process_in_a_paused_container(monkeypatch, state, read: bool) -> None:
+    """A process started in a container as it is paused never starts, and Docker 20.10 then
+    answers nothing about that container until it is thawed by hand (chaos seed 32): a paused
+    node is skipped and the state read another way."""
+    from pgtopo import state as cluster_state
+
+    ran: list[str] = []
+    info = {"Config": {"Labels": {L.CLUSTER: "pg"}}, "State": state}
+    monkeypatch.setattr(docker_ops, "inspect_container", lambda client, container: info)
+    monkeypatch.setattr(cluster_state, "read_in", lambda client, container: ran.append(container) or "state")
+    assert observe._state_in(None, "pg-primary", "pg") == ("state" if read else None)
+    assert ran == (["pg-primary"] if read else [])
