@@ -5,6 +5,7 @@ a `SELECT 1` loop."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -30,6 +31,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _close(conn: psycopg.Connection | None) -> None:
+    if conn is not None:
+        with contextlib.suppress(psycopg.Error):
+            conn.close()
+
+
 class Client(threading.Thread):
     """Inserts every 10 ms through one DSN; reconnects after an error, as an application's pool does."""
 
@@ -40,18 +47,24 @@ class Client(threading.Thread):
         self.errors: list[tuple[float, str]] = []
         self.halt = threading.Event()
 
+    def write(self, conn: psycopg.Connection) -> None:
+        """One write; a subclass writes elsewhere or keeps more (bench/sync.py)."""
+        conn.execute("INSERT INTO bench_pooled DEFAULT VALUES")
+
     def run(self) -> None:
         conn: psycopg.Connection | None = None
         while not self.halt.is_set():
             try:
                 if conn is None:
                     conn = psycopg.connect(self.dsn, autocommit=True)
-                conn.execute("INSERT INTO bench_pooled DEFAULT VALUES")
+                self.write(conn)
                 self.acks.append(time.monotonic())
             except psycopg.Error as exc:
                 self.errors.append((time.monotonic(), str(exc).strip().splitlines()[0][:120]))
+                _close(conn)
                 conn = None
             time.sleep(WRITE_INTERVAL)
+        _close(conn)
 
     def window(self, start: float, end: float) -> tuple[float, int]:
         """The longest wait for an acknowledgement that overlaps [start, end], and the errors then."""

@@ -5,7 +5,6 @@ every 10 ms, asynchronous beside `any 1`."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import statistics
@@ -15,7 +14,7 @@ from pathlib import Path
 import psycopg
 
 from harness import BENCH_LABEL, CLUSTER_LABEL, BenchError, Cluster, Settings, cluster, pgtopo, progress, sh
-from pooler import WRITE_INTERVAL, Client, free_port
+from pooler import Client, free_port
 from report import Row, Section, Target, steps
 
 NODES = ("primary", "replica", "replica2")
@@ -37,27 +36,10 @@ class Writer(Client):
         super().__init__(dsn)
         self.ids: list[int] = []
 
-    def run(self) -> None:
-        conn: psycopg.Connection | None = None
-        while not self.halt.is_set():
-            try:
-                if conn is None:
-                    conn = psycopg.connect(self.dsn, autocommit=True)
-                new_id = conn.execute("INSERT INTO bench_sync_writes DEFAULT VALUES RETURNING id").fetchone()[0]
-                self.ids.append(new_id)
-                self.acks.append(time.monotonic())
-            except psycopg.Error as exc:
-                self.errors.append((time.monotonic(), str(exc).strip().splitlines()[0][:120]))
-                _close(conn)
-                conn = None
-            time.sleep(WRITE_INTERVAL)
-        _close(conn)
-
-
-def _close(conn: psycopg.Connection | None) -> None:
-    if conn is not None:
-        with contextlib.suppress(psycopg.Error):
-            conn.close()
+    def write(self, conn: psycopg.Connection) -> None:
+        row = conn.execute("INSERT INTO bench_sync_writes DEFAULT VALUES RETURNING id").fetchone()
+        assert row is not None
+        self.ids.append(row[0])
 
 
 def _topology(c: Cluster, image: str, primary: str, ports: dict[str, int], mode: str) -> str:

@@ -321,8 +321,7 @@ class StatusDocument(_Document):
 
 def synchronous_status(topo: Topology, observed: Observed) -> SynchronousStatus | None:
     pg = observed.node(topo.primary).pg
-    answers = pg is not None and not pg.in_recovery
-    in_effect = pg.auto_conf.get(synchronous.SETTING, "") if pg is not None and answers else None
+    in_effect = pg.auto_conf.get(synchronous.SETTING, "") if pg is not None and not pg.in_recovery else None
     if topo.synchronous is None and not in_effect:
         return None
     sync = topo.synchronous

@@ -295,35 +295,31 @@ def set_replication_source(ep: Endpoint, conninfo: str, slot: str) -> None:
     alter_system(ep, {"primary_conninfo": conninfo, "primary_slot_name": slot})
 
 
-def receiver(ep: Endpoint) -> tuple[str, str | None] | None:
-    """(status, upstream node) of the node's WAL receiver; None when it has none."""
-    from pgtopo.labels import node_of_host
-
-    row = run(ep, lambda c: c.execute("SELECT status, sender_host FROM pg_stat_wal_receiver").fetchone(),
-              "read pg_stat_wal_receiver")
-    return (row[0], node_of_host(row[1], ep.cluster)) if row else None
-
-
 WRITER = "accepts writes"  # streams_from's answer for a node that is no standby
 
 
 def streams_from(ep: Endpoint, upstream: str) -> tuple[bool, str]:
-    """Does the node stream from `upstream` right now?  (answer, why not)"""
+    """Does the node stream from `upstream` right now?  (answer, why not)  One query: whether it
+    is a standby at all, and its WAL receiver's status and upstream."""
     from pgtopo.errors import PgtopoError
+    from pgtopo.labels import node_of_host
+
+    def read(conn: "psycopg.Connection") -> tuple[Any, ...]:
+        row = conn.execute("SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver), "
+                           "(SELECT sender_host FROM pg_stat_wal_receiver)").fetchone()
+        assert row is not None  # a SELECT without FROM has one row
+        return tuple(row)
 
     try:
-        row = receiver(ep)
-        if row is None and not run(ep, lambda c: _scalar(c, "SELECT pg_is_in_recovery()"), "read pg_is_in_recovery()"):
-            return False, WRITER
+        standby, status, host = run(ep, read, "read pg_stat_wal_receiver")
     except PgtopoError as exc:
         return False, exc.message
-    if row is None:
-        return False, "no WAL receiver"
-    status, host = row
+    if status is None:
+        return False, "no WAL receiver" if standby else WRITER
     if status != "streaming":
         return False, f"WAL receiver is {status}"
-    if host != upstream:
-        return False, f"streams from {host}, not {upstream}"
+    if node_of_host(host, ep.cluster) != upstream:
+        return False, f"streams from {node_of_host(host, ep.cluster)}, not {upstream}"
     return True, "streaming"
 
 

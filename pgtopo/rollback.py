@@ -42,13 +42,10 @@ def steps(topo: Topology, obs: Observed, done: Sequence[Action], failed: Action,
     pg = obs.node(failed.node).pg
     if failed.kind is not Kind.RESTART or pg is None:
         return ()
-    conf = dict(pg.working_conf)
-    for a in done:
-        if a.kind is Kind.CONFIGURE and a.node == failed.node:
-            for name, value in a.settings:
-                if name in KEPT:
-                    conf.pop(name, None)
-                    conf.update({name: value} if value is not None else {})
+    kept = {name: value for a in done if a.kind is Kind.CONFIGURE and a.node == failed.node
+            for name, value in a.settings if name in KEPT}
+    conf = {k: v for k, v in pg.working_conf.items() if k not in kept}
+    conf.update({k: v for k, v in kept.items() if v is not None})
     restore = Action(Kind.RESTORE_CONF, failed.node,
                      f"its server did not start with {changed_settings(topo, obs, done, failed.node)} ({fatal}): "
                      "stop it, put back the postgresql.auto.conf it ran with before this apply, start it",

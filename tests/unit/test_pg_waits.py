@@ -131,7 +131,7 @@ def test_a_wait_to_stream_ends_at_once_with_a_replan_when_the_node_accepts_write
     from pgtopo.errors import Replan
 
     def answer(query: str, params: object) -> list[tuple[object, ...]]:
-        return [] if "pg_stat_wal_receiver" in query else [(False,)]
+        return [(False, None, None)]
 
     use(monkeypatch, answer)
     started = time.monotonic()
@@ -144,10 +144,8 @@ def test_a_standby_without_a_receiver_yet_is_waited_for(monkeypatch: pytest.Monk
     calls = {"n": 0}
 
     def answer(query: str, params: object) -> list[tuple[object, ...]]:
-        if "pg_stat_wal_receiver" in query:
-            calls["n"] += 1
-            return [("streaming", "primary")] if calls["n"] > 3 else []
-        return [(True,)]
+        calls["n"] += 1
+        return [(True, "streaming", "primary")] if calls["n"] > 3 else [(True, None, None)]
 
     use(monkeypatch, answer)
     pg_ops.wait_streaming(pg_ops.Endpoint("replica", 5433, "pw"), "primary", time.monotonic() + 5, poll=0.01)
