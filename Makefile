@@ -38,7 +38,7 @@ properties: $(STAMP)
 		tests/unit/test_spec.py
 
 # Mutation testing of the pure core (docs/mutation.md): mutmut ([tool.mutmut] in pyproject.toml) changes
-# the planner, promotion, timelines, copies, loader, interpolation, model and parsers one small edit at a
+# the planner and its parts, the loader, interpolation, model and parsers one small edit at a
 # time and runs the unit tests on each (property tests at a tenth of their examples); then the score per
 # module, failing on a survivor docs/mutation.md does not explain.  Not part of `make test`; no engine.
 # Results are cached in mutants/: a second run checks only the mutants of functions that changed.
