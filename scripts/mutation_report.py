@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "mutation.md"
-MUTANT = re.compile(r"pgtopo\.\w+\.\w+__mutmut_\d+")
+MUTANT = re.compile(r"pgtopo(?:\.\w+)+__mutmut_\d+")
 KILLED = {1, 3}  # a test failed (3: pytest's internal error, as mutmut counts it)
 TIMEOUT = {36, -24, 24, 152, 255}  # the tests hung on the mutant: caught, as mutmut counts it
 SURVIVED = 0
