@@ -148,7 +148,8 @@ def _split_loc(loc: tuple[Any, ...], data: Any, kind: str) -> tuple[Path, Path |
     for i, step in enumerate(loc):
         if step == "[key]" and i == len(loc) - 1 and kind != "extra_forbidden":  # not a key named "[key]"
             is_key = True
-        elif isinstance(data, dict) and step in data:
+        elif (isinstance(data, dict) and step in data) or (  # a key, or an item of a list
+                isinstance(data, list) and isinstance(step, int) and 0 <= step < len(data)):
             data = data[step]
             path.append(str(step))
         elif kind == "missing" and i == len(loc) - 1:

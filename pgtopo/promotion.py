@@ -35,6 +35,8 @@ class Promotion:
 
 def promotion(topo: Topology, obs: Observed, sysid: int | None, allow_data_loss: bool = False) -> Promotion:
     target = obs.node(topo.primary)
+    if sysid is not None and target.system_identifier not in (None, sysid):
+        return Promotion()  # another cluster's data: the plan refuses it as such; no WAL of it compares with ours
     writers = sorted(n.name for n in obs.nodes.values() if n.pg is not None and not n.pg.in_recovery)
     if len(writers) > 1 and not (allow_data_loss and topo.primary in writers):
         return Promotion(refusals=(_several_writers(topo, obs, writers),))

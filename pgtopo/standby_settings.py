@@ -156,7 +156,8 @@ def copies_after_restarts(topo: Topology, obs: Observed, node: str, actions: lis
                           deferred: set[str]) -> list[Action]:
     """When the primary lowers a hot-standby setting, a node whose data is copied from an upstream
     (or whose upstream is made so) is built after every restart, at 1 + its depth; `deferred`
-    collects those nodes (call in depth order)."""
+    collects those nodes (call in depth order).  Such a node's own restart is left to the next
+    round: in this one it could not replay the primary's change, its upstream not streaming yet."""
     lowering = primary_lowers(topo, obs)
     upstream = topo.upstream_of(node)
     if not lowering or not actions or not (upstream in deferred or any(a.kind in COPY_KINDS for a in actions)):
@@ -165,5 +166,7 @@ def copies_after_restarts(topo: Topology, obs: Observed, node: str, actions: lis
     wave = Wave(Phase.JOIN, 1 + topo.depth(node))
     why = (f"after the restarts: {topo.primary} lowers {', '.join(lowering)}, and a copy taken before that "
            "would keep the higher values, which its server would refuse to start below")
-    return [replace(a, wave=wave, reason=f"{a.reason}; {why}" if a.kind in COPY_KINDS else a.reason)
-            if a.wave.phase is Phase.BUILD else a for a in actions]
+    later = ("; its restart is left to the next round, once its upstream streams again"
+             if any(a.kind is Kind.RESTART for a in actions) else "")
+    return [replace(a, wave=wave, reason=f"{a.reason}; {why}" if a.kind in COPY_KINDS else a.reason + later)
+            if a.wave.phase is Phase.BUILD else a for a in actions if a.kind is not Kind.RESTART]

@@ -160,11 +160,9 @@ def test_a_value_of_no_accepted_shape_lists_the_shapes(tail: str, expected: str)
     assert problems(HEAD + tail) == [f"t.yaml:{expected}"]
 
 
-def test_a_list_item_of_the_wrong_type_must_be_a_string() -> None:
-    """Only the words are asserted: where it points and the path it names are wrong today
-    (`roles.app.in_roles ... (got a list)`, at the list, not at its item 0)."""
-    found = problems(HEAD + "  primary: {}\nroles:\n  app: {in_roles: [5]}\n")
-    assert len(found) == 1
-    assert found[0].startswith("t.yaml:8:")
-    assert ": roles.app.in_roles" in found[0]
-    assert ": must be a string (got " in found[0]
+def test_a_list_item_of_the_wrong_type_is_named_and_pointed_at_as_the_item() -> None:
+    """Not the list: `in_roles: [app2, {a: 1}]` is wrong in its item 1, at that item."""
+    assert problems(HEAD + "  primary: {}\nroles:\n  app: {in_roles: [5]}\n") == [
+        "t.yaml:8:20: roles.app.in_roles.0: must be a string (got 5)"]
+    assert problems(HEAD + "  primary: {}\nroles:\n  app: {in_roles: [app2, {a: 1}]}\n") == [
+        "t.yaml:8:26: roles.app.in_roles.1: must be a string (got a mapping with keys a)"]

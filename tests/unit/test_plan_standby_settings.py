@@ -86,6 +86,20 @@ def test_restarts_and_copies_run_in_the_order_the_standbys_can_follow(
     assert steps(topo(nodes=nodes, parameters=parameters), observed) == expected
 
 
+def test_a_standby_under_a_copy_made_after_the_restarts_restarts_in_the_next_round() -> None:
+    """replica's data is gone: it is cloned after the restarts.  replica2, below it, cannot replay
+    the primary's change before then, so its restart (which would wait for that replay in vain)
+    is left to the next round; its new value is written in this one, after replica's copy."""
+    observed = running(BEFORE, TODAY)
+    observed = replace(observed, nodes={**observed.nodes, "replica": NodeFacts("replica")})
+    p = plan(LOWERED, observed)
+    assert steps(LOWERED, observed) == [("primary", "restart", None), ("replica", "create-volume", None),
+                                        ("replica", "clone", None)]
+    [configure] = [a for a in p.actions if a.node == "replica2"]
+    assert configure.kind is Kind.CONFIGURE and configure.wave.phase is Phase.JOIN
+    assert configure.reason.endswith("; its restart is left to the next round, once its upstream streams again")
+
+
 def test_diff_says_why_in_each_reason() -> None:
     t = topo(nodes=WITH_NEW, parameters={"max_connections": 50})
     p = plan(t, running(BEFORE, TODAY))

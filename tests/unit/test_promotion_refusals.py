@@ -309,9 +309,9 @@ def test_a_file_s_primary_holding_another_cluster_s_data_is_refused_as_such() ->
                        volume=volume(TO_REPLICA, "replica2"),
                        data=DataFacts(True, SYSID, state=SHUT_DOWN_IN_RECOVERY, checkpoint=0x3100000, timeline=1))
     obs = lost_write(primary=stopped(TO_REPLICA, "primary", SHUT_DOWN, 0x3000000), replica=alien, replica2=unread)
-    refusals = plan(TO_REPLICA, obs).refusals
-    assert refusals[0] == (f"replica: its data belongs to another cluster (system identifier {OTHER}, this cluster "
-                           f"is {SYSID}); move that volume away or fix the file")
+    assert plan(TO_REPLICA, obs).refusals == (
+        f"replica: its data belongs to another cluster (system identifier {OTHER}, this cluster is {SYSID}); move "
+        "that volume away or fix the file",)  # no second refusal comparing WAL of two clusters
     assert not plan(TO_REPLICA, obs, allow_data_loss=True).actions
 
 
