@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Mount:
-    volume: str
+    volume: str  # a volume's name, or with `bind` a directory of the Docker host
     target: str
     read_only: bool = False
+    bind: bool = False
 
 
 @dataclass(frozen=True)

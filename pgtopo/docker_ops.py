@@ -276,7 +276,7 @@ def create_container(client: "docker.DockerClient", spec: ContainerSpec) -> str:
 def _mount(m: Mount) -> "DockerMount":
     from docker.types import Mount as DockerMount
 
-    return DockerMount(target=m.target, source=m.volume, type="volume", read_only=m.read_only)
+    return DockerMount(target=m.target, source=m.volume, type="bind" if m.bind else "volume", read_only=m.read_only)
 
 
 _IMAGE_VOLUMES: dict[str, tuple[str, ...]] = {}  # per image reference, for the life of the process

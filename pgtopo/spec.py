@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from pgtopo import pg_settings
+from pgtopo.backup.spec import Backup, Bootstrap
 from pgtopo.pooler import settings as pooler_settings
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,29}$"
@@ -97,12 +98,14 @@ OWNED_PARAMETERS = {
     "synchronous_standby_names": "pgtopo sets it on every node from the file's synchronous: block (method, "
                                  "number) and each node's sync / sync_priority: use those",
     "recovery_min_apply_delay": "pgtopo sets it from a node's delay: (e.g. delay: 1h): use that",
+    "archive_mode": "pgtopo sets it from the file's backup: block (docs/backup.md): use that",
 }
 
 # Settings the file may not set because they break pgtopo's guarantees, or run a command (or load
 # a library) as the postgres user, beside the credentials in the state volume: why, and what to do.
 _RUNS_A_COMMAND = ("runs a command as the postgres user, which can read the cluster's credentials; "
-                   "pgtopo does not manage WAL archiving or restore yet: remove it")
+                   "pgtopo archives WAL and restores from the file's backup: and bootstrap: blocks "
+                   "(docs/backup.md): remove it")
 FORBIDDEN_PARAMETERS = {
     "recovery_target": "would stop WAL replay at a point of its own, so a standby may never catch up and a "
                        "promotion may lose committed writes: remove it (restore to a point in time outside pgtopo)",
@@ -112,7 +115,7 @@ FORBIDDEN_PARAMETERS = {
                    "remove it",
     "archive_command": _RUNS_A_COMMAND,
     "archive_library": "loads a library into the server, which can read the cluster's credentials; "
-                       "pgtopo does not manage WAL archiving yet: remove it",
+                       "pgtopo archives WAL from the file's backup: block (docs/backup.md): remove it",
     "archive_cleanup_command": _RUNS_A_COMMAND,
     "restore_command": _RUNS_A_COMMAND,
     "recovery_end_command": _RUNS_A_COMMAND,
@@ -338,6 +341,10 @@ class Topology(_Frozen):
                                                                           "on the primary.")
     databases: dict[RoleName, Database] = Field(default_factory=dict, description="Databases pgtopo makes on "
                                                                                   "the primary.")
+    backup: Backup | None = Field(default=None, description="WAL archiving and base backups into a repository; "
+                                                            "absent: none.")
+    bootstrap: Bootstrap | None = Field(default=None, description="How a cluster with no data anywhere is made; "
+                                                                  "absent: initdb.")
 
     @model_validator(mode="after")
     def _check_shape(self) -> "Topology":
@@ -400,6 +407,9 @@ def topology_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str]]
     problems.extend(_synchronous_problems(topo))
     problems.extend(_role_problems(topo))
     problems.extend(_database_problems(topo))
+    if topo.backup is not None and topo.backup.method == "pgbackrest":
+        problems.append((("backup", "method"), "method pgbackrest is not built yet: use method: native (pg_basebackup "
+                                               "and an archive command, on any image)"))
     return problems
 
 
