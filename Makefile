@@ -99,7 +99,7 @@ settings-catalog: images
 	bash scripts/settings-catalog.sh $(foreach m,$(or $(PGTOPO_TEST_MAJORS),13 15 17 18),pgtopo-local/postgres:$(m))
 
 schema: $(STAMP)
-	for name in topology plan status history; do \
+	for name in topology plan status history backups; do \
 	  $(BIN)/python -c "from pgtopo.schema import schema_text; print(schema_text('$$name'), end='')" \
 	    > schemas/$$name.schema.json || exit 1; \
 	done

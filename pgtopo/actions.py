@@ -19,9 +19,11 @@ class Kind(enum.Enum):
     PULL = "pull"  # the file's image, from its registry (images.py): before anything else, even the lock
     CREATE_NETWORK = "create-network"
     CREATE_STATE = "create-state"
+    PREPARE_REPOSITORY = "prepare-repository"  # the backup repository, before any node mounts it (backup/repository.py)
     REMOVE_JOB = "remove-job"
     CREATE_VOLUME = "create-volume"
     INIT = "init"
+    RESTORE = "restore"  # the primary's data from another cluster's backup (backup/restore.py), instead of initdb
     CLONE = "clone"  # a node without data: a new container that clones before its server starts
     RECLONE = "re-clone"  # over existing data: a job replaces it with a fresh copy of the upstream's
     REWIND = "rewind"
@@ -69,9 +71,9 @@ class Kind(enum.Enum):
         if self in (Kind.REMOVE, Kind.REMOVE_VOLUME, Kind.DROP_SLOT, Kind.REMOVE_JOB, Kind.REMOVE_POOLER,
                     Kind.DROP_DB_ROLE, Kind.DROP_DATABASE):
             return "-"
-        if self in (Kind.PULL, Kind.CREATE_NETWORK, Kind.CREATE_STATE, Kind.CREATE_VOLUME, Kind.INIT, Kind.CLONE,
-                    Kind.CREATE, Kind.CREATE_ROLE, Kind.CREATE_SLOT, Kind.CREATE_POOLER, Kind.CREATE_DB_ROLE,
-                    Kind.CREATE_DATABASE):
+        if self in (Kind.PULL, Kind.CREATE_NETWORK, Kind.CREATE_STATE, Kind.PREPARE_REPOSITORY, Kind.CREATE_VOLUME,
+                    Kind.INIT, Kind.RESTORE, Kind.CLONE, Kind.CREATE, Kind.CREATE_ROLE, Kind.CREATE_SLOT, Kind.CREATE_POOLER,
+                    Kind.CREATE_DB_ROLE, Kind.CREATE_DATABASE):
             return "+"
         return "~"
 

@@ -7,6 +7,8 @@ No decisions are made here.  Exit codes (for users: docs/exit-codes.md):
   status    0 observed         2 error
   history   0 shown            2 error (a damaged history)
   destroy   0 removed          1 not confirmed                             2 error
+  backup    0 taken / not due  1 lock timeout                              2 error (no backup: block, the job failed)
+  backups   0 listed           2 error
 Heavy libraries (docker, psycopg, rich) are imported only by the commands that need them.
 """
 
@@ -294,7 +296,8 @@ def _consent(plan: "Plan", yes: bool) -> bool:
 @OUTPUT
 @click.option("-w", "--watch", is_flag=True, help="Refresh every 2 s until interrupted.")
 @click.option("--check", is_flag=True,
-              help="Also plan: a drift column, and exit 1 when apply would change anything (for monitoring).")
+              help="Also plan: a drift column, and exit 1 when apply would change anything or WAL archiving "
+                   "fails (for monitoring).")
 def status(file: Path, verbose: bool, log_format: str | None, output: str, watch: bool, check: bool) -> None:
     """Show each node: container, host port, role, upstream, replication state, lag, timeline.
 
@@ -323,7 +326,7 @@ def status(file: Path, verbose: bool, log_format: str | None, output: str, watch
             click.echo(doc.to_json())
         else:
             render.print_status(render.console(), doc)
-        if check and not doc.in_sync:
+        if check and (not doc.in_sync or doc.problems):  # problems: WAL archiving that fails (docs/backup.md)
             _exit(EXIT_CHANGES)
         return
     try:
@@ -454,7 +457,7 @@ def completion(shell: str) -> None:
 @cli.command()
 @FILE
 @common
-@click.option("--volumes", is_flag=True, help="Also delete the data volumes and the stored credentials.")
+@click.option("--volumes", is_flag=True, help="Also delete the data volumes and the stored credentials (never a backup repository).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (needed when not on a terminal).")
 def destroy(file: Path, verbose: bool, log_format: str | None, volumes: bool, yes: bool) -> None:
     """Remove the cluster's containers (and the network pgtopo created); keep volumes unless --volumes.
@@ -554,6 +557,58 @@ def _env() -> dict[str, str]:
     import os
 
     return dict(os.environ)
+
+
+@cli.command()
+@FILE
+@common
+@click.option("--type", "kind", type=click.Choice(["full", "incr"]), default="full", show_default=True,
+              help="full: a complete copy (method native takes only full backups).")
+@click.option("--if-due", is_flag=True, help="Only when backup.schedule says one is due (for cron or CI).")
+@click.option("--lock-timeout", type=float, default=600.0, show_default=True,
+              help="Seconds to wait for an apply or a backup of the same cluster.")
+def backup(file: Path, verbose: bool, log_format: str | None, kind: str, if_due: bool, lock_timeout: float) -> None:
+    """Take a base backup into the file's backup repository, then expire what retention drops.
+
+    \b
+    Example:  pgtopo backup cluster.yaml
+              pgtopo backup cluster.yaml --if-due   # from cron: follows backup.schedule
+    """
+    from pgtopo import render
+    from pgtopo.backup import document, listing, take
+
+    _setup(verbose, log_format)
+    topo = _load(file)
+    listing.needs_backup_block(topo, str(file))
+    if kind == "incr":
+        raise PgtopoError("--type incr: method native takes full backups only; nothing was done",
+                          hint="run `pgtopo backup` without --type")
+    out = render.console()
+    progress = render.Progress(out)
+    events = take.Events(info=lambda m: out.print(m, markup=False), progress=progress.update)
+    with progress:
+        outcome = take.take(_client(), topo, lock_timeout, events, if_due=if_due)
+    for line in document.outcome_lines(outcome):
+        out.print(line, markup=False)
+
+
+@cli.command()
+@FILE
+@common
+@OUTPUT
+def backups(file: Path, verbose: bool, log_format: str | None, output: str) -> None:
+    """List the cluster's complete backups, oldest first, and the recoverable window.
+
+    \b
+    Example:  pgtopo backups cluster.yaml --output json
+    """
+    from pgtopo.backup import document, listing
+
+    _setup(verbose, log_format)
+    topo = _load(file)
+    listing.needs_backup_block(topo, str(file))
+    doc = listing.document(_client(), topo)
+    click.echo(doc.to_json() if output == "json" else "\n".join(document.text_lines(doc)))
 
 
 @cli.command()

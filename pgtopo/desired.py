@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from pgtopo import conninfo as conninfo_text, labels as L, pg_settings, synchronous
+from pgtopo.backup import layout as backup_layout
 from pgtopo.containers import ContainerSpec, Mount
 from pgtopo.spec import ParamValue, Topology
 
@@ -32,9 +33,11 @@ def setting_text(value: ParamValue) -> str:
 
 def settings(topo: Topology, node: str) -> dict[str, str]:
     """The user's parameters for `node`, as the text PostgreSQL will show for them, and the ones
-    pgtopo sets from `synchronous:` and the node's `delay:`."""
+    pgtopo sets from `synchronous:`, the node's `delay:` and `backup:` (WAL archiving, on every
+    node: a promoted standby archives from then on; the user's archive_timeout wins)."""
     user = {k: setting_text(v) for k, v in topo.parameters_of(node).items()}
-    return dict(sorted({**user, **synchronous.node_settings(topo, node)}.items()))
+    archive = backup_layout.archive_settings(topo.cluster) if topo.backup is not None else {}
+    return dict(sorted({**archive, **user, **synchronous.node_settings(topo, node)}.items()))
 
 
 REQUIRE_AUTH = " require_auth=scram-sha-256"
@@ -271,6 +274,8 @@ def _node_config(topo: Topology, node: str) -> dict[str, object]:
         **({"bind": topo.nodes[node].bind} if topo.nodes[node].bind != "127.0.0.1" else {}),
         "data": n.volume(node),
         "state": n.state_volume,
+        # only with a backup: block, so the hash of a cluster without one stays what it was
+        **({"repository": topo.backup.repository.model_dump()} if topo.backup is not None else {}),
     }
 
 
@@ -300,7 +305,8 @@ def node_container(topo: Topology, node: str, bootstrap_nonce: str | None = None
         image=topo.image,
         command=node_command(node),
         labels=L.labels(topo.cluster, "node", node, config_hash=node_hash(topo, node)),
-        mounts=(Mount(n.volume(node), L.DATA_MOUNT), Mount(n.state_volume, L.STATE_MOUNT, read_only=True)),
+        mounts=(Mount(n.volume(node), L.DATA_MOUNT), Mount(n.state_volume, L.STATE_MOUNT, read_only=True),
+                *((backup_layout.repository_mount(topo.backup.repository),) if topo.backup is not None else ())),
         network=topo.network_name,
         aliases=(node,),
         env=env,

@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 from pgtopo import desired, docker_ops, labels as L, waits
+from pgtopo.backup.repository import ROLE as REPOSITORY_ROLE
 from pgtopo.errors import DockerError
 from pgtopo.lock import cluster_lock
 from pgtopo.spec import Topology
@@ -33,9 +34,10 @@ def destroy(client: "docker.DockerClient", topo: Topology, volumes: bool, lock_t
         if net is not None and (net.get("Labels") or {}).get(L.CLUSTER) == topo.cluster:
             _remove_network(client, topo.network_name)
             removed.append(f"network {topo.network_name}")
-        if volumes:
+        if volumes:  # never a backup repository (role=repository): backups outlive their cluster
             for v in docker_ops.list_volumes(client, f"{topo.cluster}-"):
-                if (v.get("Labels") or {}).get(L.CLUSTER) == topo.cluster:
+                labels = v.get("Labels") or {}
+                if labels.get(L.CLUSTER) == topo.cluster and labels.get(L.ROLE) != REPOSITORY_ROLE:
                     docker_ops.remove_volume(client, v["Name"])
                     removed.append(f"volume {v['Name']}")
     return removed

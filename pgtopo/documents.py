@@ -16,10 +16,12 @@ import hashlib
 import json
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from pgtopo import __version__, synchronous
 from pgtopo.actions import Action, Kind, Plan, Wave
+from pgtopo.backup import archiving
+from pgtopo.backup.spec import repository_text
 from pgtopo.observed import Downstream, NodeFacts, Observed
 from pgtopo.spec import POOLER_NODE, READ_POOLER_NODE, Topology
 
@@ -185,6 +187,8 @@ def fingerprint(observed: Observed) -> tuple[str, dict[str, Any]]:
                                    list(r.in_roles), r.password] for r in observed.roles}
     if observed.databases:
         state["databases"] = {d.name: [d.managed, d.owner] for d in observed.databases}
+    if observed.repository is not None:  # a backup repository volume, only when there is one (likewise)
+        state["repository"] = observed.repository.name
     blob = json.dumps(state, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest(), state
 
@@ -297,6 +301,41 @@ class SynchronousStatus(_Document):
                                               "null when it does not answer.")
 
 
+class ArchivingStatus(_Document):
+    """WAL archiving as the primary's pg_stat_archiver reports it (docs/backup.md)."""
+
+    node: str = Field(description="The server read: the file's primary.")
+    archive_mode: str = Field(description="The archive_mode it runs with.")
+    archived_count: int
+    last_archived_wal: str | None = Field(description="The newest WAL file archived; null: none yet.")
+    last_archived_time: AwareDatetime | None
+    failed_count: int
+    last_failed_wal: str | None = Field(description="The WAL file of the last failed attempt; null: none.")
+    last_failed_time: AwareDatetime | None
+    failing: bool = Field(description="The last attempt failed (last_failed_time is newer than "
+                                      "last_archived_time): status --check exits 1.")
+
+
+class BackupStatus(_Document):
+    """The file's backup: block and how archiving goes."""
+
+    method: str
+    repository: str = Field(description="`volume NAME` or `path /DIR`.")
+    archiving: ArchivingStatus | None = Field(description="null: the primary did not answer.")
+
+
+def backup_status(topo: Topology, observed: Observed) -> BackupStatus | None:
+    if topo.backup is None:
+        return None
+    facts = observed.archiver
+    arch = None if facts is None else ArchivingStatus(
+        node=facts.node, archive_mode=facts.archive_mode, archived_count=facts.archived_count,
+        last_archived_wal=facts.last_archived_wal, last_archived_time=facts.last_archived_time,
+        failed_count=facts.failed_count, last_failed_wal=facts.last_failed_wal,
+        last_failed_time=facts.last_failed_time, failing=facts.failing)
+    return BackupStatus(method=topo.backup.method, repository=repository_text(topo.backup.repository), archiving=arch)
+
+
 class StatusDocument(_Document):
     """What `status --output json` prints; the status table shows the same facts."""
 
@@ -317,6 +356,10 @@ class StatusDocument(_Document):
                                              "when the file has none and none was found.")
     synchronous: SynchronousStatus | None = Field(default=None, description="Synchronous replication; null when "
                                                   "the file asks for none and the primary runs with none.")
+    backup: BackupStatus | None = Field(default=None, description="Backups and WAL archiving; null when the file "
+                                        "has no backup: block.")
+    problems: tuple[str, ...] = Field(default=(), description="Faults that make status --check exit 1 even in "
+                                      "sync with the file: WAL archiving that fails.")
 
 
 def synchronous_status(topo: Topology, observed: Observed) -> SynchronousStatus | None:
@@ -337,10 +380,14 @@ def status_document(topo: Topology, observed: Observed, plan: Plan | None = None
     names = list(topo.nodes) + sorted(n for n in observed.nodes if n not in topo.nodes)
     nodes = tuple(node_status(topo, observed, observed.node(name)) for name in names)
     pooler, read_pooler = pooler_status(topo, observed), pooler_status(topo, observed, read_only=True)
+    backup = backup_status(topo, observed)
+    failing = archiving.problem(observed.archiver) if backup is not None else None
+    problems = (failing,) if failing is not None else ()
     if plan is None:
         return StatusDocument(format=STATUS_FORMAT, kind=STATUS_KIND, pgtopo_version=__version__,
                               cluster=topo.cluster, primary=topo.primary, nodes=nodes, pooler=pooler,
-                              read_pooler=read_pooler, synchronous=synchronous_status(topo, observed))
+                              read_pooler=read_pooler, synchronous=synchronous_status(topo, observed),
+                              backup=backup, problems=problems)
     kinds: dict[str, list[str]] = {}
     for action in plan.actions:
         kinds.setdefault(action.node, []).append(action.kind.value)
@@ -352,7 +399,7 @@ def status_document(topo: Topology, observed: Observed, plan: Plan | None = None
     return StatusDocument(format=STATUS_FORMAT, kind=STATUS_KIND, pgtopo_version=__version__,
                           cluster=topo.cluster, primary=topo.primary, nodes=nodes, pooler=pooler,
                           read_pooler=read_pooler, synchronous=synchronous_status(topo, observed),
-                          in_sync=plan.empty, refusals=plan.refusals)
+                          backup=backup, problems=problems, in_sync=plan.empty, refusals=plan.refusals)
 
 
 def node_status(topo: Topology, observed: Observed, facts: NodeFacts) -> NodeStatus:

@@ -29,6 +29,7 @@ from pgtopo import (
     upgrade,
 )
 from pgtopo.actions import Action, Kind, Phase
+from pgtopo.backup import repository, restore
 from pgtopo.context import Context
 from pgtopo.errors import DockerError, PgtopoError, SafetyRefusal, SettingRejected
 from pgtopo.pooler import config as pooler_config, run as pooler
@@ -74,12 +75,18 @@ def _execute(ctx: Context, action: Action, pause: pooler.Pause | None = None) ->
             docker_ops.create_network(ctx.client, ctx.topo.network_name, L.labels(ctx.topo.cluster, "network"))
         case Kind.CREATE_STATE:
             _create_state(ctx)
+        case Kind.PREPARE_REPOSITORY:
+            repository.ensure(ctx.client, ctx.topo)
         case Kind.REMOVE_JOB | Kind.REMOVE:
             docker_ops.remove_container(ctx.client, action.target or ctx.names.container(node))
         case Kind.CREATE_VOLUME:
             docker_ops.create_volume(ctx.client, ctx.names.volume(node), L.labels(ctx.topo.cluster, "node", node))
         case Kind.INIT:
             _bootstrap(ctx, action)
+        case Kind.RESTORE:  # the restored data, then its container as for any existing data
+            restore.run(ctx, action)
+            nodes.create(ctx, node)
+            _record_system_identifier(ctx, node)
         case Kind.CLONE:
             _bootstrap(ctx, action)
         case Kind.RECLONE:

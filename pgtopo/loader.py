@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import types
 from collections import defaultdict
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from typing import Annotated, Any, NoReturn, Protocol, Union, get_args, get_orig
 from pydantic import BaseModel, ValidationError
 
 from pgtopo import pg_settings, spec
+from pgtopo.backup import spec as backup_spec
 from pgtopo.errors import SpecError
 from pgtopo.interpolate import InterpolationError, interpolate  # noqa: F401  (re-exported for callers)
 from pgtopo.spec import Topology, TopologyProblems
@@ -45,7 +47,11 @@ _Err = tuple[dict[str, Any], Path, str, bool]  # a pydantic error, its data path
 
 # --- pydantic's errors -> readable problems -------------------------------------------------
 
-_PATTERN_TEXT = {spec.PARAM_TEXT_PATTERN: "must not contain control characters"}
+_PATTERN_TEXT = {
+    spec.PARAM_TEXT_PATTERN: "must not contain control characters",
+    backup_spec.PATH_PATTERN: "must be an absolute path (starting with /) without control characters",
+    backup_spec.LSN_PATTERN: "must be an LSN as PostgreSQL writes it, e.g. 0/3000028",
+}
 _NO_GOT = {"string_too_long", "too_short", "too_long", "value_error"}
 
 
@@ -70,11 +76,16 @@ def _reason(err: Mapping[str, Any]) -> str:
         return _PATTERN_TEXT.get(ctx["pattern"], f"must match {ctx['pattern']}")
     if kind in ("too_short", "string_too_short") and ctx.get("min_length") == 1:
         return "must not be empty"
+    if kind == "timezone_aware":
+        return "must name its time zone, e.g. 2026-11-26T10:00:00Z or 2026-11-26T12:00:00+02:00"
+    if kind.startswith(("datetime_", "date_")):
+        return "must be a date and time, e.g. 2026-11-26T10:00:00Z"
+    if kind == "literal_error":  # Literal[True] reads as YAML writes it
+        return "must be " + re.sub(r"(?<!')\b(True|False)\b(?!')", lambda m: m[1].lower(), str(ctx["expected"]))
     if kind.startswith(("int_", "float_", "bool_")):
         scalar = kind.split("_")[0]
         return {"int": "must be an integer", "float": "must be a number", "bool": "must be true or false"}[scalar]
     table = {
-        "literal_error": "must be {expected}",
         "string_too_long": "must be at most {max_length} characters",
         "string_too_short": "must be at least {min_length} characters",
         "too_short": "must have at least {min_length} entries",
@@ -125,19 +136,24 @@ def _unwrap(tp: Any) -> Any:
     return tp
 
 
+def _keys(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's keys as the file writes them (a field's alias: `from`, not `from_`) → their types."""
+    return {field.alias or name: field.annotation for name, field in model.model_fields.items()}
+
+
 def _fields_at(path: Path) -> list[str]:
     """The keys the model allows in the mapping at `path` (none if it is not a model)."""
     tp: Any = Topology
     for step in path:
         tp = _unwrap(tp)
-        if isinstance(tp, type) and issubclass(tp, BaseModel) and step in tp.model_fields:
-            tp = tp.model_fields[step].annotation
+        if isinstance(tp, type) and issubclass(tp, BaseModel) and step in _keys(tp):
+            tp = _keys(tp)[step]
         elif get_origin(tp) is dict:
             tp = get_args(tp)[1]
         else:
             return []
     tp = _unwrap(tp)
-    return list(tp.model_fields) if isinstance(tp, type) and issubclass(tp, BaseModel) else []
+    return list(_keys(tp)) if isinstance(tp, type) and issubclass(tp, BaseModel) else []
 
 
 def _split_loc(loc: tuple[Any, ...], data: Any, kind: str) -> tuple[Path, Path | None, str, bool]:
@@ -161,7 +177,7 @@ def _split_loc(loc: tuple[Any, ...], data: Any, kind: str) -> tuple[Path, Path |
 
 def _member_text(member: str) -> str:
     """How a union member reads in `must be X or Y`."""
-    model = getattr(spec, member, None)
+    model = getattr(spec, member, None) or getattr(backup_spec, member, None)
     if isinstance(model, type) and issubclass(model, BaseModel):
         return "{" + ", ".join(f"{n}: ..." for n, f in model.model_fields.items() if f.is_required()) + "}"
     if member == "bool":
@@ -171,16 +187,27 @@ def _member_text(member: str) -> str:
     return "a string"
 
 
+def _fitting_member(path: Path, members: dict[str, list[_Err]]) -> list[_Err] | None:
+    """The union member whose own errors to report: one with only value errors (a pattern, a range),
+    else a mapping whose keys are all that member's (a value inside it of the wrong type)."""
+    for items in members.values():
+        kinds = [e["type"] for e, *_ in items]
+        if not any(k in ("missing", "extra_forbidden") or k.endswith(("_type", "_parsing")) for k in kinds):
+            return items
+    for items in members.values():
+        if all(len(p) > len(path) and e["type"] not in ("missing", "extra_forbidden") for e, p, *_ in items):
+            return items
+    return None
+
+
 def _union_problems(path: Path, errs: list[_Err], tree: Tree, data: Any) -> list[Problem]:
     """One failed union: the errors of the member that nearly fits, else one summary."""
     members: dict[str, list[_Err]] = {}
     for item in errs:
         members.setdefault(item[2], []).append(item)
-    for items in members.values():
-        kinds = [e["type"] for e, *_ in items]
-        if not any(k in ("missing", "extra_forbidden") or k.endswith(("_type", "_parsing")) for k in kinds):
-            return [(_position(tree, p, "key" if k else e["type"]), tree.conceal(p, _message(e, p, k)))
-                    for e, p, _, k in items]
+    if (items := _fitting_member(path, members)) is not None:
+        return [(_position(tree, p, "key" if k else e["type"]), tree.conceal(p, _message(e, p, k)))
+                for e, p, _, k in items]
     wanted = list(dict.fromkeys(_member_text(m) for m in members))
     expected = " or ".join([", ".join(wanted[:-1]), wanted[-1]] if len(wanted) > 1 else wanted)
     for step in path:
@@ -272,7 +299,7 @@ def parse_topology(text: str, filename: str, env: Mapping[str, str],
     (and the file sets parameters); its refusals are problems like any other."""
     data, tree = _to_data(text, filename, env)
     try:
-        topology = Topology.model_validate(data)
+        topology = Topology.model_validate(data, by_alias=True, by_name=False)  # `from`, never `from_`
     except ValidationError as exc:
         _raise(filename, [*tree.problems, *_validation_problems(exc, data, tree)])
     if tree.problems:

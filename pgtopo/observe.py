@@ -29,6 +29,7 @@ from pgtopo import (
     state as cluster_state,
     walend,
 )
+from pgtopo.backup import archiver, repository
 from pgtopo.containers import Mount
 from pgtopo.errors import PgtopoError
 from pgtopo.observed import (
@@ -88,6 +89,7 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
             else pool.submit(_state_in, client, names.container(topo.primary), topo.cluster))
         f_image = pool.submit(docker_ops.image_env, client, topo.image)
         f_ports = pool.submit(docker_ops.published_ports, client) if _fixed_ports(topo) else None
+        f_repository = pool.submit(repository.volume_facts, client, topo)
         threading.Thread(target=_import_psycopg, name="pgtopo-import", daemon=True).start()
         containers, volumes, network = f_containers.result(), f_volumes.result(), f_network.result()
         image = f_image.result()
@@ -106,9 +108,11 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
         f_pooler = pool.submit(probe_pooler, topo.cluster, parts.pooler, state)
         f_read_pooler = pool.submit(probe_pooler, topo.cluster, parts.read_pooler, state)
         f_catalog = pool.submit(_read_catalog, topo, endpoints.get(topo.primary), role_passwords or {})
+        f_archiver = pool.submit(archiver.read, endpoints.get(topo.primary)) if topo.backup is not None else None
         facts = {n: f.result() for n, f in futures.items()}
         pooler, read_pooler = f_pooler.result(), f_read_pooler.result()
         catalog = f_catalog.result()
+        archiving = f_archiver.result() if f_archiver is not None else None
     primary = facts[topo.primary].pg
     roles, databases = catalog if catalog is not None and primary is not None and not primary.in_recovery \
         else (None, None)
@@ -118,6 +122,7 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
         state_volume=parts.state_volume,
         system_identifier=state.system_identifier if state else None,
         credentials=state is not None,
+        restored_from=state.restored_from if state else None,
         nodes=facts,
         foreign=tuple(sorted(parts.foreign)),
         leftovers=tuple(sorted(parts.helpers)),
@@ -130,6 +135,8 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
         read_pooler=read_pooler,
         roles=roles,
         databases=databases,
+        repository=f_repository.result(),
+        archiver=archiving,
     )
     return Snapshot(observed=observed, state=state, endpoints=endpoints)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from pgtopo import labels as L, majors
+from pgtopo.backup.archiving import ArchiverFacts
 from pgtopo.pgcontrol import PRIMARY_STATES
 
 # Settings a standby needs at least as high as its primary's (PostgreSQL checks them on replay).
@@ -260,6 +261,7 @@ class Observed:
     state_volume: VolumeFacts | None = None
     system_identifier: int | None = None  # recorded at initdb in the state volume
     credentials: bool = False  # the state volume holds the cluster's passwords
+    restored_from: str | None = None  # the state volume records a restore from a backup ("CLUSTER LABEL")
     nodes: Mapping[str, NodeFacts] = field(default_factory=dict)
     foreign: tuple[str, ...] = ()  # objects with pgtopo names but without pgtopo labels
     leftovers: tuple[str, ...] = ()  # helper containers a killed pgtopo left behind (never started)
@@ -275,6 +277,10 @@ class Observed:
     # read on the file's primary while it takes writes; None: not read (it does not, or did not answer)
     roles: tuple[RoleFacts, ...] | None = None
     databases: tuple[DatabaseFacts, ...] | None = None
+    # with a backup: block: its repository volume (None: missing, or the repository is a host path),
+    # and the file's primary's pg_stat_archiver (None: not read)
+    repository: VolumeFacts | None = None
+    archiver: ArchiverFacts | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", MappingProxyType(dict(self.nodes)))

@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from pgtopo import conninfo, desired, labels as L, proof, rollback, synchronous
 from pgtopo.actions import Action, Kind, Phase, Plan, PullPolicy, Wave
+from pgtopo.backup import planning as backup_planning, restore_plan
 from pgtopo.copies import (
     ahead_of,
     behind_upstream,
@@ -41,7 +42,8 @@ REMOVE_VOLUME_WAVE = Wave(Phase.REMOVE, 1)  # after the containers that used the
 SLOT_WAVE = Wave(Phase.SLOTS, 0)
 
 REPLICATION_KEYS = desired.REPLICATION_KEYS
-DATA_KINDS = (Kind.INIT, Kind.CLONE, Kind.RECLONE, Kind.REWIND, Kind.DEMOTE, Kind.UPGRADE)  # on existing data: leave the container stopped
+# on existing data: leave the container stopped
+DATA_KINDS = (Kind.INIT, Kind.RESTORE, Kind.CLONE, Kind.RECLONE, Kind.REWIND, Kind.DEMOTE, Kind.UPGRADE)
 
 
 def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, allow_data_loss: bool = False,
@@ -64,7 +66,7 @@ def plan(topo: Topology, obs: Observed, prune_volumes: bool = False, allow_data_
         return Plan(refusals=tuple(refusals))
     actions = _cluster_actions(topo, obs) + list(promo.actions)
     fenced = stopped_writers | {n for a in promo.actions for n in a.fence}
-    notes: list[str] = []
+    notes: list[str] = restore_plan.notes(topo, obs)
     deferred: set[str] = set()  # built after the restarts (standby_settings.copies_after_restarts)
     for node in sorted(topo.nodes, key=lambda n: (topo.depth(n), n)):
         if node in promo.handled or node in stopped_writers:
@@ -172,6 +174,7 @@ def _refusals(topo: Topology, obs: Observed, pull: PullPolicy, promoting: bool =
         refusals.append(f"image {topo.image} is not in the Docker engine, and --pull never forbids pulling it: "
                         f"build it or `docker load` it, or apply with --pull missing")
     refusals += _major_refusals(topo, obs, promoting)
+    refusals += restore_plan.refusals(topo, obs)
     primary = obs.node(topo.primary)
     holders = sorted(n.name for n in obs.nodes.values() if n.name != topo.primary and n.has_data)
     swapping = primary.data is not None and primary.data.swap_from is not None
@@ -260,7 +263,7 @@ def _cluster_actions(topo: Topology, obs: Observed) -> list[Action]:
                        target=name) for name in obs.leftovers]
     if obs.state_volume is None or not obs.credentials:
         actions.append(Action(Kind.CREATE_STATE, "", "no stored credentials yet: keep the passwords in the state volume", wave=Wave()))
-    return actions
+    return actions + backup_planning.repository_actions(topo, obs)
 
 
 def _node_actions(topo: Topology, obs: Observed, node: str, fenced: set[str]) -> list[Action]:
@@ -279,7 +282,7 @@ def _node_actions(topo: Topology, obs: Observed, node: str, fenced: set[str]) ->
     # A node without data gets a new container that initdbs or clones before its server starts
     # (execute._bootstrap), and an upgrade ends with the new image's container running (upgrade.py):
     # that action brings the container too.
-    bootstrapped = any(a.kind in (Kind.INIT, Kind.CLONE, Kind.UPGRADE) for a in actions)
+    bootstrapped = any(a.kind in (Kind.INIT, Kind.RESTORE, Kind.CLONE, Kind.UPGRADE) for a in actions)
     container = None if bootstrapped else _container_action(topo, facts, wave, data_rebuilt, obs.image_id)
     rewrite = None if data_rebuilt else rewrite_conf(topo, obs, facts, wave)
     if rewrite is not None:
@@ -328,6 +331,8 @@ def _primary_data(topo: Topology, obs: Observed, facts: NodeFacts, wave: Wave) -
     actions = []
     if facts.volume is None:
         actions.append(Action(Kind.CREATE_VOLUME, facts.name, "no data volume", wave=wave))
+    if topo.bootstrap is not None:
+        return [*actions, restore_plan.restore_action(topo, facts.name, wave)]
     actions.append(Action(Kind.INIT, facts.name, "no data anywhere in the cluster: initdb with data checksums, "
                           "then start", wave=wave))
     return actions

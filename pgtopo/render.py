@@ -12,10 +12,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pgtopo.actions import Action, Plan
-from pgtopo.documents import NodeStatus, PoolerStatus, StatusDocument, SynchronousStatus
+from pgtopo.documents import BackupStatus, NodeStatus, PoolerStatus, StatusDocument, SynchronousStatus
 from pgtopo.spec import Topology
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from rich.console import Console
 
     from pgtopo.history import HistoryDocument, HistoryEntry
@@ -106,6 +108,10 @@ def print_status(out: "Console", doc: StatusDocument) -> None:
         out.print(_escape(pooler_line(doc.read_pooler, "pooler (read-only)")), highlight=False)
     if doc.synchronous is not None:
         out.print(_escape(synchronous_line(doc.synchronous)), highlight=False)
+    if doc.backup is not None:
+        out.print(_escape(backup_line(doc.backup)), highlight=False)
+    for problem in doc.problems:
+        out.print(f"[red]problem:[/] {_escape(problem)}")
     if checked:
         for refusal in doc.refusals:
             out.print(f"refused: {_escape(refusal)}")
@@ -140,6 +146,28 @@ def synchronous_line(sync: SynchronousStatus) -> str:
     elif sync.in_effect != sync.rule:
         line += f" · the primary runs with {sync.in_effect or 'none (asynchronous)'}"
     return line
+
+
+def backup_line(backup: BackupStatus) -> str:
+    """`backup native → volume pg-backup · archived 000000010000000000000003 at …, 0 failed`, or
+    what goes wrong with archiving."""
+    line = f"backup {backup.method} → {backup.repository}"
+    arch = backup.archiving
+    if arch is None:
+        return f"{line} · archiving: the primary does not answer"
+    if arch.archive_mode == "off":
+        return f"{line} · archiving off on {arch.node} (archive_mode off): apply turns it on"
+    done = (f"archived {arch.last_archived_wal} at {_moment(arch.last_archived_time)}" if arch.last_archived_wal
+            else "nothing archived yet")
+    if arch.failing:
+        return (f"{line} · archiving FAILS on {arch.node}: {arch.last_failed_wal} at {_moment(arch.last_failed_time)}"
+                f" ({arch.failed_count} failed; {done})")
+    failed = f", last failure {arch.last_failed_wal} at {_moment(arch.last_failed_time)}" if arch.last_failed_wal else ""
+    return f"{line} · {done} ({arch.archived_count} archived, {arch.failed_count} failed{failed})"
+
+
+def _moment(when: "datetime | None") -> str:
+    return "-" if when is None else when.isoformat(timespec="seconds")
 
 
 def status_cells(node: NodeStatus) -> list[str]:

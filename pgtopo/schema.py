@@ -1,6 +1,6 @@
 """The JSON Schemas pgtopo publishes, generated from its models: topology files (`spec.Topology`),
 plans, status and history documents (`documents.PlanDocument`, `documents.StatusDocument`,
-`history.HistoryDocument`).
+`history.HistoryDocument`), backup listings (`backup.document.BackupsDocument`).
 
 `schemas/<name>.schema.json` is this module's output, checked in so editors and CI can validate
 files (`# yaml-language-server: $schema=...`); `make schema` regenerates them and a unit test
@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from pgtopo.backup.document import BackupsDocument
 from pgtopo.documents import PlanDocument, StatusDocument
 from pgtopo.history import HistoryDocument
 from pgtopo.spec import Topology
@@ -62,7 +63,7 @@ def document_schema(name: str) -> dict[str, Any]:
     `topology` refers to topology.schema.json beside it (resolved against the `$id`) instead of
     carrying a second copy of the topology's definitions."""
     models: dict[str, type[BaseModel]] = {"plan": PlanDocument, "status": StatusDocument,
-                                          "history": HistoryDocument}
+                                          "history": HistoryDocument, "backups": BackupsDocument}
     model = models[name]
     schema = model.model_json_schema()
     topology = schema["properties"].get("topology")
@@ -96,7 +97,7 @@ def _local_refs(node: Any) -> set[str]:
     return set()
 
 
-SCHEMAS = ("topology", "plan", "status", "history")
+SCHEMAS = ("topology", "plan", "status", "history", "backups")
 
 
 def schema_text(name: str = "topology") -> str:

@@ -108,7 +108,8 @@ _RUNS_A_COMMAND = ("runs a command as the postgres user, which can read the clus
                    "(docs/backup.md): remove it")
 FORBIDDEN_PARAMETERS = {
     "recovery_target": "would stop WAL replay at a point of its own, so a standby may never catch up and a "
-                       "promotion may lose committed writes: remove it (restore to a point in time outside pgtopo)",
+                       "promotion may lose committed writes: remove it (to restore a new cluster to a point in "
+                       "time: the file's bootstrap: block, docs/backup.md)",
     "promote_trigger_file": "would let a file promote a standby behind pgtopo's back (two writers): remove it "
                             "and promote by changing `primary:` in the file",
     "hot_standby": "must stay on: pgtopo reads every standby's state through SQL before it decides anything; "

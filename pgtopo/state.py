@@ -31,6 +31,7 @@ SUPERUSER_FILE = "superuser_password"
 REPLICATION_FILE = "replication_password"
 SYSID_FILE = "system_identifier"
 PGPASS_FILE = "pgpass"
+RESTORED_FILE = "restored_from"  # a cluster made from a backup: "CLUSTER LABEL" (backup/restore.py)
 HISTORY_FILE = "history.json"  # written only by write_history, never by write: see journal.py
 
 
@@ -42,6 +43,8 @@ class ClusterState:
     # the hosts pgpass has lines for (desired.pgpass_hosts); none: lines for any host, as an
     # older pgtopo wrote them, kept until the hosts are known
     hosts: tuple[str, ...] = ()
+    # set when the cluster was made from another's backup (bootstrap.restore): "CLUSTER LABEL"
+    restored_from: str | None = None
     # the history file's bytes as read with the rest (None: none yet); history.py reads them
     history: bytes | None = field(default=None, compare=False)
 
@@ -77,6 +80,8 @@ def encode(state: ClusterState, replication_user: str) -> dict[str, bytes]:
     }
     # always present (empty until the primary's first initdb, after which pgtopo records it)
     files[SYSID_FILE] = str(state.system_identifier).encode() if state.system_identifier is not None else b""
+    if state.restored_from is not None:
+        files[RESTORED_FILE] = state.restored_from.encode()
     return files
 
 
@@ -104,6 +109,7 @@ def decode(files: dict[str, bytes]) -> ClusterState | None:
         replication_password=replication.decode(),
         system_identifier=int(sysid.decode()) if sysid else None,
         hosts=_pgpass_hosts(files.get(PGPASS_FILE, b"").decode(errors="replace")),
+        restored_from=files[RESTORED_FILE].decode(errors="replace") if files.get(RESTORED_FILE) else None,
         history=files.get(HISTORY_FILE),
     )
 

@@ -72,6 +72,8 @@ Retention = FullRetention | WindowRetention
 
 def _cron(value: str) -> str:
     try:
+        if len(value.split()) != 5:  # cronsim also takes six, seconds first
+            raise CronSimError("Wrong number of fields")
         CronSim(value, datetime(2000, 1, 1))
     except (CronSimError, ValueError) as exc:
         raise ValueError(f"must be a cron expression of five fields, e.g. \"0 3 * * *\" ({exc})") from None
@@ -94,8 +96,13 @@ class Backup(_Frozen):
         default=None, description="Cron expression (UTC) that `pgtopo backup --if-due` follows; no daemon runs it.")
 
 
+def utc_now() -> datetime:
+    """The clock a restore target is checked against (tests set it)."""
+    return datetime.now(UTC)
+
+
 def _past(value: datetime) -> datetime:
-    if value > datetime.now(UTC):
+    if value > utc_now():
         raise ValueError(f"is in the future ({value.isoformat()}): a restore can only reach WAL written already")
     return value
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pgtopo import spec
+from pgtopo.backup import spec as backup_spec
 from pgtopo.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,8 +150,11 @@ def test_topology_reference_covers_every_key_and_refused_setting() -> None:
     text = (ROOT / "docs/topology.md").read_text()
     models = (spec.Topology, spec.Auth, spec.Node, spec.Switchover, spec.Pooler, spec.Synchronous, spec.EnvSecret,
               spec.FileSecret,
-              spec.Role, spec.Database)
-    keys = {name for model in models for name in model.model_fields}
+              spec.Role, spec.Database, backup_spec.Backup, backup_spec.VolumeRepository, backup_spec.PathRepository,
+              backup_spec.FullRetention, backup_spec.WindowRetention, backup_spec.Bootstrap, backup_spec.Restore,
+              backup_spec.RestoreSource, backup_spec.TimeTarget, backup_spec.LsnTarget, backup_spec.NameTarget,
+              backup_spec.ImmediateTarget)
+    keys = {field.alias or name for model in models for name, field in model.model_fields.items()}
     refused = set(spec.MANAGED_PARAMETERS) | set(spec.FORBIDDEN_PARAMETERS) | set(spec.OWNED_PARAMETERS)
     missing = sorted(k for k in keys | refused if not re.search(rf"`[{{]?{k}\b", text))
     assert missing == []

@@ -265,7 +265,7 @@ def test_status_document_values(case: str) -> None:
 def test_status_document_keeps_its_keys_in_their_order() -> None:
     doc = as_json(documents.status_document(T, UNHEALTHY))
     assert list(doc) == ["format", "kind", "pgtopo_version", "cluster", "primary", "nodes", "in_sync", "refusals", "pooler", "read_pooler",
-                         "synchronous"]
+                         "synchronous", "backup", "problems"]
     assert list(doc["nodes"][0]) == ["name", "in_file", "desired_role", "desired_upstream", "container",
                                      "host_port", "role", "upstream", "replication", "sync_state", "delay", "lag_bytes", "timeline",
                                      "lsn", "error", "has_data", "drift"]

@@ -44,10 +44,28 @@ def test_forbidden_in_a_node_s_parameters(tmp_path: Path) -> None:
         "on: pgtopo reads every standby's state through SQL before it decides anything; remove it"]
 
 
-@pytest.mark.parametrize("name", ["work_mem", "archive_mode", "archive_timeout",
-                                  "wal_level", "hot_standby_feedback", "restore_point"])
+@pytest.mark.parametrize("name", ["work_mem", "archive_timeout", "wal_level", "hot_standby_feedback",
+                                  "restore_point"])
 def test_neighbours_are_allowed(name: str) -> None:
     assert parameter_problem(name) is None
+
+
+@pytest.mark.parametrize(
+    "name, tail",
+    [
+        ("archive_mode", "pgtopo sets it from the file's backup: block (docs/backup.md): use that"),
+        ("archive_command", "pgtopo archives WAL and restores from the file's backup: and bootstrap: blocks "
+                            "(docs/backup.md): remove it"),
+        ("restore_command", "pgtopo archives WAL and restores from the file's backup: and bootstrap: blocks "
+                            "(docs/backup.md): remove it"),
+        ("archive_library", "pgtopo archives WAL from the file's backup: block (docs/backup.md): remove it"),
+        ("recovery_target_time", "remove it (to restore a new cluster to a point in time: the file's bootstrap: "
+                                 "block, docs/backup.md)"),
+    ],
+)
+def test_archiving_and_recovery_settings_name_the_blocks_that_say_them(name: str, tail: str) -> None:
+    problem = parameter_problem(name)
+    assert problem is not None and problem.endswith(" " + tail), problem
 
 
 def test_validate_exits_2_with_the_reason(tmp_path: Path) -> None:

@@ -60,7 +60,8 @@ def test_a_document_nested_exactly_as_deep_as_allowed_is_read() -> None:
     deep = "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)
     found = problems(HEAD + f"deep: {deep}\n")
     assert found == ["t.yaml:7:1: deep: unknown key 'deep' (expected one of: version, cluster, image, network, "
-                     "primary, auth, parameters, switchover, nodes, synchronous, pooler, roles, databases)"]
+                     "primary, auth, parameters, switchover, nodes, synchronous, pooler, roles, databases, "
+                     "backup, bootstrap)"]
 
 
 @pytest.mark.parametrize(

@@ -933,7 +933,8 @@ def test_a_tab_indented_file_gets_the_hint(tmp_path: Path) -> None:
 # --- what the properties found (each failed before its fix in loader.py) -------------------------
 
 TOP = HEAD + "nodes: {primary: {}}\n"
-EXPECTED_KEYS = "version, cluster, image, network, primary, auth, parameters, switchover, nodes, synchronous, pooler, roles, databases"
+EXPECTED_KEYS = ("version, cluster, image, network, primary, auth, parameters, switchover, nodes, synchronous, pooler, "
+                 "roles, databases, backup, bootstrap")
 
 
 @pytest.mark.parametrize(
