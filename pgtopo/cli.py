@@ -7,7 +7,7 @@ No decisions are made here.  Exit codes (for users: docs/exit-codes.md):
   status    0 observed         2 error
   history   0 shown            2 error (a damaged history)
   destroy   0 removed          1 not confirmed                             2 error
-  backup    0 taken / not due  1 lock timeout                              2 error (no backup: block, the job failed)
+  backup    0 taken / not due  1 lock timeout, refused                     2 error (no backup: block, the job failed)
   backups   0 listed           2 error
 Heavy libraries (docker, psycopg, rich) are imported only by the commands that need them.
 """
@@ -685,10 +685,26 @@ def _json_flag() -> bool:
         a == "--log-format" and args[i + 1:i + 2] == ["json"] for i, a in enumerate(args))
 
 
+# What to do after an interrupted command that changes something; the others changed nothing.
+AFTER_INTERRUPT = {
+    "apply": "run apply again to finish what was started",
+    "switchover": "run apply again to finish what was started",
+    "destroy": "run destroy again to finish what was started",
+    "backup": "the backup was not made complete; run `pgtopo backup` again (what it left is removed first)",
+}
+
+
+def interrupted_message(argv: list[str]) -> str:
+    """What an interrupted `pgtopo ARGV` says: the command is the first argument that names one."""
+    command = next((a for a in argv if a in cli.commands), None)
+    after = AFTER_INTERRUPT.get(command or "")
+    return f"interrupted; {after}" if after else "interrupted; nothing was changed"
+
+
 def _interrupted(exc: KeyboardInterrupt) -> NoReturn:
     """Ctrl-C exits 130 and SIGTERM 143, as shells report them, so CI can tell a cancelled job from
     a refusal; the lock and helper containers were released as the stack unwound."""
-    click.echo("interrupted; run apply again to finish what was started", err=True)
+    click.echo(interrupted_message(sys.argv[1:]), err=True)
     _exit(exit_code(exc))
 
 

@@ -174,7 +174,7 @@ def _refusals(topo: Topology, obs: Observed, pull: PullPolicy, promoting: bool =
         refusals.append(f"image {topo.image} is not in the Docker engine, and --pull never forbids pulling it: "
                         f"build it or `docker load` it, or apply with --pull missing")
     refusals += _major_refusals(topo, obs, promoting)
-    refusals += restore_plan.refusals(topo, obs)
+    refusals += restore_plan.refusals(topo, obs) + backup_planning.repository_refusals(obs.repository)
     primary = obs.node(topo.primary)
     holders = sorted(n.name for n in obs.nodes.values() if n.name != topo.primary and n.has_data)
     swapping = primary.data is not None and primary.data.swap_from is not None

@@ -15,7 +15,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from pgtopo import pg_settings
-from pgtopo.backup.spec import Backup, Bootstrap
+from pgtopo.backup.spec import Backup, Bootstrap, VolumeRepository
+from pgtopo.labels import Names
 from pgtopo.pooler import settings as pooler_settings
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,29}$"
@@ -408,10 +409,25 @@ def topology_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str]]
     problems.extend(_synchronous_problems(topo))
     problems.extend(_role_problems(topo))
     problems.extend(_database_problems(topo))
+    problems.extend(_repository_problems(topo))
     if topo.backup is not None and topo.backup.method == "pgbackrest":
         problems.append((("backup", "method"), "method pgbackrest is not built yet: use method: native (pg_basebackup "
                                                "and an archive command, on any image)"))
     return problems
+
+
+def _repository_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str]]:
+    """A repository volume named like one of the cluster's own volumes would be mounted, and
+    written to, as both (a node's data under its WAL archive)."""
+    if topo.backup is None or not isinstance(topo.backup.repository, VolumeRepository):
+        return []
+    names = Names(topo.cluster)
+    own = {names.volume(n): f"node {n}'s data volume" for n in topo.nodes} | {names.state_volume: "the state volume"}
+    volume = topo.backup.repository.volume
+    if volume not in own:
+        return []
+    return [(("backup", "repository", "volume"), f"volume {volume!r} is {own[volume]}: a repository needs a "
+             f"volume of its own (e.g. {topo.cluster}-backup)")]
 
 
 def sync_eligible(topo: Topology) -> tuple[str, ...]:

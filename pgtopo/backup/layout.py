@@ -20,6 +20,7 @@ REPO_MOUNT = "/var/lib/pgtopo-backup"
 SOURCE_MOUNT = "/var/lib/pgtopo-restore"
 MANIFEST = "pgtopo-backup.json"
 PARTIAL = ".partial"
+REPOSITORY_ROLE = "repository"  # the role label of a repository volume pgtopo created
 
 
 def cluster_dir(cluster: str, mount: str = REPO_MOUNT) -> str:
@@ -43,10 +44,12 @@ def archive_command(cluster: str) -> str:
     name, flush it, rename it into place and flush the directory, so an archived segment is
     never half there.  A segment already archived is accepted only when identical (a standby
     promoted meanwhile, a retry after a crash), never overwritten: an old primary that went on
-    writing after a failover cannot replace this cluster's WAL with its own."""
+    writing after a failover cannot replace this cluster's WAL with its own.  A copy that fails
+    (a full repository) removes its temporary file: the archiver retries every minute, and each
+    retry's leftover would take space the retry after needs."""
     wal = wal_dir(cluster)
-    return (f'f={wal}/%f; if [ -f "$f" ]; then cmp -s %p "$f"; else mkdir -p {wal} && cp %p "$f.tmp$$" '
-            f'&& sync "$f.tmp$$" && mv "$f.tmp$$" "$f" && sync {wal}; fi')
+    return (f'f={wal}/%f; if [ -f "$f" ]; then cmp -s %p "$f"; else mkdir -p {wal} && {{ cp %p "$f.tmp$$" '
+            f'&& sync "$f.tmp$$" && mv "$f.tmp$$" "$f" && sync {wal} || {{ rm -f "$f.tmp$$"; exit 1; }}; }}; fi')
 
 
 def restore_command(cluster: str, mount: str = SOURCE_MOUNT) -> str:

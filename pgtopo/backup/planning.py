@@ -7,10 +7,11 @@ it is created).  Carried out by execute.py through `backup.repository.ensure`.
 
 from __future__ import annotations
 
-from pgtopo import desired
+from pgtopo import desired, labels as L
 from pgtopo.actions import Action, Kind, Wave
+from pgtopo.backup import layout
 from pgtopo.backup.spec import VolumeRepository, repository_text
-from pgtopo.observed import Observed
+from pgtopo.observed import Observed, VolumeFacts
 from pgtopo.spec import Topology
 
 
@@ -34,6 +35,21 @@ def repository_actions(topo: Topology, obs: Observed) -> list[Action]:
     who = f"{', '.join(mounting)} {'are' if len(mounting) > 1 else 'is'}"
     return [Action(Kind.PREPARE_REPOSITORY, "", f"{who} to mount {repository_text(repo)}: make sure {dirs} exist "
                    "there, owned by the image's postgres user", wave=Wave(), target=target)]
+
+
+def repository_refusals(found: VolumeFacts | None) -> list[str]:
+    """An existing volume the file names as its repository that pgtopo made for another job (a
+    node's data, a state volume, of this cluster or another): mounting it in every node would mix
+    WAL and backups into that data.  A repository volume of another cluster is fine: one
+    repository may hold several clusters, each under its own name.  Asked by plan() and, for
+    `pgtopo backup`, by repository.ensure."""
+    role = (found.labels or {}).get(L.ROLE) if found is not None else None
+    if found is None or role in (None, layout.REPOSITORY_ROLE):
+        return []
+    owner = (found.labels or {}).get(L.CLUSTER, "?")
+    return [f"backup.repository: volume {found.name} is pgtopo's {role} volume of cluster {owner}, not a "
+            "repository; pgtopo never mounts it as one. Name a volume of its own in backup.repository, and "
+            "run the command again"]
 
 
 def _mounts_it(topo: Topology, obs: Observed, node: str) -> bool:

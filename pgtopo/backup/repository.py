@@ -13,17 +13,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pgtopo import desired, docker_ops, labels as L
-from pgtopo.backup import layout
+from pgtopo.backup import layout, planning
 from pgtopo.backup.spec import PathRepository, Repository, VolumeRepository
 from pgtopo.containers import ContainerSpec
-from pgtopo.errors import DockerError
+from pgtopo.errors import DockerError, SafetyRefusal
 from pgtopo.observed import VolumeFacts
 from pgtopo.spec import Topology
 
 if TYPE_CHECKING:
     import docker
 
-ROLE = "repository"  # the role label of a repository volume pgtopo created
+ROLE = layout.REPOSITORY_ROLE
 
 # Run as root in the file's image: <cluster>, <cluster>/wal and <cluster>/base exist, owned by the
 # image's postgres user (everything under a directory another uid owns is handed over: an image
@@ -50,7 +50,10 @@ def ensure(client: "docker.DockerClient", topo: Topology) -> None:
     if topo.backup is None:
         return
     repo = topo.backup.repository
-    if isinstance(repo, VolumeRepository) and volume_facts(client, topo) is None:
+    found = volume_facts(client, topo)
+    if refusals := planning.repository_refusals(found):
+        raise SafetyRefusal(refusals[0])
+    if isinstance(repo, VolumeRepository) and found is None:
         docker_ops.create_volume(client, repo.volume, L.labels(topo.cluster, ROLE))
     try:
         docker_ops.run_job(client, prepare_job(topo, repo), timeout=120)

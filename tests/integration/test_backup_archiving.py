@@ -9,6 +9,7 @@ import contextlib
 import json
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
@@ -144,3 +145,47 @@ def test_a_missing_host_directory_is_said_plainly(make_cluster, tmp_path) -> Non
     assert result.code == 2, result
     assert f"backup repository {missing} does not exist on the Docker host" in result.err, result
     assert f"create the directory {missing}" in result.err, result
+
+
+@pytest.fixture
+def small_directory(tmp_path) -> Iterator[Path]:
+    """A host directory on its own 160 MB tmpfs: a repository that can fill up. Unmounted at the end."""
+    where = tmp_path / "small-repository"
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160m,mode=0755", "pgtopo-test", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_full_repository_shows_in_status_and_the_next_backup_after_space_is_freed_succeeds(
+        make_cluster, small_directory: Path) -> None:
+    c = make_cluster(IMAGE)
+    apply_ok(c, SOLO + f"backup:\n  repository: {{path: {small_directory}}}\n")
+    psql(c.container("primary"), "CREATE TABLE ledger (id bigserial PRIMARY KEY)")
+    first = switch_wal(c, "primary")
+    assert wait_for(lambda: first in archived(c, "primary"), timeout=10)
+
+    filler = small_directory / "filler"
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M"], capture_output=True)  # until no space is left
+    failed = switch_wal(c, "primary")
+    assert wait_for(lambda: status_check(c)[0] == 1, timeout=15)
+    code, doc = status_check(c)
+    assert doc["backup"]["archiving"]["failing"] is True and doc["backup"]["archiving"]["last_failed_wal"] == failed
+    assert doc["problems"][0].startswith("primary: WAL archiving fails: " + failed), doc
+    result = pgtopo("backup", str(c.path))
+    assert result.code == 2 and "the backup job failed" in result.err and "No space left" in result.err, result
+    assert "Traceback" not in result.err
+    assert pgtopo("backups", str(c.path), "--output", "json").code == 0
+
+    filler.unlink()
+    after = switch_wal(c, "primary")  # the archiver retries the failed segment first
+    assert wait_for(lambda: {failed, after} <= set(archived(c, "primary")), timeout=30), archived(c, "primary")
+    assert not [name for name in archived(c, "primary") if ".tmp" in name]  # failed copies left nothing behind
+    assert status_check(c)[0] == 0
+    result = pgtopo("backup", str(c.path))
+    assert result.code == 0, result
+    listing = json.loads(pgtopo("backups", str(c.path), "--output", "json").out)
+    assert len(listing["backups"]) == 1 and sorted(p.name for p in (small_directory / c.name / "base").iterdir()) \
+        == [listing["backups"][0]["label"]]

@@ -134,6 +134,23 @@ def test_removing_the_backup_block_turns_archiving_off_and_unmounts() -> None:
     assert ("primary", "recreate") in kinds(p)
 
 
+@pytest.mark.parametrize("labels, refused", [
+    (L.labels("other", "node", "primary"), "backup.repository: volume pg-backup is pgtopo's node volume of cluster "
+                                           "other, not a repository; pgtopo never mounts it as one. Name a volume of "
+                                           "its own in backup.repository, and run the command again"),
+    (L.labels("other", "state"), "backup.repository: volume pg-backup is pgtopo's state volume of cluster other"),
+    (L.labels("other", "repository"), None),  # one repository holds several clusters
+    ({}, None),  # the user's own volume
+])
+def test_a_volume_pgtopo_made_for_something_else_is_never_a_repository(labels: dict[str, str],
+                                                                         refused: str | None) -> None:
+    p = plan(B, replace(with_repository(B), repository=VolumeFacts("pg-backup", labels)))
+    if refused is None:
+        assert not p.refusals
+    else:
+        assert len(p.refusals) == 1 and p.refusals[0].startswith(refused) and not p.actions, p.refusals
+
+
 def test_a_repository_volume_named_after_the_cluster_is_no_node_s_and_never_pruned() -> None:
     raw = [{"Name": "pg-backup", "Labels": L.labels("pg", "repository")},
            {"Name": "pg-primary-data", "Labels": L.labels("pg", "node", "primary")}]
@@ -235,3 +252,63 @@ def test_the_repository_is_prepared_by_a_root_helper_of_the_file_s_image() -> No
     assert job.mounts == (Mount("pg-backup", layout.REPO_MOUNT),)
     assert job.labels[L.ROLE] == "helper" and job.labels[L.CLUSTER] == "pg" and job.name.startswith("pg-pgtopo-helper-")
     assert job.command[-1] == "/var/lib/pgtopo-backup/pg"  # a positional argument, never parsed by the shell
+
+
+# -- the archive command, run by sh ----------------------------------------------------------------
+
+def _archive(tmp_path, segment: bytes, path_dirs: str | None = None) -> tuple[int, list[str]]:
+    """archive_command with its repository moved under tmp_path, run by sh as PostgreSQL runs it
+    (%p and %f replaced); its exit status and what the wal directory then holds."""
+    import os
+    import subprocess
+
+    src = tmp_path / "000000010000000000000001"
+    src.write_bytes(segment)
+    command = (layout.archive_command("pg").replace(layout.REPO_MOUNT, str(tmp_path / "repo"))
+               .replace("%p", str(src)).replace("%f", src.name))
+    env = dict(os.environ, PATH=path_dirs or os.environ["PATH"])
+    code = subprocess.run(["/bin/sh", "-c", command], env=env, timeout=30).returncode
+    wal = tmp_path / "repo" / "pg" / "wal"
+    return code, sorted(p.name for p in wal.iterdir()) if wal.exists() else []
+
+
+def test_the_archive_command_puts_a_segment_in_place_and_accepts_only_the_same_again(tmp_path) -> None:
+    assert _archive(tmp_path, b"one") == (0, ["000000010000000000000001"])
+    assert (tmp_path / "repo/pg/wal/000000010000000000000001").read_bytes() == b"one"
+    assert _archive(tmp_path, b"one")[0] == 0  # a retry of what is there
+    assert _archive(tmp_path, b"two")[0] != 0  # another cluster's (or an old primary's) segment
+    assert (tmp_path / "repo/pg/wal/000000010000000000000001").read_bytes() == b"one"
+
+
+def test_a_copy_that_fails_leaves_no_temporary_file(tmp_path) -> None:
+    """What a full repository does to the copy (cp or sync fails), imitated by a sync that fails:
+    the command fails and its temporary file is gone, so retries do not fill the repository."""
+    import shutil
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("cp", "mv", "mkdir", "rm", "cmp"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    (bin_dir / "sync").write_text("#!/bin/sh\nexit 1\n")
+    (bin_dir / "sync").chmod(0o755)
+    assert _archive(tmp_path, b"one", str(bin_dir)) == (1, [])
+
+
+def test_backup_refuses_a_volume_pgtopo_made_for_something_else_before_writing_to_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pgtopo backup` prepares the repository itself (repository.ensure): it refuses another
+    cluster's data volume before it creates, runs or writes anything."""
+    from pgtopo.backup import repository
+    from pgtopo.errors import SafetyRefusal
+
+    touched: list[str] = []
+    monkeypatch.setattr(docker_ops, "list_volumes", lambda client, name: [
+        {"Name": "pg-backup", "Labels": L.labels("other", "node", "primary")}])
+    monkeypatch.setattr(docker_ops, "create_volume", lambda *a, **k: touched.append("create"))
+    monkeypatch.setattr(docker_ops, "run_job", lambda *a, **k: touched.append("job"))
+    with pytest.raises(SafetyRefusal, match="volume pg-backup is pgtopo's node volume of cluster other"):
+        repository.ensure(object(), B)  # type: ignore[arg-type]
+    assert touched == []
+    monkeypatch.setattr(docker_ops, "list_volumes", lambda client, name: [])
+    repository.ensure(object(), B)  # type: ignore[arg-type]
+    assert touched == ["create", "job"]

@@ -98,6 +98,12 @@ def restore_with(line: str) -> str:
         pytest.param("backup:\n  repository: {volume: -pg}\n",
                      "8:24: backup.repository.volume: must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$ (got '-pg')",
                      id="volume-name"),
+        pytest.param("backup:\n  repository: {volume: pg-primary-data}\n",
+                     "8:16: backup.repository.volume: volume 'pg-primary-data' is node primary's data volume: a "
+                     "repository needs a volume of its own (e.g. pg-backup)", id="a-node-s-data-volume"),
+        pytest.param("backup:\n  repository: {volume: pg-pgtopo-state}\n",
+                     "8:16: backup.repository.volume: volume 'pg-pgtopo-state' is the state volume: a repository "
+                     "needs a volume of its own (e.g. pg-backup)", id="the-state-volume"),
         pytest.param("backup:\n  schedule: '0 3 * * *'\n",
                      "7:1: backup.repository: missing required key", id="no-repository"),
     ],

@@ -67,3 +67,17 @@ def _abort(cause: BaseException | None) -> click.exceptions.Abort:
 ], ids=["refusal", "error", "ctrl-c", "sigterm", "ctrl-c at a prompt", "prompt without an answer", "exit", "bug"])
 def test_the_exit_code_the_history_records_is_the_one_main_exits_with(exc: BaseException, code: int) -> None:
     assert cli.exit_code(exc) == code
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["apply", "pg.yaml"], "interrupted; run apply again to finish what was started"),
+    (["-v", "switchover", "pg.yaml", "replica"], "interrupted; run apply again to finish what was started"),
+    (["destroy", "backup.yaml"], "interrupted; run destroy again to finish what was started"),
+    (["backup", "apply.yaml"], "interrupted; the backup was not made complete; run `pgtopo backup` again "
+                               "(what it left is removed first)"),
+    (["diff", "pg.yaml"], "interrupted; nothing was changed"),
+    (["backups", "pg.yaml"], "interrupted; nothing was changed"),
+    ([], "interrupted; nothing was changed"),
+])
+def test_an_interruption_says_what_to_do_for_the_command_it_stopped(argv: list[str], said: str) -> None:
+    assert cli.interrupted_message(argv) == said
