@@ -9,6 +9,7 @@ No decisions are made here.  Exit codes (for users: docs/exit-codes.md):
   destroy   0 removed          1 not confirmed                             2 error
   backup    0 taken / not due  1 lock timeout, refused                     2 error (no backup: block, the job failed)
   backups   0 listed           2 error
+  export    0 written          2 error (no major in the image's tag and no --image-name)
 Heavy libraries (docker, psycopg, rich) are imported only by the commands that need them.
 """
 
@@ -609,6 +610,69 @@ def backups(file: Path, verbose: bool, log_format: str | None, output: str) -> N
     listing.needs_backup_block(topo, str(file))
     doc = listing.document(_client(), topo)
     click.echo(doc.to_json() if output == "json" else "\n".join(document.text_lines(doc)))
+
+
+def _image_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from pgtopo.spec import IMAGE_REFERENCE
+
+    if value is not None and not IMAGE_REFERENCE.fullmatch(value):
+        raise click.BadParameter(f"{value!r} is not an image reference, [REGISTRY[:PORT]/]NAME[:TAG][@DIGEST]")
+    return value
+
+
+def _quantity(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from pgtopo.export.cnpg import QUANTITY
+
+    if not QUANTITY.fullmatch(value):
+        raise click.BadParameter(f"{value!r} is not a size as Kubernetes writes one, e.g. 10Gi or 500Mi")
+    return value
+
+
+@cli.command()
+@FILE
+@common
+@click.option("--format", "fmt", type=click.Choice(["cnpg"]), required=True,
+              help="cnpg: a CloudNativePG Cluster (and a Database per database of the file).")
+@click.option("--image-name", callback=_image_name,
+              help="The Cluster's image; default ghcr.io/cloudnative-pg/postgresql:MAJOR, MAJOR from the file's "
+                   "image tag.")
+@click.option("--bootstrap", type=click.Choice(["pg_basebackup", "initdb"]), default="pg_basebackup",
+              show_default=True, help="pg_basebackup: clone the running primary; initdb: start empty.")
+@click.option("--source-host", help="How the pods reach the primary (pg_basebackup); default its container name.")
+@click.option("--storage-size", default="10Gi", show_default=True, callback=_quantity,
+              help="Each instance's volume.")
+@click.option("--output", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the manifest to this file instead of stdout.")
+def export(file: Path, verbose: bool, log_format: str | None, fmt: str, image_name: str | None, bootstrap: str,
+           source_host: str | None, storage_size: str, out_file: Path | None) -> None:
+    """Write the cluster as a Kubernetes manifest; never touches Docker.
+
+    What the target cannot express is left out, each with a warning on stderr (docs/export.md).
+
+    \b
+    Example:  pgtopo export cluster.yaml --format cnpg --output cluster.cnpg.yaml
+    """
+    from pgtopo.export import cnpg, yaml_text
+
+    _setup(verbose, log_format)
+    if source_host is not None and bootstrap != "pg_basebackup":
+        raise click.UsageError("--source-host goes with --bootstrap pg_basebackup")
+    if out_file is not None and out_file.resolve() == file.resolve():
+        raise click.UsageError("--output names the topology file itself")
+    topo = _load(file)
+    method = cnpg.PgBaseBackup(source_host) if bootstrap == "pg_basebackup" else cnpg.InitDb()
+    documents, warnings = cnpg.cluster_manifest(topo, image_name, method, storage_size=storage_size, file=str(file))
+    text = yaml_text.documents_text(documents)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if out_file is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        out_file.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise PgtopoError(f"cannot write {out_file}: {exc.strerror}; nothing was written",
+                          hint="name a file in a directory you can write to") from exc
 
 
 @cli.command()
