@@ -31,7 +31,7 @@ PG_PORT = 5432
 SMALL_SERVERS = {"shared_buffers": "16MB", "max_connections": 30}
 HEAL_POLL = 0.02
 WRITE_INTERVAL = 0.01
-SECTIONS = "abcdefhps"
+SECTIONS = "abcdefhprs"
 
 
 class BenchError(Exception):

@@ -17,6 +17,8 @@ against the issue's targets):
   h  scale: converge time for 1+1, 1+4, 1+8, 1+12 with small servers (one run each)
   p  the pooler: a client through it and one straight to the nodes during a switchover, a restart
      and an image roll; its overhead on `SELECT 1`
+  r  backups on 1+1 holding `pgbench -i -s 20` (5 with --quick): `pgtopo backup` beside a bare
+     pg_basebackup of the same standby, `pgtopo backups`, and a new 1+1 restored by `pgtopo apply`
   s  synchronous replicas on 1+2: pgbench commit TPS and latency asynchronous, `any 1`, `first 1`
      ($PGTOPO_BENCH_SYNC_SECONDS per run, default 20, 5 with --quick); switchover under a client
      inserting every 10 ms, asynchronous beside `any 1`
@@ -29,7 +31,7 @@ Ctrl-C or SIGTERM.  Results go to stdout and to bench/RESULTS.md.  Exit 0 when e
   .venv/bin/python bench/run.py [--reps N] [--quick] [--image IMAGE] [--only a,b,...] [--out FILE]
 
 This file parses the options and runs the sections; converge.py holds a, b and h, operations.py
-c to f, pooler.py p, sync.py s, harness.py starts pgtopo and cleans up after it, report.py makes the tables.
+c to f, pooler.py p, backup.py r, sync.py s, harness.py starts pgtopo and cleans up after it, report.py makes the tables.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from pathlib import Path
 import docker
 import psycopg
 
+from backup import backup_section
 from converge import Attempts, baseline_section, cold_section, converge_runs, scale_section
 from harness import DEFAULT_IMAGE, DEFAULT_OUT, SECTIONS, BenchError, Settings, check_image, cleanup_all, progress
 from operations import cli_section, heal_section, noop_section, switchover_section
@@ -104,6 +107,7 @@ def run_sections(s: Settings, workdir: Path) -> list[Section]:
         ("f", "CLI start-up", lambda: cli_section(s)),
         ("h", "Scale", lambda: scale_section(s, workdir)),
         ("p", "Pooler", lambda: pooler_section(s, workdir)),
+        ("r", "Backups", lambda: backup_section(s, workdir)),
         ("s", "Synchronous replicas", lambda: sync_section(s, workdir)),
     ]
     for key, title, fn in steps_:
