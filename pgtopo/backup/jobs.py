@@ -19,12 +19,13 @@ from pgtopo.containers import ContainerSpec, Mount
 from pgtopo.spec import Topology
 
 APPLICATION_NAME = "pgtopo-backup"  # pg_stat_progress_basebackup shows the backup's progress under it
-BACKUP_JOBS = ("backup", "backup-list", "backup-finish", "backup-expire")
+BACKUP_JOBS = ("backup", "backup-list", "backup-finish", "backup-expire")  # backup-expire: an older pgtopo's
 
 # pg_basebackup into <label>.partial, tethered to pgtopo (docker_ops.tether): pgtopo killed, the
 # engine closes the job's stdin, `cat` ends and pg_basebackup is stopped, so no copy goes on
 # loading the source behind the next run's back.  One flush of the tree, then pg_verifybackup
-# (checksums of every file, and the WAL it needs) when the image has it; last its disk usage.
+# (checksums of every file, and the WAL it needs) when the image has it; last its disk usage,
+# backup_label and the manifest's WAL-Ranges (what the record needs: results()).
 BACKUP_SCRIPT = r"""
 set -eu
 exec 3<&0  # a background list's stdin is /dev/null: the tether goes to it as fd 3
@@ -36,6 +37,8 @@ if [ "$rc" -ne 0 ]; then exit "$rc"; fi
 sync
 if command -v pg_verifybackup >/dev/null 2>&1; then pg_verifybackup -q "$dir"; fi
 echo "pgtopo-size $(du -sk "$dir" | cut -f1)"
+sed 's/^/pgtopo-label /' "$dir/backup_label"
+sed -n '/^"WAL-Ranges": \[$/,/^\],$/s/^/pgtopo-ranges /p' "$dir/backup_manifest"
 """
 
 # The cluster's complete backups (a directory with a record, not .partial): one line per record,
@@ -126,16 +129,17 @@ def list_job(topo: Topology, tidy: bool) -> ContainerSpec:
     return _helper(topo, "backup-list", argv, read_only=not tidy)
 
 
-def finish_job(topo: Topology, label: str, record: str) -> ContainerSpec:
-    argv = ["sh", "-c", FINISH_SCRIPT, "pgtopo-backup-finish", layout.base_dir(topo.cluster), label,
-            layout.MANIFEST, record]
+# One container for both (each one a container start less): the record makes the backup complete,
+# then retention; a failure of the first stops the second.
+FINISH_AND_EXPIRE_SCRIPT = FINISH_SCRIPT + "shift 4\n" + EXPIRE_SCRIPT
+
+
+def finish_job(topo: Topology, label: str, record: str, expired: list[str], cutoff: str | None) -> ContainerSpec:
+    """FINISH_SCRIPT for the backup `label`, then EXPIRE_SCRIPT for the backups retention no longer
+    keeps (`expired`) and the archived WAL before `cutoff`."""
+    argv = ["sh", "-c", FINISH_AND_EXPIRE_SCRIPT, "pgtopo-backup-finish", layout.base_dir(topo.cluster), label,
+            layout.MANIFEST, record, layout.cluster_dir(topo.cluster), cutoff or "", *expired]
     return _helper(topo, "backup-finish", argv)
-
-
-def expire_job(topo: Topology, labels: list[str], cutoff: str | None) -> ContainerSpec:
-    argv = ["sh", "-c", EXPIRE_SCRIPT, "pgtopo-backup-expire", layout.cluster_dir(topo.cluster), cutoff or "",
-            *labels]
-    return _helper(topo, "backup-expire", argv)
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,15 @@ def parse_list_output(output: str) -> Contents:
             newest_wal, newest_time = parts[0], datetime.fromtimestamp(int(parts[1]), UTC)
     return Contents(tuple(sorted(records, key=lambda r: (r.start_time, r.label))), tuple(removed), newest_wal,
                     newest_time, damaged)
+
+
+def results(output: str) -> tuple[str, str] | None:
+    """backup_label, and the backup manifest's WAL-Ranges as a JSON document of its own, from
+    what BACKUP_SCRIPT printed; None when either is missing (read from the copy instead)."""
+    label, ranges = tagged(output, "pgtopo-label"), tagged(output, "pgtopo-ranges")
+    if not label or not ranges:
+        return None
+    return "\n".join(label) + "\n", "{" + "\n".join(ranges).rstrip().rstrip(",") + "}"
 
 
 def tagged(output: str, word: str) -> list[str]:

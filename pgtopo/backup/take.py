@@ -5,12 +5,13 @@ interleave with it: the backup jobs a killed run left are removed and its .parti
 too; with `--if-due`, the schedule is asked (policy.due); the cluster is observed and the source
 chosen (policy.choose_source); pg_basebackup runs in a job tethered to this process
 (jobs.BACKUP_SCRIPT); the record is made from backup_label and backup_manifest and written last
-(jobs.FINISH_SCRIPT), which makes the backup complete; then retention expires backups and
-archived WAL (policy.kept, jobs.EXPIRE_SCRIPT).
+(jobs.FINISH_SCRIPT), which makes the backup complete; then, in the same job, retention expires
+backups and archived WAL (policy.kept, jobs.EXPIRE_SCRIPT).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,8 +67,9 @@ def take(client: "docker.DockerClient", topo: Topology, lock_timeout: float, eve
         if source.node != topo.primary:
             _restartpoint_ahead(topo, snapshot, source.node, events)
         record = _base_backup(client, topo, snapshot, source.node, {r.label for r in contents.records}, events)
-        outcome = Outcome(True, reason, record, time.monotonic() - started, contents.removed)
-        _expire(client, topo, (*contents.records, record), record.label, outcome)
+        outcome = Outcome(True, reason, record, removed=contents.removed)
+        _finish(client, topo, (*contents.records, record), record, outcome)
+        outcome.seconds = time.monotonic() - started
         return outcome
 
 
@@ -140,13 +142,16 @@ def _base_backup(client: "docker.DockerClient", topo: Topology, snapshot: Snapsh
     stop = datetime.now(UTC)
     sizes = jobs.tagged(output, "pgtopo-size")
     size = int(sizes[-1]) * 1024 if sizes and sizes[-1].isdigit() else 0
-    facts, end = _read_results(client, topo, label)
+    parsed = None
+    if (printed := jobs.results(output)) is not None:
+        with contextlib.suppress(PgtopoError):  # a tail cut short: read the files themselves
+            parsed = _parse_results(label, *printed)
+    facts, end = parsed or _read_results(client, topo, label)
     record = BackupRecord(label=label, type="full", method="native", cluster=topo.cluster, source=node,
                           backup_from=facts.backup_from, start_lsn=facts.start_lsn, start_wal=facts.start_wal,
                           stop_lsn=end, timeline=facts.timeline, start_time=start, stop_time=stop, size_bytes=size,
                           system_identifier=str(pg.system_identifier), server_major=pg.server_version // 10000,
                           pgtopo_version=__version__)
-    docker_ops.run_job(client, jobs.finish_job(topo, label, record_text(record)), timeout=600)
     return record
 
 
@@ -179,7 +184,7 @@ def _run_tethered(client: "docker.DockerClient", spec: ContainerSpec, progress: 
                 return int(state.get("ExitCode", -1))
 
             code = waits.wait_until(exited, float("inf"), waits.PROGRESS)
-        output = docker_ops.last_lines(client, cid, 40)
+        output = docker_ops.last_lines(client, cid, 80)
         if code != 0:
             tail = "\n".join(output.splitlines()[-8:])
             raise DockerError(f"the backup job failed (exit {code}):\n{tail}",
@@ -191,7 +196,8 @@ def _run_tethered(client: "docker.DockerClient", spec: ContainerSpec, progress: 
 
 
 def _read_results(client: "docker.DockerClient", topo: Topology, label: str) -> tuple[LabelFacts, str]:
-    """backup_label and backup_manifest of the copy, read through a helper (read-only)."""
+    """backup_label and backup_manifest of the copy, read through a helper (read-only): when the
+    job's output did not carry them (jobs.results)."""
     assert topo.backup is not None
     partial = layout.backup_dir(topo.cluster, label) + layout.PARTIAL
     mounts = (layout.repository_mount(topo.backup.repository, read_only=True),)
@@ -199,23 +205,31 @@ def _read_results(client: "docker.DockerClient", topo: Topology, label: str) -> 
                            L.Names(topo.cluster).helper()) as hid:
         label_text = docker_ops.read_file(client, hid, f"{partial}/backup_label")
         manifest = docker_ops.read_file(client, hid, f"{partial}/backup_manifest")
+    if label_text is None or manifest is None:
+        return _parse_results(label, None, None)
+    return _parse_results(label, label_text.decode(errors="replace"), manifest.decode(errors="replace"))
+
+
+def _parse_results(label: str, label_text: str | None, manifest: str | None) -> tuple[LabelFacts, str]:
     try:
         if label_text is None or manifest is None:
             raise ValueError("backup_label or backup_manifest is missing")
-        return parse_backup_label(label_text.decode(errors="replace")), wal_end(manifest.decode(errors="replace"))
+        return parse_backup_label(label_text), wal_end(manifest)
     except ValueError as exc:
         raise PgtopoError(f"the backup {label} is not usable: {exc}; it was not made complete",
                           hint="run `pgtopo backup` again (the incomplete copy is removed first)") from exc
 
 
-def _expire(client: "docker.DockerClient", topo: Topology, records: tuple[BackupRecord, ...], taken: str,
+def _finish(client: "docker.DockerClient", topo: Topology, records: tuple[BackupRecord, ...], record: BackupRecord,
             outcome: Outcome) -> None:
-    """Retention: the backups it no longer keeps, and the archived WAL older than the oldest kept."""
+    """The record written, which makes the backup complete; then retention: the backups it no
+    longer keeps, and the archived WAL older than the oldest kept.  One job (jobs.finish_job)."""
     assert topo.backup is not None
-    keep = policy.kept(records, topo.backup.retention, datetime.now(UTC), taken)
+    keep = policy.kept(records, topo.backup.retention, datetime.now(UTC), record.label)
     gone = policy.expired(records, keep)
     outcome.cutoff = policy.wal_cutoff(keep)
-    output = docker_ops.run_job(client, jobs.expire_job(topo, [r.label for r in gone], outcome.cutoff), timeout=3600)
+    spec = jobs.finish_job(topo, record.label, record_text(record), [r.label for r in gone], outcome.cutoff)
+    output = docker_ops.run_job(client, spec, timeout=3600)
     outcome.expired = tuple(jobs.tagged(output, "pgtopo-expired"))
     counts = jobs.tagged(output, "pgtopo-wal-removed")
     outcome.wal_removed = int(counts[-1]) if counts and counts[-1].strip().isdigit() else 0

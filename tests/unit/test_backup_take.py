@@ -230,7 +230,8 @@ def test_the_listing_reads_complete_backups_oldest_first_the_removed_and_the_new
     assert jobs.parse_list_output("") == jobs.Contents()
 
 
-@pytest.mark.parametrize("name", ["BACKUP_SCRIPT", "LIST_SCRIPT", "FINISH_SCRIPT", "EXPIRE_SCRIPT"])
+@pytest.mark.parametrize("name", ["BACKUP_SCRIPT", "LIST_SCRIPT", "FINISH_SCRIPT", "EXPIRE_SCRIPT",
+                                  "FINISH_AND_EXPIRE_SCRIPT"])
 def test_a_backup_job_script_is_posix_sh(name: str) -> None:
     found = shellcheck(getattr(jobs, name))
     assert found.returncode == 0, f"{name}:\n{found.stdout}"
@@ -286,3 +287,37 @@ def test_the_backups_document_validates_against_its_checked_in_schema() -> None:
     assert lines[1].startswith(at(5).label) and lines[2].startswith(at(1).label)
     assert lines[-1] == (f"recoverable: {at(5).stop_time:%Y-%m-%d %H:%M:%S} to {NOW:%Y-%m-%d %H:%M:%S} UTC "
                          "(last WAL archived, as the primary reports it)")
+
+
+# backup_label and the end of a backup_manifest as PostgreSQL writes them (a standby promoted
+# during the backup: two WAL ranges)
+PG_LABEL = ("START WAL LOCATION: 0/4000060 (file 000000010000000000000004)\nCHECKPOINT LOCATION: 0/4000098\n"
+         "BACKUP METHOD: streamed\nBACKUP FROM: standby\nSTART TIME: 2026-12-01 12:00:00 UTC\n"
+         "PG_LABEL: pg_basebackup base backup\nSTART TIMELINE: 1\n")
+PG_MANIFEST = ('{ "PostgreSQL-Backup-Manifest-Version": 1,\n"Files": [\n'
+            '{ "Path": "backup_label", "Size": 225, "Last-Modified": "2026-12-01 12:00:00 GMT" },\n'
+            '{ "Path": "global/pg_control", "Size": 8192, "Last-Modified": "2026-12-01 12:00:00 GMT" }\n],\n'
+            '"WAL-Ranges": [\n'
+            '{ "Timeline": 1, "Start-LSN": "0/4000060", "End-LSN": "0/5000000" },\n'
+            '{ "Timeline": 2, "Start-LSN": "0/5000000", "End-LSN": "0/5000130" }\n'
+            '],\n"Manifest-Checksum": "0123abcd"}\n')
+
+
+def test_the_backup_job_prints_what_the_record_needs_and_it_reads_as_the_files_do(tmp_path: Path) -> None:
+    """The tail of BACKUP_SCRIPT (the lines after pg_verifybackup) on files as PostgreSQL writes
+    them: jobs.results gives back backup_label and a WAL-Ranges document that parse as the files
+    themselves do, so no helper has to read them."""
+    import subprocess
+
+    (tmp_path / "backup_label").write_text(PG_LABEL)
+    (tmp_path / "backup_manifest").write_text(PG_MANIFEST)
+    tail = jobs.BACKUP_SCRIPT[jobs.BACKUP_SCRIPT.index('sed '):]
+    out = subprocess.run(["/bin/sh", "-c", "set -eu\ndir=\"$1\"\n" + tail, "sh", str(tmp_path)], capture_output=True,
+                         text=True, timeout=30, check=True).stdout
+    printed = jobs.results("pgtopo-size 123\nsome warning\n" + out)
+    assert printed is not None
+    label, ranges = printed
+    assert parse_backup_label(label) == parse_backup_label(PG_LABEL)
+    assert wal_end(ranges) == wal_end(PG_MANIFEST) == "0/5000130"
+    assert jobs.results("pgtopo-size 123\n") is None
+    assert jobs.results(out.split("pgtopo-ranges")[0]) is None  # the ranges cut off: read the files
