@@ -95,7 +95,32 @@ def cluster_manifest(topo: Topology, image_name: str | None, bootstrap: Bootstra
     spec["storage"] = {"size": storage_size}
     warnings += found_roles + block_warnings(topo) + found
     cluster = {"apiVersion": API_VERSION, "kind": "Cluster", "metadata": {"name": topo.cluster}, "spec": spec}
-    return [cluster, *_databases(topo)], warnings
+    documents = [cluster, *_databases(topo)]
+    _refuse_clashes(topo, documents, file)
+    return documents, warnings
+
+
+def _refuse_clashes(topo: Topology, documents: list[Manifest], file: str) -> None:
+    """Kubernetes names end in a letter or digit, and two Secrets (or two Databases) cannot share
+    one: a cluster name ending in `-`, or roles such as `app` and `app_` (both `<cluster>-app`),
+    cannot be exported as they are."""
+    problems = []
+    if topo.cluster.endswith("-"):
+        problems.append(f"{file}: cluster name {topo.cluster!r} ends in '-', which a Kubernetes name cannot")
+    spec = documents[0]["spec"]
+    secrets = [(r["passwordSecret"]["name"], f"role {r['name']}") for r in spec.get("managed", {}).get("roles", [])
+               if "passwordSecret" in r]
+    secrets += [(c["password"]["name"], "the replication user") for c in spec.get("externalClusters", [])]
+    databases = [(d["metadata"]["name"], f"database {d['spec']['name']}") for d in documents[1:]]
+    for kind, named in (("Secret", secrets), ("Database", databases)):
+        seen: dict[str, str] = {}
+        for name, what in named:
+            if name in seen:
+                problems.append(f"{file}: {seen[name]} and {what} would both need the {kind} {name}")
+            seen.setdefault(name, what)
+    if problems:
+        raise SpecError(problems, hint="rename one of them in the file (Kubernetes object names: letters, digits "
+                                       "and '-', ending in a letter or digit), then export again")
 
 
 def default_image(topo: Topology, file: str) -> str:

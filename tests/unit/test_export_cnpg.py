@@ -420,3 +420,23 @@ def test_the_export_module_does_no_io() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('docker', 'psycopg', 'requests')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+@pytest.mark.parametrize("changes, said", [
+    ({"roles": "{app: {password: {env: A}}, app_: {password: {env: B}}}"},
+     "cluster.yaml: role app and role app_ would both need the Secret pg-app"),
+    ({"roles": "{replication: {password: {env: A}}}"},
+     "cluster.yaml: role replication and the replication user would both need the Secret pg-replication"),
+    ({"roles": "{app: {}}", "databases": "{shop: {owner: app}, shop_: {owner: app}}"},
+     "cluster.yaml: database shop and database shop_ would both need the Database pg-shop"),
+    ({"cluster": "pg-"}, "cluster.yaml: cluster name 'pg-' ends in '-', which a Kubernetes name cannot"),
+])
+def test_names_kubernetes_cannot_take_are_refused_with_what_clashes(changes: dict[str, str], said: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        export(topology(MINIMAL, **changes))
+    assert caught.value.problems == [said], caught.value.problems
+    assert "rename one of them in the file" in (caught.value.hint or "")
+
+
+def test_the_same_roles_without_passwords_need_no_secret_and_export() -> None:
+    export(topology(MINIMAL, roles="{app: {}, app_: {}}"))
