@@ -75,7 +75,12 @@ def _load(file: Path, ask_server: bool = False, pull: "PullPolicy" = "never") ->
         return load_topology(file)
     from pgtopo import image_catalog
 
-    return load_topology(file, catalog=lambda topo: image_catalog.server_catalog(_client(), topo, pull))
+    topo = load_topology(file, catalog=lambda topo: image_catalog.server_catalog(_client(), topo, pull))
+    if topo.backup is not None and topo.backup.method == "pgbackrest":
+        from pgtopo.backup import pgbackrest_run
+
+        pgbackrest_run.check_image(_client(), topo)
+    return topo
 
 
 def _client() -> "docker.DockerClient":
@@ -564,7 +569,7 @@ def _env() -> dict[str, str]:
 @FILE
 @common
 @click.option("--type", "kind", type=click.Choice(["full", "incr"]), default="full", show_default=True,
-              help="full: a complete copy (method native takes only full backups).")
+              help="full: a complete copy; incr: what changed since the last backup (method pgbackrest only).")
 @click.option("--if-due", is_flag=True, help="Only when backup.schedule says one is due (for cron or CI).")
 @click.option("--lock-timeout", type=float, default=600.0, show_default=True,
               help="Seconds to wait for an apply or a backup of the same cluster.")
@@ -581,14 +586,14 @@ def backup(file: Path, verbose: bool, log_format: str | None, kind: str, if_due:
     _setup(verbose, log_format)
     topo = _load(file)
     listing.needs_backup_block(topo, str(file))
-    if kind == "incr":
+    if kind == "incr" and topo.backup is not None and topo.backup.method == "native":
         raise PgtopoError("--type incr: method native takes full backups only; nothing was done",
-                          hint="run `pgtopo backup` without --type")
+                          hint="run `pgtopo backup` without --type, or use method: pgbackrest")
     out = render.console()
     progress = render.Progress(out)
     events = take.Events(info=lambda m: out.print(m, markup=False), progress=progress.update)
     with progress:
-        outcome = take.take(_client(), topo, lock_timeout, events, if_due=if_due)
+        outcome = take.take(_client(), topo, lock_timeout, events, if_due=if_due, kind=kind)
     for line in document.outcome_lines(outcome):
         out.print(line, markup=False)
 

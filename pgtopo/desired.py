@@ -36,7 +36,7 @@ def settings(topo: Topology, node: str) -> dict[str, str]:
     pgtopo sets from `synchronous:`, the node's `delay:` and `backup:` (WAL archiving, on every
     node: a promoted standby archives from then on; the user's archive_timeout wins)."""
     user = {k: setting_text(v) for k, v in topo.parameters_of(node).items()}
-    archive = backup_layout.archive_settings(topo.cluster) if topo.backup is not None else {}
+    archive = backup_layout.archive_settings(topo.cluster, topo.backup.method) if topo.backup is not None else {}
     return dict(sorted({**archive, **user, **synchronous.node_settings(topo, node)}.items()))
 
 

@@ -392,7 +392,8 @@ def tether(client: "docker.DockerClient", container: str) -> Iterator[None]:
 
 
 @contextmanager
-def exec_tethered(client: "docker.DockerClient", container: str, argv: list[str]) -> Iterator[None]:
+def exec_tethered(client: "docker.DockerClient", container: str, argv: list[str],
+                  user: str = "") -> Iterator[None]:
     """Run `argv` in a running container with its stdin held by this process until the block ends
     or this process dies however it dies: then the engine closes that stdin, and a command that
     waits for its end (`cat`) goes on.  The socket is shut down, not only closed: the engine sees
@@ -400,7 +401,7 @@ def exec_tethered(client: "docker.DockerClient", container: str, argv: list[str]
     import socket
 
     with translated(f"run a command in {container}"):
-        created = client.api.exec_create(container, argv, stdin=True, stdout=False, stderr=False)
+        created = client.api.exec_create(container, argv, stdin=True, stdout=False, stderr=False, user=user)
         sock = client.api.exec_start(created["Id"], socket=True)
     try:
         yield
@@ -560,6 +561,24 @@ def write_files(
             tar.addfile(info, io.BytesIO(content))
     with translated(f"write files into {container}:{directory}"):
         client.api.put_archive(container, directory, buf.getvalue())
+
+
+def write_dir(client: "docker.DockerClient", container: str, parent: str, name: str, files: dict[str, bytes],
+              uid: int, gid: int) -> None:
+    """Write `files` (0600) into a new directory `parent`/`name` (0700), all owned by uid:gid, of a
+    created or running container: secrets only that user reads."""
+    buf = io.BytesIO()
+    now = int(time.time())
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        folder = tarfile.TarInfo(name)
+        folder.type, folder.mode, folder.uid, folder.gid, folder.mtime = tarfile.DIRTYPE, 0o700, uid, gid, now
+        tar.addfile(folder)
+        for file, content in files.items():
+            info = tarfile.TarInfo(f"{name}/{file}")
+            info.size, info.mode, info.uid, info.gid, info.mtime = len(content), 0o600, uid, gid, now
+            tar.addfile(info, io.BytesIO(content))
+    with translated(f"write files into {container}:{parent}/{name}"):
+        client.api.put_archive(container, parent, buf.getvalue())
 
 
 @contextmanager

@@ -79,29 +79,43 @@ def cache_dir() -> Path | None:
     return Path(home) / ".cache" / "pgtopo" if os.path.isabs(home) else None
 
 
-def _cache_file(image_id: str) -> Path | None:
+def _cache_file(image_id: str, kind: str = "settings") -> Path | None:
     match, where = _IMAGE_ID.match(image_id), cache_dir()
     if match is None or where is None:
         return None
-    return where / f"settings-v{CACHE_FORMAT}-{match.group(1)}.txt"
+    return where / f"{kind}-v{CACHE_FORMAT}-{match.group(1)}.txt"
+
+
+def write_cached(image_id: str, text: str, kind: str) -> None:
+    _write_cache(image_id, text, kind)
 
 
 def _read_cache(image_id: str) -> pg_settings.Catalog | None:
-    path = _cache_file(image_id)
+    text = read_cached(image_id)
     try:
-        return pg_settings.parse_server_catalog(path.read_text(encoding="utf-8")) if path else None
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None  # none yet, or unreadable: ask the server again
+        return pg_settings.parse_server_catalog(text) if text is not None else None
+    except ValueError:
+        return None  # unreadable: ask the server again
 
 
-def _write_cache(image_id: str, output: str) -> None:
+def read_cached(image_id: str, kind: str = "settings") -> str | None:
+    """What an earlier run learnt of an image (by its id: a new build of a tag is another); None
+    when nothing or nothing readable is kept."""
+    path = _cache_file(image_id, kind)
+    try:
+        return path.read_text(encoding="utf-8") if path else None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _write_cache(image_id: str, output: str, kind: str = "settings") -> None:
     """Atomically (a whole file or none); a cache that cannot be written is no error."""
-    path = _cache_file(image_id)
+    path = _cache_file(image_id, kind)
     if path is None:
         return
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".settings-")
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{kind}-")
     except OSError:
         return
     try:

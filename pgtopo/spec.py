@@ -410,9 +410,6 @@ def topology_problems(topo: Topology) -> list[tuple[tuple[str | int, ...], str]]
     problems.extend(_role_problems(topo))
     problems.extend(_database_problems(topo))
     problems.extend(_repository_problems(topo))
-    if topo.backup is not None and topo.backup.method == "pgbackrest":
-        problems.append((("backup", "method"), "method pgbackrest is not built yet: use method: native (pg_basebackup "
-                                               "and an archive command, on any image)"))
     return problems
 
 

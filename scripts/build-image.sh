@@ -7,17 +7,22 @@
 set -euo pipefail
 
 major=${1:?usage: build-image.sh 13|15|17|18}
+packages="postgresql-$major,pgbackrest"
 case $major in
-    13) suite=bullseye ;;
+    13) suite=bullseye; packages="postgresql-$major" ;;
     15) suite=bookworm ;;
     17) suite=trixie ;;
     18) suite=forky ;;
     *) echo "build-image: only 13 (bullseye), 15 (bookworm), 17 (trixie) and 18 (forky) are known" >&2; exit 2 ;;
 esac
-tag="pgtopo-local/postgres:$major"
+tag=${IMAGE_TAG:-"pgtopo-local/postgres:$major"}  # IMAGE_TAG: another name (a trial build beside the tested one)
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
-if [[ -z ${FORCE:-} ]] && docker image inspect "$tag" >/dev/null 2>&1; then
+# The recipe's version, a label of the image: an image an older recipe built (without
+# pgBackRest, say) is built again.
+recipe=2
+if [[ -z ${FORCE:-} ]] && [[ $(docker image inspect -f '{{index .Config.Labels "pgtopo-local.recipe"}}' "$tag" \
+        2>/dev/null) == "$recipe" ]]; then
     echo "build-image: $tag present (cached)" >&2
     exit 0
 fi
@@ -38,9 +43,9 @@ fi
 work=$(mktemp -d /var/tmp/pgtopo-image.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 rootfs=$work/rootfs
-echo "build-image: debootstrap $suite with postgresql-$major (about a minute)" >&2
+echo "build-image: debootstrap $suite with ${packages//,/ and } (about a minute)" >&2
 started=$SECONDS
-if ! debootstrap --variant=minbase --include="postgresql-$major" "$suite" "$rootfs" "$mirror" \
+if ! debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mirror" \
         >"$work/debootstrap.log" 2>&1; then
     tail -30 "$work/debootstrap.log" >&2
     echo "build-image: debootstrap failed (log above)" >&2
@@ -60,6 +65,7 @@ ENV PATH=/usr/lib/postgresql/$major/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin
     PGDATA=/var/lib/postgresql/data \
     LANG=C.UTF-8
 STOPSIGNAL SIGINT
+LABEL pgtopo-local.recipe=$recipe
 USER postgres
 CMD ["postgres"]
 DOCKERFILE

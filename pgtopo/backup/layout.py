@@ -13,6 +13,7 @@ several clusters, each under its own name:
 
 from __future__ import annotations
 
+from pgtopo.backup import pgbackrest
 from pgtopo.backup.spec import Repository, VolumeRepository
 from pgtopo.containers import Mount
 
@@ -57,11 +58,12 @@ def restore_command(cluster: str, mount: str = SOURCE_MOUNT) -> str:
     return f"cp {wal_dir(cluster, mount)}/%f %p"
 
 
-def archive_settings(cluster: str) -> dict[str, str]:
+def archive_settings(cluster: str, method: str = "native") -> dict[str, str]:
     """What a node of a cluster with a `backup:` block runs with.  archive_mode=on: the primary
     archives; a standby promoted by a switchover or failover archives from then on (the old
     primary archives everything before its clean shutdown in a switchover)."""
-    return {"archive_mode": "on", "archive_command": archive_command(cluster), "archive_timeout": "60s"}
+    command = pgbackrest.archive_command(cluster, REPO_MOUNT) if method == "pgbackrest" else archive_command(cluster)
+    return {"archive_mode": "on", "archive_command": command, "archive_timeout": "60s"}
 
 
 def repository_mount(repo: Repository, target: str = REPO_MOUNT, read_only: bool = False) -> Mount:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pgtopo import docker_ops
-from pgtopo.backup import jobs, repository
+from pgtopo.backup import jobs, pgbackrest_run, repository
 from pgtopo.backup.document import BackupsDocument, backups_document, recoverable_window
 from pgtopo.backup.spec import VolumeRepository, repository_text
 from pgtopo.errors import SpecError
@@ -37,6 +37,8 @@ def read(client: "docker.DockerClient", topo: Topology, tidy: bool = False) -> j
     if not tidy and isinstance(topo.backup.repository, VolumeRepository) and \
             repository.volume_facts(client, topo) is None:
         return jobs.Contents()
+    if topo.backup.method == "pgbackrest":  # pgBackRest resumes or removes what a killed backup left
+        return pgbackrest_run.read(client, topo)
     return jobs.parse_list_output(docker_ops.run_job(client, jobs.list_job(topo, tidy), timeout=LIST_TIMEOUT))
 
 

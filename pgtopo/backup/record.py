@@ -17,12 +17,12 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from pgtopo.backup.spec import LABEL_PATTERN, LSN_PATTERN
+from pgtopo.backup.spec import ANY_LABEL_PATTERN, LSN_PATTERN
 
 LABEL_FORMAT = "%Y%m%dT%H%M%SZ"  # spec.LABEL_PATTERN: the backup's start, UTC
 SEGMENT_PATTERN = r"^[0-9A-F]{24}$"  # a WAL segment file's name: timeline, log, segment
 
-Label = Annotated[str, StringConstraints(pattern=LABEL_PATTERN)]
+Label = Annotated[str, StringConstraints(pattern=ANY_LABEL_PATTERN)]
 Lsn = Annotated[str, StringConstraints(pattern=LSN_PATTERN)]
 
 
@@ -37,9 +37,12 @@ class BackupRecord(BaseModel):
     # a record a newer pgtopo wrote may say more: what this one knows is still read
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    label: Label = Field(description="The backup's name in the repository: its start, UTC.")
-    type: Literal["full"] = Field(description="full: a complete copy of the data directory.")
-    method: Literal["native"] = Field(description="native: pg_basebackup.")
+    label: Label = Field(description="The backup's name in the repository: its start, UTC (pgBackRest's own "
+                                     "labels for method pgbackrest).")
+    type: Literal["full", "incr", "diff"] = Field(
+        description="full: a complete copy of the data directory; incr: the files changed since the backup before "
+                    "(pgbackrest only; restoring it needs the backups it refers to, which retention keeps).")
+    method: Literal["native", "pgbackrest"] = Field(description="native: pg_basebackup; pgbackrest: pgBackRest.")
     cluster: str
     source: str = Field(description="The node it was taken from.")
     backup_from: Literal["primary", "standby"] = Field(description="What that node was (backup_label's BACKUP FROM).")

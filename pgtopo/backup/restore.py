@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from pgtopo import desired, docker_ops, labels as L, state as cluster_state
 from pgtopo.actions import Action
-from pgtopo.backup import layout, restore_plan
+from pgtopo.backup import jobs, layout, pgbackrest, restore_plan
 from pgtopo.backup.spec import Restore, VolumeRepository, target_settings
 from pgtopo.containers import ContainerSpec, Mount
 from pgtopo.context import Context
@@ -26,19 +26,23 @@ from pgtopo.spec import Topology
 MANIFEST_BEGIN = "pgtopo-manifest"  # the line before each manifest the listing job prints
 
 # Prints "<MANIFEST_BEGIN> <label>" and the manifest of every complete backup of a cluster (a
-# backup under way has none yet: it is written last).  Reads only.
+# backup under way has none yet: it is written last); then, when the repository holds backups of
+# the cluster made by pgBackRest, what `pgbackrest info` says of them (pgbackrest.LIST_SCRIPT).
+# Reads only.
 LIST_SCRIPT = r"""
 set -eu
-base="$1"; manifest="$2"; begin="$3"
-if [ ! -d "$base" ]; then exit 0; fi
-for f in "$base"/*/"$manifest"; do
-  if [ -f "$f" ]; then
-    d=${f%/*}
-    printf '%s %s\n' "$begin" "${d##*/}"
-    cat "$f"
-    printf '\n'
-  fi
-done
+base="$1"; manifest="$2"; begin="$3"; shift 3
+if [ -d "$base" ]; then
+  for f in "$base"/*/"$manifest"; do
+    if [ -f "$f" ]; then
+      d=${f%/*}
+      printf '%s %s\n' "$begin" "${d##*/}"
+      cat "$f"
+      printf '\n'
+    fi
+  done
+fi
+if command -v pgbackrest >/dev/null 2>&1; then sh -c "$@"; fi
 """
 
 # The restore.  Work happens in pgdata.tmp (and the server's socket and log in restore.run beside
@@ -51,13 +55,20 @@ done
 RESTORE_SCRIPT = r"""
 set -eu
 """ + desired.FLUSHING + desired.AUTO_CONF + r"""
-data="$1"; backup="$2"; manifest="$3"; recovery="$4"; auto="$5"; repl="$6"
+data="$1"; backup="$2"; manifest="$3"; recovery="$4"; auto="$5"; repl="$6"; method="$7"; shift 7
 tmp="$data.tmp"; run="${data%/*}/restore.run"; log="$run/server.log"
 if [ -e "$data" ]; then echo "pgtopo: $data holds data already; not restoring over it: run pgtopo apply" >&2; exit 4; fi
-if [ ! -f "$backup/$manifest" ]; then echo "pgtopo: $backup is not a complete backup (no $manifest)" >&2; exit 2; fi
+if [ "$method" = native ] && [ ! -f "$backup/$manifest" ]; then
+  echo "pgtopo: $backup is not a complete backup (no $manifest)" >&2; exit 2
+fi
 rm -rf "$tmp" "$run"
 mkdir -m 0700 "$run"
-flushing "${data%/*}" cp -R "$backup" "$tmp"
+if [ "$method" = native ]; then
+  flushing "${data%/*}" cp -R "$backup" "$tmp"
+else  # pgbackrest restore, its command line the arguments after the seventh
+  mkdir -m 0700 "$tmp"
+  flushing "${data%/*}" "$@"
+fi
 chmod 0700 "$tmp"
 rm -f "$tmp/$manifest" "$tmp/backup_manifest" "$tmp/standby.signal" "$tmp/postmaster.pid" "$tmp/postmaster.opts"
 printf '%s' "$recovery" >> "$tmp/postgresql.auto.conf"
@@ -138,7 +149,7 @@ def run(ctx: Context, action: Action) -> None:
         docker_ops.remove_container(ctx.client, ctx.names.container(node))
     ctx.progress(node, f"restore {source}'s backup {chosen.label} to {restore_plan.target_text(restore.target)}")
     try:
-        docker_ops.run_job(ctx.client, restore_job(ctx.topo, node, restore, chosen.label))
+        docker_ops.run_job(ctx.client, restore_job(ctx.topo, node, restore, chosen.label, chosen.method))
     except DockerError as exc:
         raise PgtopoError(f"{node}: the restore from {source}'s backup {chosen.label} failed: {exc.message}",
                           hint="nothing was made of this cluster's data; fix the cause (another target, another "
@@ -163,17 +174,29 @@ def _check_repository(ctx: Context, restore: Restore) -> None:
 def backups(ctx: Context, restore: Restore) -> list[restore_plan.BackupInfo]:
     """The complete backups of the source cluster, from their manifests (a job that reads only)."""
     output = docker_ops.run_job(ctx.client, list_job(ctx.topo, restore), timeout=120)
-    return parse_listing(output)
+    return parse_listing(output, restore.from_.cluster)
 
 
-def parse_listing(output: str) -> list[restore_plan.BackupInfo]:
+def parse_listing(output: str, cluster: str = "") -> list[restore_plan.BackupInfo]:
+    """The native backups' manifests, then pgBackRest's (its info line comes last)."""
     found: list[restore_plan.BackupInfo] = []
-    parts = f"\n{output}".split(f"\n{MANIFEST_BEGIN} ")
+    info_lines = jobs.tagged(output, "pgtopo-info")
+    native = output.split("\npgtopo-info ", 1)[0] if info_lines else output
+    parts = f"\n{native}".split(f"\n{MANIFEST_BEGIN} ")
     for part in parts[1:]:
         label, _, text = part.partition("\n")
         info = restore_plan.parse_manifest(label.strip(), text)
         if info is not None and info.label == label.strip():
             found.append(info)
+    if info_lines:
+        try:
+            records = pgbackrest.records(info_lines[-1], cluster)
+        except pgbackrest.InfoError as exc:
+            raise PgtopoError(f"the source repository's pgBackRest listing cannot be read: {exc}",
+                              hint="run `pgbackrest info` in that repository to see what it holds") from None
+        found += [restore_plan.BackupInfo(label=r.label, stop_time=r.stop_time, timeline=r.timeline,
+                                          system_identifier=int(r.system_identifier), method="pgbackrest")
+                  for r in records]
     return found
 
 
@@ -183,16 +206,19 @@ def _source_mount(restore: Restore) -> Mount:
 
 def list_job(topo: Topology, restore: Restore) -> ContainerSpec:
     """A helper by its labels: one a killed pgtopo left behind is removed by the next apply."""
-    argv = ["sh", "-c", LIST_SCRIPT, "pgtopo-backups", layout.base_dir(restore.from_.cluster, layout.SOURCE_MOUNT),
-            layout.MANIFEST, MANIFEST_BEGIN]
+    source = restore.from_.cluster
+    argv = ["sh", "-c", LIST_SCRIPT, "pgtopo-backups", layout.base_dir(source, layout.SOURCE_MOUNT),
+            layout.MANIFEST, MANIFEST_BEGIN, *pgbackrest.list_argv(source, layout.SOURCE_MOUNT)[2:]]
     return ContainerSpec(name=desired.names(topo).helper(), image=topo.image, command=argv,
                          labels=L.labels(topo.cluster, "helper", job="backups"), mounts=(_source_mount(restore),))
 
 
-def recovery_conf(restore: Restore) -> str:
+def recovery_conf(restore: Restore, method: str = "native") -> str:
     """What the restore's server recovers with, after the backup's own postgresql.auto.conf."""
+    source = restore.from_.cluster
     entries = {
-        "restore_command": layout.restore_command(restore.from_.cluster),
+        "restore_command": pgbackrest.archive_get_command(source, layout.SOURCE_MOUNT) if method == "pgbackrest"
+        else layout.restore_command(source),
         **target_settings(restore.target),
         "recovery_target_action": "promote",
         "recovery_target_timeline": "latest",
@@ -205,12 +231,15 @@ def recovery_conf(restore: Restore) -> str:
     return "\n" + desired.conf_text(entries)
 
 
-def restore_job(topo: Topology, node: str, restore: Restore, label: str) -> ContainerSpec:
+def restore_job(topo: Topology, node: str, restore: Restore, label: str, method: str = "native") -> ContainerSpec:
     """The node's data volume, the state volume (for the new passwords) and the source repository
     read-only; no network."""
+    source = restore.from_.cluster
+    copy = pgbackrest.restore_argv(source, layout.SOURCE_MOUNT, label, f"{L.PGDATA}.tmp") \
+        if method == "pgbackrest" else []
     argv = ["sh", "-c", RESTORE_SCRIPT, "pgtopo-restore", L.PGDATA,
-            layout.backup_dir(restore.from_.cluster, label, layout.SOURCE_MOUNT), layout.MANIFEST,
-            recovery_conf(restore), desired.auto_conf(topo, node), topo.auth.replication_user]
+            layout.backup_dir(source, label, layout.SOURCE_MOUNT), layout.MANIFEST,
+            recovery_conf(restore, method), desired.auto_conf(topo, node), topo.auth.replication_user, method, *copy]
     spec = desired.job(topo, node, "restore", argv, network=False)
     n = desired.names(topo)
     # its psql speaks only to its own server, on a socket, where trust is the one method

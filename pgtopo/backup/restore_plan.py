@@ -97,6 +97,7 @@ class BackupInfo:
     stop_time: datetime | None
     timeline: int | None = None
     system_identifier: int | None = None
+    method: str = "native"  # or pgbackrest: who took it, who restores it
 
 
 def parse_manifest(label: str, text: str) -> BackupInfo | None:
@@ -137,7 +138,8 @@ def choose(backups: list[BackupInfo], restore: Restore) -> BackupInfo:
     that ended before a time target (recovery can only stop after a backup's end), or simply the
     newest for other targets.  Raises NoBackup, saying what the repository holds."""
     source, repo = restore.from_.cluster, repository_text(restore.from_.repository)
-    listed = sorted(backups, key=lambda b: b.label)
+    # oldest first: by when they ended (labels of the two methods do not sort together)
+    listed = sorted(backups, key=lambda b: (b.stop_time or datetime.min.replace(tzinfo=UTC), b.label))
     if not listed:
         raise NoBackup(f"{repo} holds no complete backup of cluster {source} (`pgtopo backup` takes one)")
     labels = ", ".join(b.label for b in listed)

@@ -14,7 +14,11 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 CLUSTER_PATTERN = r"^[a-z][a-z0-9-]{0,29}$"  # spec.NAME_PATTERN (a test keeps the two equal)
 VOLUME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"  # Docker's volume names
 PATH_PATTERN = r"^/[^\x00-\x1f\x7f]{0,4095}$"  # absolute, no control characters
-LABEL_PATTERN = r"^[0-9]{8}T[0-9]{6}Z$"  # a backup's label: its start, UTC (20261201T030000Z)
+LABEL_PATTERN = r"^[0-9]{8}T[0-9]{6}Z$"  # a native backup's label: its start, UTC (20261201T030000Z)
+# pgBackRest's labels: a full backup's start (20261201-030000F), an incremental's after its full's
+PGBACKREST_LABEL_PATTERN = r"^[0-9]{8}-[0-9]{6}F(_[0-9]{8}-[0-9]{6}[DI])?$"
+ANY_LABEL_PATTERN = r"^([0-9]{8}T[0-9]{6}Z|[0-9]{8}-[0-9]{6}F(_[0-9]{8}-[0-9]{6}[DI])?)$"
+RESTORE_BACKUP_PATTERN = r"^(latest|[0-9]{8}T[0-9]{6}Z|[0-9]{8}-[0-9]{6}F(_[0-9]{8}-[0-9]{6}[DI])?)$"
 LSN_PATTERN = r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"
 WINDOW = re.compile(r"^([1-9][0-9]{0,4})(h|d)$")
 
@@ -85,7 +89,7 @@ class Backup(_Frozen):
 
     method: Literal["native", "pgbackrest"] = Field(
         default="native", description="native: pg_basebackup and an archive command (any image); pgbackrest: "
-                                      "not built yet.")
+                                      "pgBackRest 2.41 or later in the image (full and incremental backups).")
     repository: Repository = Field(description="Where backups and archived WAL go: {volume: NAME} or {path: /DIR}.")
     from_: Literal["prefer-standby", "primary"] = Field(
         default="prefer-standby", alias="from",
@@ -134,12 +138,20 @@ class RestoreSource(_Frozen):
     repository: Repository
 
 
+def _backup_label(value: str) -> str:
+    if not re.fullmatch(RESTORE_BACKUP_PATTERN, value):
+        raise ValueError(f"must be latest or a label as `pgtopo backups` lists it: 20261201T030000Z (native) or "
+                         f"20261201-030000F (pgBackRest; an incremental's 20261201-030000F_20261202-030000I) "
+                         f"(got {value!r})")
+    return value
+
+
 class Restore(_Frozen):
     """Create this cluster from a backup of another: base backup, then WAL up to the target."""
 
     from_: RestoreSource = Field(alias="from")
     target: Target | None = Field(default=None, description="Absent: every archived WAL (the end of the archive).")
-    backup: Annotated[str, StringConstraints(pattern=r"^(latest|[0-9]{8}T[0-9]{6}Z)$")] = Field(
+    backup: Annotated[str, AfterValidator(_backup_label)] = Field(
         default="latest", description="`latest` (the newest backup that ends before the target) or a label.")
 
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from pgtopo import __version__, docker_ops, labels as L, pg_ops, waits
-from pgtopo.backup import jobs, layout, listing, policy, repository
+from pgtopo.backup import archiving, jobs, layout, listing, pgbackrest_run, policy, repository
 from pgtopo.backup.document import Outcome
 from pgtopo.backup.record import BackupRecord, LabelFacts, label_of, parse_backup_label, record_text, wal_end
 from pgtopo.backup.spec import repository_text
@@ -46,9 +46,12 @@ class Events:
 
 
 def take(client: "docker.DockerClient", topo: Topology, lock_timeout: float, events: Events,
-         if_due: bool = False) -> Outcome:
-    """A backup (unless `if_due` and the schedule says it is not due), then retention."""
+         if_due: bool = False, kind: str = "full") -> Outcome:
+    """A backup (unless `if_due` and the schedule says it is not due), then retention.  `kind`:
+    full, or incr (method pgbackrest only: the CLI refuses it for native)."""
     assert topo.backup is not None
+    if topo.backup.method == "pgbackrest":
+        pgbackrest_run.check_image(client, topo)
     with cluster_lock(client, topo.cluster, topo.image, lock_timeout, events.info):
         _remove_jobs(client, topo)
         repository.ensure(client, topo)
@@ -61,9 +64,18 @@ def take(client: "docker.DockerClient", topo: Topology, lock_timeout: float, eve
             return Outcome(False, reason, removed=contents.removed)
         snapshot = observe(client, topo)
         _refuse_foreign(topo, snapshot, contents.records)
+        if topo.backup.method == "pgbackrest" and (failing := archiving.problem(snapshot.observed.archiver)):
+            raise PgtopoError(f"{failing}; a pgBackRest backup waits until its WAL is archived, so none was started",
+                              hint="fix archiving first (`pgtopo status` shows it; a full repository: free space), "
+                                   "then run `pgtopo backup` again")
         source = policy.choose_source(topo, snapshot.observed)
         events.info(f"backup of cluster {topo.cluster} from {source.node}: {source.reason}")
         started = time.monotonic()
+        if topo.backup.method == "pgbackrest":
+            outcome = _pgbackrest_backup(client, topo, source.node, kind, contents, events)
+            outcome.reason = reason
+            outcome.seconds = time.monotonic() - started
+            return outcome
         if source.node != topo.primary:
             _restartpoint_ahead(topo, snapshot, source.node, events)
         record = _base_backup(client, topo, snapshot, source.node, {r.label for r in contents.records}, events)
@@ -71,6 +83,27 @@ def take(client: "docker.DockerClient", topo: Topology, lock_timeout: float, eve
         _finish(client, topo, (*contents.records, record), record, outcome)
         outcome.seconds = time.monotonic() - started
         return outcome
+
+
+def _pgbackrest_backup(client: "docker.DockerClient", topo: Topology, node: str, kind: str,
+                       before: jobs.Contents, events: Events) -> Outcome:
+    """pgBackRest's backup (backup.pgbackrest_run); its retention ran with it: what it expired is
+    what was listed before and is not now."""
+    assert topo.backup is not None
+    began = time.monotonic()
+
+    def progress() -> None:
+        events.progress(node, f"backup ({kind}, pgBackRest): {time.monotonic() - began:.0f} s")
+
+    record, after = pgbackrest_run.take(
+        client, topo, node, kind, lambda spec, prepare: _run_tethered(client, spec, progress, prepare))
+    events.progress(node, "")
+    outcome = Outcome(True, "", record)
+    now = {r.label for r in after.records}
+    outcome.expired = tuple(r.label for r in before.records if r.label not in now)
+    outcome.kept = tuple(r.label for r in after.records)
+    outcome.retention = policy.retention_text(topo.backup.retention)
+    return outcome
 
 
 def _refuse_foreign(topo: Topology, snapshot: Snapshot, records: tuple[BackupRecord, ...]) -> None:
@@ -169,12 +202,16 @@ def _progress(ep: pg_ops.Endpoint | None, node: str, events: Events, seen: list[
     events.progress(node, f"backup: {phase}, {streamed / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else ""))
 
 
-def _run_tethered(client: "docker.DockerClient", spec: ContainerSpec, progress: Callable[[], None]) -> str:
+def _run_tethered(client: "docker.DockerClient", spec: ContainerSpec, progress: Callable[[], None],
+                  prepare: Callable[[str], None] | None = None) -> str:
     """Run a job whose stdin this process holds (docker_ops.tether) to its end; its output's tail.
     Not docker_ops.run_job: the tether must be attached before the start.  A job is awaited by
-    asking the engine every waits.PROGRESS seconds, reporting its progress in between."""
+    asking the engine every waits.PROGRESS seconds, reporting its progress in between.
+    `prepare(container id)` runs between its creation and its start (files it needs)."""
     cid = docker_ops.create_container(client, spec)
     try:
+        if prepare is not None:
+            prepare(cid)
         with docker_ops.tether(client, cid):
             def exited() -> int | None:
                 state = docker_ops.inspect_container(client, cid).get("State") or {}

@@ -2,7 +2,8 @@
 of a source cluster (from its replica), then apply on a file with `bootstrap.restore` and a new
 cluster name recovers it to a moment, promotes it and clones its replica from it; the source is
 never touched.  Also to a moment after a switchover of the source (its timeline 2), and a target
-the archive does not reach, which makes nothing."""
+the archive does not reach, which makes nothing.  The first two for both methods (native and
+pgbackrest)."""
 
 from __future__ import annotations
 
@@ -32,9 +33,12 @@ def repository(engine: docker.DockerClient) -> Iterator[list[str]]:
             engine.volumes.get(name).remove(force=True)
 
 
-def source_file(c, primary: str = "primary") -> str:
+def source_file(c, primary: str = "primary", method: str = "native") -> str:
     return PAIR.replace("primary: primary", f"primary: {primary}") + \
-        f"backup:\n  repository: {{volume: {c.name}-backup}}\n"
+        f"backup:\n  method: {method}\n  repository: {{volume: {c.name}-backup}}\n"
+
+
+METHODS = pytest.mark.parametrize("method", ["native", "pgbackrest"])
 
 
 def restore_file(source, target: str | None) -> str:
@@ -53,9 +57,13 @@ def apply_ok(c, body: str):
 
 
 def archived_up_to_now(c, node: str) -> None:
-    """Close the current WAL segment on `node` and wait until the repository holds it."""
+    """Close the current WAL segment on `node` and wait until its archive command took it (the
+    repository holds it: the native method's WAL directory is looked at too)."""
     segment = psql(c.container(node), "SELECT pg_walfile_name(pg_switch_wal())")
-    assert wait_for(lambda: segment in listing(c, node, layout.wal_dir(c.name)), timeout=30), segment
+    assert wait_for(lambda: psql(c.container(node), "SELECT last_archived_wal FROM pg_stat_archiver") >= segment,
+                    timeout=30), segment
+    if "method: native" in c.path.read_text():
+        assert segment in listing(c, node, layout.wal_dir(c.name))
 
 
 def listing(c, node: str, path: str) -> list[str]:
@@ -86,16 +94,19 @@ def timeline(c, node: str) -> int:
     return int(psql(c.container(node), "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)"), 16)
 
 
-def backup(c) -> None:
+def backup(c) -> str:
     result = pgtopo("backup", str(c.path))
     assert result.code == 0, result
+    return result.out
 
 
-def test_a_new_cluster_restored_to_a_moment_has_exactly_the_rows_of_then(make_cluster, engine, repository) -> None:
+@METHODS
+def test_a_new_cluster_restored_to_a_moment_has_exactly_the_rows_of_then(make_cluster, engine, repository,
+                                                                         method: str) -> None:
     src = make_cluster(IMAGE)
     repository.append(f"{src.name}-backup")
-    apply_ok(src, source_file(src))
-    backup(src)  # from the replica (from: prefer-standby)
+    apply_ok(src, source_file(src, method=method))
+    assert "taken from replica (standby)" in backup(src)  # from: prefer-standby
     p = src.container("primary")
     psql(p, "CREATE TABLE a (v text); INSERT INTO a VALUES ('a1'), ('a2'), ('a3')")
     moment = now(src, "primary")
@@ -145,13 +156,14 @@ def test_a_restore_over_an_existing_cluster_is_refused(make_cluster, repository)
     assert rows(other, "primary", "mine") == "kept"
 
 
-def test_a_restore_to_a_moment_after_a_switchover_follows_timeline_2(make_cluster, repository) -> None:
+@METHODS
+def test_a_restore_to_a_moment_after_a_switchover_follows_timeline_2(make_cluster, repository, method: str) -> None:
     src = make_cluster(IMAGE)
     repository.append(f"{src.name}-backup")
-    apply_ok(src, source_file(src))
+    apply_ok(src, source_file(src, method=method))
     backup(src)  # on timeline 1
     psql(src.container("primary"), "CREATE TABLE a (v text); INSERT INTO a VALUES ('tl1')")
-    apply_ok(src, source_file(src, primary="replica"))  # switchover: replica takes writes on timeline 2
+    apply_ok(src, source_file(src, primary="replica", method=method))  # switchover: replica takes writes on timeline 2
     assert timeline(src, "replica") == 2
     psql(src.container("replica"), "INSERT INTO a VALUES ('tl2')")
     moment = now(src, "replica")

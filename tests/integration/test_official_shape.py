@@ -16,7 +16,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from .conftest import PAIR, actions, pgtopo, psql
+from .conftest import PAIR, actions, pgtopo, psql, wait_for
 from .test_image_volumes import anonymous_mounts, dangling
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("PGTOPO_TEST_IMAGE")), reason="built from the 17 and 18 images")
@@ -122,3 +122,34 @@ def test_drift_on_an_official_shaped_image_is_repaired_as_on_any_other(make_clus
     assert started.code == 0 and ("start", "primary") in actions(started.out), started
     assert psql(c.container("primary"), "SELECT count(*) FROM t") == "1"
     assert pgtopo("diff", str(c.path)).code == 0
+
+
+@pytest.mark.parametrize("method", ["native", "pgbackrest"])
+def test_backup_and_restore_on_an_official_shaped_image(make_cluster, engine: docker.DockerClient, tmp_path: Path,
+                                                        method: str) -> None:
+    """The image runs as root with its own entrypoint and uid 999: archiving, a backup from the
+    standby, and a new cluster restored from it, each as the image's postgres user."""
+    image = official_shape(18, tmp_path / "image")
+    src = make_cluster(image)
+    backup_block = f"backup:\n  method: {method}\n  repository: {{volume: {src.name}-backup}}\n"
+    src.write(PAIR + backup_block)
+    assert pgtopo("apply", str(src.path)).code == 0
+    taken = pgtopo("backup", str(src.path))
+    assert taken.code == 0 and "taken from replica (standby)" in taken.out, taken
+    p = src.container("primary")
+    psql(p, "CREATE TABLE a (v text); INSERT INTO a VALUES ('after-the-backup')")
+    segment = psql(p, "SELECT pg_walfile_name(pg_switch_wal())")
+    assert wait_for(lambda: psql(p, "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= segment, 30)
+    owners = subprocess.run(["docker", "exec", p, "sh", "-c", f"find /var/lib/pgtopo-backup/{src.name} ! -uid 999"],
+                            capture_output=True, text=True, check=True).stdout
+    assert owners == "", owners  # everything in the repository is the image's postgres user's
+
+    dst = make_cluster(image)
+    dst.write(PAIR + f"bootstrap:\n  restore:\n    from: {{cluster: {src.name}, "
+                     f"repository: {{volume: {src.name}-backup}}}}\n")
+    restored = pgtopo("apply", str(dst.path))
+    assert restored.code == 0, restored
+    for node in ("primary", "replica"):
+        assert psql(dst.container(node), "SELECT string_agg(v, ',') FROM a") == "after-the-backup"
+    assert psql(dst.container("primary"), "SELECT pg_is_in_recovery()") == "f"
+    assert pgtopo("diff", str(dst.path)).code == 0

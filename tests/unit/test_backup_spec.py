@@ -80,9 +80,8 @@ def restore_with(line: str) -> str:
         pytest.param("backup:\n" + REPO + "  retention: {full: 2, window: 3d}\n",
                      "9:14: backup.retention: must be {full: ...} or {window: ...} (got a mapping with keys full, "
                      "window)", id="retention-both"),
-        pytest.param("backup:\n  method: pgbackrest\n" + REPO,
-                     "8:3: backup.method: method pgbackrest is not built yet: use method: native (pg_basebackup "
-                     "and an archive command, on any image)", id="pgbackrest"),
+        pytest.param("backup:\n  method: barman\n" + REPO,
+                     "8:11: backup.method: must be 'native' or 'pgbackrest' (got 'barman')", id="method"),
         pytest.param("backup:\n  repository: {bucket: pg-backup}\n",
                      "8:15: backup.repository: must be {volume: ...} or {path: ...} (got a mapping with keys "
                      "bucket)", id="repository-neither"),
@@ -158,7 +157,9 @@ def test_a_backup_block_has_defaults() -> None:
                      "10:13: bootstrap.restore.target: must be {time: ...}, {lsn: ...}, {name: ...} or "
                      "{immediate: ...} (got a mapping with keys lsn, name)", id="two-targets"),
         pytest.param(restore_with("    backup: foo\n"),
-                     "10:13: bootstrap.restore.backup: must match ^(latest|[0-9]{8}T[0-9]{6}Z)$ (got 'foo')",
+                     "10:13: bootstrap.restore.backup: must be latest or a label as `pgtopo backups` lists it: "
+                     "20261201T030000Z (native) or 20261201-030000F (pgBackRest; an incremental's "
+                     "20261201-030000F_20261202-030000I) (got 'foo')",
                      id="backup-label"),
         pytest.param("bootstrap:\n  restore:\n    from: {cluster: Pg-old, repository: {volume: pg-backup}}\n",
                      "9:21: bootstrap.restore.from.cluster: must match ^[a-z][a-z0-9-]{0,29}$ (got 'Pg-old')",

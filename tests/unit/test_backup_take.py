@@ -91,7 +91,7 @@ def test_a_record_reads_back_as_written_and_a_damaged_one_is_none() -> None:
     text = record_text(r)
     assert "\n" not in text and read_record(text) == r
     assert read_record(text[:-5]) is None
-    assert read_record(text.replace('"full"', '"incr"')) is None
+    assert read_record(text.replace('"full"', '"weekly"')) is None
     assert read_record(json.dumps({**json.loads(text), "added_later": 1})) == r  # a newer pgtopo's record
 
 
