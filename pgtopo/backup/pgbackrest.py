@@ -34,6 +34,7 @@ SUBDIR = "pgbackrest"
 TLS_DIR = "/tmp/pgtopo-backup-tls"  # the certificates of one backup, in the containers that use them
 CONFIG = f"{TLS_DIR}/pgbackrest.conf"
 SERVER_PORT = 8432  # pgBackRest's default: only on the cluster's network, never published
+SPOOL = "/tmp/pgbackrest-spool"  # not the image's /var/spool/pgbackrest: another uid may own it
 COMPRESS = "lz4"  # the fastest of pgBackRest's compressions: a backup's time is CPU time on two cores
 MIN_VERSION = (2, 41)  # `server` (TLS) came with 2.37, backup annotations with 2.41
 ANNOTATION_PREFIX = "pgtopo-"
@@ -87,7 +88,8 @@ def job_config(cluster: str, mount: str, hosts: list[tuple[str, str]], standby: 
     for i, (host, _) in enumerate(hosts, start=1):
         lines += [f"pg{i}-host={host}", f"pg{i}-host-type=tls", f"pg{i}-host-port={SERVER_PORT}",
                   f"pg{i}-host-ca-file={TLS_DIR}/ca.crt", f"pg{i}-host-cert-file={TLS_DIR}/client.crt",
-                  f"pg{i}-host-key-file={TLS_DIR}/client.key", f"pg{i}-path={L.PGDATA}", f"pg{i}-port={L.PG_PORT}"]
+                  f"pg{i}-host-key-file={TLS_DIR}/client.key", f"pg{i}-path={L.PGDATA}", f"pg{i}-port={L.PG_PORT}",
+                  f"pg{i}-host-config=/dev/null"]  # as --no-config: never the image's own pgbackrest.conf
     lines += [f"annotation={ANNOTATION_PREFIX}{k}={v}" for k, v in sorted(annotations.items())]
     return "\n".join(lines) + "\n"
 
@@ -153,7 +155,7 @@ def list_argv(cluster: str, mount: str) -> list[str]:
 def restore_argv(cluster: str, mount: str, label: str, target_dir: str) -> list[str]:
     """`pgbackrest restore` of one backup set into an empty directory; recovery is set up by the
     restore script itself (backup.restore), after this."""
-    return [*_base(cluster, mount), f"--pg1-path={target_dir}", f"--set={label}", "--type=none",
+    return [*_base(cluster, mount), f"--pg1-path={target_dir}", f"--set={label}", "--type=none", f"--spool-path={SPOOL}",
             "--log-level-console=warn", "--log-level-stderr=off", "--process-max=2", "restore"]
 
 

@@ -54,6 +54,7 @@ def test_a_backup_job_reaches_the_primary_first_and_copies_from_the_standby() ->
     assert lines.index("pg1-host=pg-primary") < lines.index("pg2-host=pg-replica")
     assert f"pg2-path={L.PGDATA}" in lines and "pg2-host-type=tls" in lines
     assert "annotation=pgtopo-source=replica" in lines
+    assert "pg1-host-config=/dev/null" in lines  # never the image's own pgbackrest.conf, whoever owns it
     alone = pgbackrest.job_config("pg", "/r", [("pg-primary", "primary")], standby=False,
                                   retention=FullRetention(full=2), annotations={})
     assert "backup-standby=n" in alone.splitlines() and "pg2-host" not in alone
@@ -144,7 +145,8 @@ def test_a_pgbackrest_restore_copies_with_pgbackrest_and_recovers_with_archive_g
     copy = argv[method + 1:]
     assert copy[0] == "pgbackrest" and copy[-1] == "restore", copy
     assert "--set=20261202-105829F" in copy and f"--pg1-path={L.PGDATA}.tmp" in copy and "--stanza=pg" in copy
-    assert f"--repo1-path={layout.SOURCE_MOUNT}/pg/pgbackrest" in copy
+    assert f"--repo1-path={layout.SOURCE_MOUNT}/pg/pgbackrest" in copy and "--no-config" in copy
+    assert f"--spool-path={pgbackrest.SPOOL}" in copy  # not the image's spool, another uid's in some images
     conf = restore.recovery_conf(r, "pgbackrest")
     assert "archive-get %f" in conf and "recovery_target_action = 'promote'" in conf and "cp " not in conf
     assert restore.restore_job(t, "primary", r, "20261201T030000Z").command[-1] == "native"
