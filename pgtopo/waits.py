@@ -22,7 +22,8 @@ SERVER = 0.05  # a server that starts, streams, replays, lets go of a slot or ap
 DOCKER = 0.2  # a retry against the engine (a lock another apply holds, a network's lingering endpoint):
 #               nobody waits on the moment it succeeds, and each try is a container create or a removal
 PROGRESS = 1.0  # a backup job tethered to pgtopo (backup.take): inspect its container, then show how far the
-#                 copy got; a second late on a copy of minutes is nothing, and progress reads well at this pace
+#                 copy got; progress reads well at this pace
+JOB_END = 0.25  # how often that job is asked whether it ended (its end is a backup's last step: seen sooner)
 
 # How long the wait on a server that may never come is given before its container is looked at
 # (nodes.py): a crash loop or an exited container ends the wait early instead of at its deadline.

@@ -105,6 +105,7 @@ def server_argv(cluster: str, client_name: str) -> list[str]:
 
 # In a node's container, tethered to pgtopo (docker_ops.exec_tethered): the server runs until
 # pgtopo closes the tether (or dies), then it is stopped and the certificates removed.
+# LISTENING (run in the same container) waits until it listens: up to five seconds.
 SERVER_SCRIPT = r"""
 dir="$1"; shift
 "$@" </dev/null >/dev/null 2>&1 & pid=$!
@@ -114,14 +115,26 @@ wait "$pid"
 rm -rf "$dir"
 """
 
-# The backup job (the repository's host), tethered as the native method's: the stanza (made when
-# missing, checked against the primary otherwise), the backup, then what the repository holds.
+LISTENING = r"""
+i=0
+until grep -qE "^ *[0-9]+: [0-9A-F]+:""" + f"{SERVER_PORT:04X}" + r""" [0-9A-F]+:0000 0A " /proc/net/tcp /proc/net/tcp6 2>/dev/null; do
+  i=$((i + 1))
+  if [ "$i" -ge 100 ]; then echo "pgbackrest server does not listen" >&2; exit 1; fi
+  sleep 0.05
+done
+"""
+
+# The backup job (the repository's host), tethered as the native method's: the stanza made when the
+# repository has none (the servers were started just now: a refused connection is tried again for
+# a few seconds), the backup, then what the repository holds.  An existing stanza is checked
+# against the primary by the backup itself.
 BACKUP_SCRIPT = r"""
 set -eu
 exec 3<&0
-config="$1"; kind="$2"; stanza="$3"
-tries=0  # the servers were started just now: give them a few seconds to listen
-until out=$(pgbackrest --config="$config" --stanza="$stanza" --log-level-console=warn stanza-create </dev/null 2>&1); do
+config="$1"; kind="$2"; stanza="$3"; repo="$4"
+tries=0
+until [ -f "$repo/backup/$stanza/backup.info" ] || \
+      out=$(pgbackrest --config="$config" --stanza="$stanza" --log-level-console=warn stanza-create </dev/null 2>&1); do
   tries=$((tries + 1))
   case "$out" in *HostConnectError*) ;; *) echo "$out"; exit 1 ;; esac
   if [ "$tries" -ge 40 ]; then echo "$out"; exit 1; fi

@@ -103,16 +103,16 @@ def take(client: "docker.DockerClient", topo: Topology, source: str, kind: str,
     job_files = {"ca.crt": creds.ca, "client.crt": creds.client_cert, "client.key": creds.client_key,
                  "pgbackrest.conf": config.encode()}
     parent, folder = pgbackrest.TLS_DIR.rsplit("/", 1)
+    uid, gid = _postgres_ids(client, hosts[0][0], topo.image)  # the nodes' and the job's image: one user
     with ExitStack() as servers:
-        for host, _ in hosts:
-            uid, gid = _postgres_ids(client, host, topo.image)
-            docker_ops.exec_run(client, host, ["rm", "-rf", pgbackrest.TLS_DIR])  # a killed run's
+        for host, _ in hosts:  # files a run left (its container killed with it) are written over
             docker_ops.write_dir(client, host, parent, folder, server_files, uid, gid)
             argv = ["sh", "-c", pgbackrest.SERVER_SCRIPT, "pgtopo-backup-server", pgbackrest.TLS_DIR,
                     *pgbackrest.server_argv(topo.cluster, tls.CLIENT_NAME)]
             servers.enter_context(docker_ops.exec_tethered(client, host, argv, user="postgres"))
+        for host, _ in hosts:
+            docker_ops.exec_run(client, host, ["sh", "-c", pgbackrest.LISTENING])
         def prepare(cid: str) -> None:
-            uid, gid = _postgres_ids(client, cid, topo.image)
             docker_ops.write_dir(client, cid, parent, folder, job_files, uid, gid)
 
         output = run_tethered(backup_job(topo, kind), prepare)
@@ -131,7 +131,8 @@ def backup_job(topo: Topology, kind: str) -> ContainerSpec:
     """BACKUP_SCRIPT on the cluster's network with the repository mounted and an open stdin (the
     tether); a helper by its labels, as the native method's backup job."""
     assert topo.backup is not None
-    argv = ["sh", "-c", pgbackrest.BACKUP_SCRIPT, "pgtopo-backup", pgbackrest.CONFIG, kind, topo.cluster]
+    argv = ["sh", "-c", pgbackrest.BACKUP_SCRIPT, "pgtopo-backup", pgbackrest.CONFIG, kind, topo.cluster,
+            pgbackrest.repo_path(topo.cluster, layout.REPO_MOUNT)]
     return ContainerSpec(name=desired.names(topo).helper(), image=topo.image, command=argv,
                          labels=L.labels(topo.cluster, "helper", job="backup"), network=topo.network_name,
                          mounts=(layout.repository_mount(topo.backup.repository),), stdin=True)

@@ -213,14 +213,18 @@ def _run_tethered(client: "docker.DockerClient", spec: ContainerSpec, progress: 
         if prepare is not None:
             prepare(cid)
         with docker_ops.tether(client, cid):
+            shown = [0.0]  # when progress was last shown: every waits.PROGRESS seconds, the end asked for more often
+
             def exited() -> int | None:
                 state = docker_ops.inspect_container(client, cid).get("State") or {}
                 if state.get("Running"):
-                    progress()
+                    if time.monotonic() - shown[0] >= waits.PROGRESS:
+                        shown[0] = time.monotonic()
+                        progress()
                     return None
                 return int(state.get("ExitCode", -1))
 
-            code = waits.wait_until(exited, float("inf"), waits.PROGRESS)
+            code = waits.wait_until(exited, float("inf"), waits.JOB_END)
         output = docker_ops.last_lines(client, cid, 80)
         if code != 0:
             tail = "\n".join(output.splitlines()[-8:])

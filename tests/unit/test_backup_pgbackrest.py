@@ -66,7 +66,7 @@ def test_the_servers_admit_only_this_backups_client_for_this_stanza() -> None:
     assert f"--tls-server-ca-file={pgbackrest.TLS_DIR}/ca.crt" in argv
 
 
-@pytest.mark.parametrize("name", ["SERVER_SCRIPT", "BACKUP_SCRIPT", "LIST_SCRIPT"])
+@pytest.mark.parametrize("name", ["SERVER_SCRIPT", "LISTENING", "BACKUP_SCRIPT", "LIST_SCRIPT"])
 def test_the_scripts_are_posix_sh(name: str) -> None:
     found = shellcheck(getattr(pgbackrest, name))
     assert found.returncode == 0, f"{name}:\n{found.stdout}"
