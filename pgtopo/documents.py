@@ -314,6 +314,10 @@ class ArchivingStatus(_Document):
     last_failed_time: AwareDatetime | None
     failing: bool = Field(description="The last attempt failed (last_failed_time is newer than "
                                       "last_archived_time): status --check exits 1.")
+    newest_backup: str | None = Field(default=None, description="The label of the newest complete backup in the "
+                                      "repository, as the primary reads it; null: none.")
+    newest_backup_end: AwareDatetime | None = Field(default=None, description="When it ended (its age: now minus "
+                                                    "this).")
 
 
 class BackupStatus(_Document):
@@ -332,7 +336,9 @@ def backup_status(topo: Topology, observed: Observed) -> BackupStatus | None:
         node=facts.node, archive_mode=facts.archive_mode, archived_count=facts.archived_count,
         last_archived_wal=facts.last_archived_wal, last_archived_time=facts.last_archived_time,
         failed_count=facts.failed_count, last_failed_wal=facts.last_failed_wal,
-        last_failed_time=facts.last_failed_time, failing=facts.failing)
+        last_failed_time=facts.last_failed_time, failing=facts.failing,
+        newest_backup=facts.newest_backup[0] if facts.newest_backup else None,
+        newest_backup_end=facts.newest_backup[1] if facts.newest_backup else None)
     return BackupStatus(method=topo.backup.method, repository=repository_text(topo.backup.repository), archiving=arch)
 
 

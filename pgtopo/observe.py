@@ -108,7 +108,7 @@ def observe(client: "docker.DockerClient", topo: Topology, known: "ClusterState 
         f_pooler = pool.submit(probe_pooler, topo.cluster, parts.pooler, state)
         f_read_pooler = pool.submit(probe_pooler, topo.cluster, parts.read_pooler, state)
         f_catalog = pool.submit(_read_catalog, topo, endpoints.get(topo.primary), role_passwords or {})
-        f_archiver = pool.submit(archiver.read, endpoints.get(topo.primary)) if topo.backup is not None else None
+        f_archiver = pool.submit(archiver.read, endpoints.get(topo.primary), topo.cluster) if topo.backup is not None else None
         facts = {n: f.result() for n, f in futures.items()}
         pooler, read_pooler = f_pooler.result(), f_read_pooler.result()
         catalog = f_catalog.result()

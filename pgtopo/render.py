@@ -159,11 +159,26 @@ def backup_line(backup: BackupStatus) -> str:
         return f"{line} · archiving off on {arch.node} (archive_mode off): apply turns it on"
     done = (f"archived {arch.last_archived_wal} at {_moment(arch.last_archived_time)}" if arch.last_archived_wal
             else "nothing archived yet")
+    newest = (f"newest backup {arch.newest_backup}, ended {_age(arch.newest_backup_end)} ago" if arch.newest_backup
+              else "no backup yet")
     if arch.failing:
         return (f"{line} · archiving FAILS on {arch.node}: {arch.last_failed_wal} at {_moment(arch.last_failed_time)}"
-                f" ({arch.failed_count} failed; {done})")
+                f" ({arch.failed_count} failed; {done}) · {newest}")
     failed = f", last failure {arch.last_failed_wal} at {_moment(arch.last_failed_time)}" if arch.last_failed_wal else ""
-    return f"{line} · {done} ({arch.archived_count} archived, {arch.failed_count} failed{failed})"
+    return f"{line} · {done} ({arch.archived_count} archived, {arch.failed_count} failed{failed}) · {newest}"
+
+
+def _age(when: "datetime | None", now: "datetime | None" = None) -> str:
+    """How long ago, in the largest unit that fits: 40 s, 12 min, 5 h, 3 d."""
+    if when is None:
+        return "?"
+    from datetime import UTC, datetime
+
+    seconds = max(0, int(((now or datetime.now(UTC)) - when).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
 
 
 def _moment(when: "datetime | None") -> str:

@@ -88,6 +88,9 @@ def test_a_backup_comes_from_the_standby_and_leaves_no_credentials_behind(make_c
     assert f"backup {incr['label']} taken from replica (standby)" in out
     seen = pgbackrest_info(c)
     assert [b["label"] for b in seen["backup"]] == [full["label"], incr["label"]]
+    status = pgtopo("status", str(c.path), "--output", "json")
+    assert json.loads(status.out)["backup"]["archiving"]["newest_backup"] == incr["label"]
+    assert f"newest backup {incr['label']}, ended " in pgtopo("status", str(c.path)).out
     assert seen["status"]["message"] == "ok", seen["status"]
 
     # the certificates and the servers lived as long as the backup, in the nodes only

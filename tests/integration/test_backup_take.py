@@ -86,6 +86,8 @@ def test_a_backup_of_a_pair_is_taken_from_its_standby_and_listed(make_cluster) -
     assert doc["window"]["start"] == entry["stop_time"]
     text = pgtopo("backups", str(c.path))
     assert text.code == 0 and entry["label"] in text.out and "replica (standby)" in text.out, text
+    status = json.loads(pgtopo("status", str(c.path), "--output", "json").out)
+    assert status["backup"]["archiving"]["newest_backup"] == entry["label"]
 
 
 def test_full_2_after_three_backups_leaves_two_and_expires_the_wal_before_the_oldest_kept(make_cluster) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,8 +15,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 
-from pgtopo import labels as L
-from pgtopo.backup import layout, pgbackrest, restore, restore_plan, tls
+from pgtopo import labels as L, render
+from pgtopo.backup import archiving, layout, pgbackrest, restore, restore_plan, tls
 from pgtopo.backup.spec import FullRetention, Restore, WindowRetention
 from tests.unit.test_backup_restore_plan import restored
 from tests.unit.test_job_scripts import shellcheck
@@ -150,3 +150,25 @@ def test_a_pgbackrest_restore_copies_with_pgbackrest_and_recovers_with_archive_g
     conf = restore.recovery_conf(r, "pgbackrest")
     assert "archive-get %f" in conf and "recovery_target_action = 'promote'" in conf and "cp " not in conf
     assert restore.restore_job(t, "primary", r, "20261201T030000Z").command[-1] == "native"
+
+
+BACKUP_INFO = (Path(__file__).resolve().parents[1] / "data" / "pgbackrest-backup.info").read_text()
+
+
+def test_status_names_the_newest_backup_of_either_method() -> None:
+    """The primary reads the newest native record and pgBackRest's backup.info (what pgBackRest
+    2.60 wrote after one full backup); the later end wins."""
+    assert archiving.newest_backup(None, BACKUP_INFO) == (
+        "20261202-115856F", datetime(2026, 12, 2, 11, 58, 59, tzinfo=UTC))
+    record = json.dumps({"label": "20261203T030000Z", "stop_time": "2026-12-03T03:00:04Z"})
+    assert archiving.newest_backup(record, BACKUP_INFO) == ("20261203T030000Z",
+                                                             datetime(2026, 12, 3, 3, 0, 4, tzinfo=UTC))
+    assert archiving.newest_backup(None, None) is None
+    assert archiving.newest_backup("not json", "[backup:current]\nx=not json\n") is None
+    assert archiving.newest_backup(None, BACKUP_INFO.replace("[backup:current]", "[backup:other]")) is None
+
+
+def test_the_status_line_says_how_old_the_newest_backup_is() -> None:
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    assert [render._age(now - timedelta(seconds=s), now) for s in (40, 119, 720, 5 * 3600, 3 * 86400)] == [
+        "40 s", "119 s", "12 min", "5 h", "3 d"]
