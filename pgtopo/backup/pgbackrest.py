@@ -105,10 +105,11 @@ def server_argv(cluster: str, client_name: str) -> list[str]:
 
 # In a node's container, tethered to pgtopo (docker_ops.exec_tethered): the server runs until
 # pgtopo closes the tether (or dies), then it is stopped and the certificates removed.
-# LISTENING (run in the same container) waits until it listens: up to five seconds.
+# LISTENING (run in the same container) waits until it listens: up to five seconds, then prints
+# what the server said.
 SERVER_SCRIPT = r"""
 dir="$1"; shift
-"$@" </dev/null >/dev/null 2>&1 & pid=$!
+"$@" </dev/null >/dev/null 2>"$dir/server.err" & pid=$!
 cat >/dev/null
 kill -TERM "$pid" 2>/dev/null
 wait "$pid"
@@ -116,10 +117,10 @@ rm -rf "$dir"
 """
 
 LISTENING = r"""
-i=0
+dir="$1"; i=0
 until grep -qE "^ *[0-9]+: [0-9A-F]+:""" + f"{SERVER_PORT:04X}" + r""" [0-9A-F]+:0000 0A " /proc/net/tcp /proc/net/tcp6 2>/dev/null; do
   i=$((i + 1))
-  if [ "$i" -ge 100 ]; then echo "pgbackrest server does not listen" >&2; exit 1; fi
+  if [ "$i" -ge 100 ]; then echo "it does not listen on its port after 5 s: $(cat "$dir/server.err" 2>/dev/null)"; exit 1; fi
   sleep 0.05
 done
 """

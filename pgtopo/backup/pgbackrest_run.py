@@ -17,7 +17,7 @@ from pgtopo import __version__, desired, docker_ops, image_catalog, labels as L,
 from pgtopo.backup import jobs, layout, pgbackrest, tls
 from pgtopo.backup.record import BackupRecord
 from pgtopo.containers import ContainerSpec
-from pgtopo.errors import PgtopoError, SpecError
+from pgtopo.errors import DockerError, PgtopoError, SpecError
 from pgtopo.spec import Topology
 
 if TYPE_CHECKING:
@@ -57,12 +57,12 @@ def check_image(client: "docker.DockerClient", topo: Topology) -> None:
                         hint=f"use an image with pgBackRest {need} or later, or method: native")
 
 
-def _list_job(topo: Topology, read_only: bool = True) -> ContainerSpec:
+def _list_job(topo: Topology) -> ContainerSpec:
     assert topo.backup is not None
     return ContainerSpec(name=desired.names(topo).helper(), image=topo.image,
                          command=pgbackrest.list_argv(topo.cluster, layout.REPO_MOUNT),
                          labels=L.labels(topo.cluster, "helper", job="backup-list"),
-                         mounts=(layout.repository_mount(topo.backup.repository, read_only=read_only),))
+                         mounts=(layout.repository_mount(topo.backup.repository, read_only=True),))
 
 
 def contents(output: str, cluster: str) -> jobs.Contents:
@@ -110,8 +110,15 @@ def take(client: "docker.DockerClient", topo: Topology, source: str, kind: str,
             argv = ["sh", "-c", pgbackrest.SERVER_SCRIPT, "pgtopo-backup-server", pgbackrest.TLS_DIR,
                     *pgbackrest.server_argv(topo.cluster, tls.CLIENT_NAME)]
             servers.enter_context(docker_ops.exec_tethered(client, host, argv, user="postgres"))
-        for host, _ in hosts:
-            docker_ops.exec_run(client, host, ["sh", "-c", pgbackrest.LISTENING])
+        for host, node in hosts:
+            try:
+                docker_ops.exec_run(client, host, ["sh", "-c", pgbackrest.LISTENING, "pgtopo-listening",
+                                                   pgbackrest.TLS_DIR])
+            except DockerError as exc:
+                raise PgtopoError(f"{node}: pgBackRest's server for the backup did not start: {exc.message}",
+                                  hint="nothing was backed up; fix the cause shown, then run `pgtopo backup` "
+                                       "again") from exc
+
         def prepare(cid: str) -> None:
             docker_ops.write_dir(client, cid, parent, folder, job_files, uid, gid)
 

@@ -24,6 +24,11 @@ from pgtopo.errors import DockerError, PgtopoError, SpecError
 from pgtopo.spec import Topology
 
 MANIFEST_BEGIN = "pgtopo-manifest"  # the line before each manifest the listing job prints
+NO_PGBACKREST = "pgtopo-no-pgbackrest"  # the repository holds pgBackRest backups; the image has no pgbackrest
+
+
+class NoPgbackrest(Exception):
+    """The source's backups were taken by pgBackRest, and the file's image has none to restore them."""
 
 # Prints "<MANIFEST_BEGIN> <label>" and the manifest of every complete backup of a cluster (a
 # backup under way has none yet: it is written last); then, when the repository holds backups of
@@ -42,7 +47,8 @@ if [ -d "$base" ]; then
     fi
   done
 fi
-if command -v pgbackrest >/dev/null 2>&1; then sh -c "$@"; fi
+if command -v pgbackrest >/dev/null 2>&1; then sh -c "$@"
+elif [ -f "$3/backup/$4/backup.info" ]; then echo "pgtopo-no-pgbackrest"; fi
 """
 
 # The restore.  Work happens in pgdata.tmp (and the server's socket and log in restore.run beside
@@ -137,6 +143,10 @@ def run(ctx: Context, action: Action) -> None:
         chosen = restore_plan.choose(backups(ctx, restore), restore)
     except restore_plan.NoBackup as exc:
         raise SpecError([f"bootstrap.restore: {exc}"]) from None
+    except NoPgbackrest:
+        raise SpecError([f"bootstrap.restore: {source}'s backups in the repository were taken by pgBackRest, and "
+                         f"image {ctx.topo.image} has no pgbackrest command to restore them"],
+                        hint="use an image with pgBackRest 2.41 or later for the restored cluster") from None
     finally:
         ctx.progress(node, "")
     with ctx.lock:
@@ -182,12 +192,15 @@ def parse_listing(output: str, cluster: str = "") -> list[restore_plan.BackupInf
     found: list[restore_plan.BackupInfo] = []
     info_lines = jobs.tagged(output, "pgtopo-info")
     native = output.split("\npgtopo-info ", 1)[0] if info_lines else output
+    native = "\n".join(line for line in native.splitlines() if line != NO_PGBACKREST)
     parts = f"\n{native}".split(f"\n{MANIFEST_BEGIN} ")
     for part in parts[1:]:
         label, _, text = part.partition("\n")
         info = restore_plan.parse_manifest(label.strip(), text)
         if info is not None and info.label == label.strip():
             found.append(info)
+    if NO_PGBACKREST in output.splitlines() and not found:
+        raise NoPgbackrest(cluster)
     if info_lines:
         try:
             records = pgbackrest.records(info_lines[-1], cluster)

@@ -206,7 +206,7 @@ def _run_tethered(client: "docker.DockerClient", spec: ContainerSpec, progress: 
                   prepare: Callable[[str], None] | None = None) -> str:
     """Run a job whose stdin this process holds (docker_ops.tether) to its end; its output's tail.
     Not docker_ops.run_job: the tether must be attached before the start.  A job is awaited by
-    asking the engine every waits.PROGRESS seconds, reporting its progress in between.
+    asking the engine every waits.JOB_END seconds, reporting its progress every waits.PROGRESS.
     `prepare(container id)` runs between its creation and its start (files it needs)."""
     cid = docker_ops.create_container(client, spec)
     try:

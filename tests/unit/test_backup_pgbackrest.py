@@ -172,3 +172,14 @@ def test_the_status_line_says_how_old_the_newest_backup_is() -> None:
     now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
     assert [render._age(now - timedelta(seconds=s), now) for s in (40, 119, 720, 5 * 3600, 3 * 86400)] == [
         "40 s", "119 s", "12 min", "5 h", "3 d"]
+
+
+def test_pgbackrest_backups_an_image_cannot_restore_are_said_so() -> None:
+    """The listing job's image has no pgbackrest, and the repository holds pgBackRest's backups of
+    the source: not "no backup", but which image lacks what."""
+    with pytest.raises(restore.NoPgbackrest):
+        restore.parse_listing(f"{restore.NO_PGBACKREST}\n", "brt")
+    native = json.dumps({"label": "20261202T100000Z", "stop_time": "2026-12-02T10:00:05Z"})
+    found = restore.parse_listing(f"{restore.MANIFEST_BEGIN} 20261202T100000Z\n{native}\n{restore.NO_PGBACKREST}\n",
+                                  "brt")  # native backups there too: those can be restored
+    assert [b.label for b in found] == ["20261202T100000Z"]
