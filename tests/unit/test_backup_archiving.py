@@ -312,3 +312,23 @@ def test_backup_refuses_a_volume_pgtopo_made_for_something_else_before_writing_t
     monkeypatch.setattr(docker_ops, "list_volumes", lambda client, name: [])
     repository.ensure(object(), B)  # type: ignore[arg-type]
     assert touched == ["create", "job"]
+
+
+def test_the_archive_command_never_overwrites_a_segment_archived_already(tmp_path) -> None:
+    """Run as PostgreSQL runs it (sh -c, %p and %f replaced), against a directory standing in for
+    the repository: a segment is archived; the same again is accepted; other contents under that
+    name (an old primary that went on writing) fail and leave the archived one as it was."""
+    import subprocess
+
+    command = layout.archive_command("pg").replace(layout.REPO_MOUNT, str(tmp_path))
+    segment, archived = tmp_path / "000000010000000000000003", tmp_path / "pg" / "wal" / "000000010000000000000003"
+
+    def archive(content: bytes) -> int:
+        segment.write_bytes(content)
+        line = command.replace("%p", str(segment)).replace("%f", segment.name)
+        return subprocess.run(["sh", "-c", line], capture_output=True).returncode
+
+    assert archive(b"ours") == 0 and archived.read_bytes() == b"ours"
+    assert archive(b"ours") == 0
+    assert archive(b"theirs") != 0 and archived.read_bytes() == b"ours"
+    assert sorted(p.name for p in archived.parent.iterdir()) == [segment.name]  # no temporary file left
