@@ -18,13 +18,14 @@ esac
 tag=${IMAGE_TAG:-"pgtopo-local/postgres:$major"}  # IMAGE_TAG: another name (a trial build beside the tested one)
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
-# The recipe's version, a label of the image: an image an older recipe built (without
-# pgBackRest, say) is built again.
-recipe=2
-if [[ -z ${FORCE:-} ]] && [[ $(docker image inspect -f '{{index .Config.Labels "pgtopo-local.recipe"}}' "$tag" \
-        2>/dev/null) == "$recipe" ]]; then
-    echo "build-image: $tag present (cached)" >&2
-    exit 0
+# An image an older recipe built (without pgBackRest, say) is built again.  Not by a label: every
+# container of the image would carry it.
+if [[ -z ${FORCE:-} ]] && docker image inspect "$tag" >/dev/null 2>&1; then
+    if [[ $packages != *pgbackrest* ]] || docker run --rm --pull never --network none --entrypoint sh "$tag" \
+            -c 'command -v pgbackrest' >/dev/null 2>&1; then
+        echo "build-image: $tag present (cached)" >&2
+        exit 0
+    fi
 fi
 
 if ! command -v debootstrap >/dev/null 2>&1; then
@@ -65,7 +66,6 @@ ENV PATH=/usr/lib/postgresql/$major/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin
     PGDATA=/var/lib/postgresql/data \
     LANG=C.UTF-8
 STOPSIGNAL SIGINT
-LABEL pgtopo-local.recipe=$recipe
 USER postgres
 CMD ["postgres"]
 DOCKERFILE
